@@ -1,0 +1,1 @@
+"""Local stand-ins for Slack and MetaStudio: real HTTP servers for tests and the local run."""

@@ -1,0 +1,157 @@
+"""The one Settings object: every knob of the bot, read from the environment once.
+
+Environment names are a public contract (deploy scripts rely on them). Slack, Redis and
+Huawei Cloud settings keep their ecosystem names; the bot's own policy uses ``VOICEBOT_``.
+Secrets are ``SecretStr`` so they never show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+METASTUDIO_REGIONS = ("cn-north-4", "cn-east-3")
+
+
+LOCAL_BOT_TOKEN = SecretStr("xoxb-local")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    # Slack
+    slack_bot_token: SecretStr = Field(
+        default=LOCAL_BOT_TOKEN, validation_alias=_env("SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr = Field(
+        default=SecretStr("local-signing-secret"), validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_APP_TOKEN")
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias=_env("SLACK_API_URL")
+    )
+
+    # Redis
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL")
+    )
+    redis_prefix: str = Field(default="voicebot:", validation_alias=_env("VOICEBOT_REDIS_PREFIX"))
+
+    # Huawei Cloud MetaStudio
+    huaweicloud_sdk_ak: SecretStr | None = Field(
+        default=None, validation_alias=_env("HUAWEICLOUD_SDK_AK")
+    )
+    huaweicloud_sdk_sk: SecretStr | None = Field(
+        default=None, validation_alias=_env("HUAWEICLOUD_SDK_SK")
+    )
+    huaweicloud_sdk_project_id: str | None = Field(
+        default=None, validation_alias=_env("HUAWEICLOUD_SDK_PROJECT_ID")
+    )
+    metastudio_region: str = Field(default="cn-north-4", validation_alias=_env("METASTUDIO_REGION"))
+    metastudio_endpoint_override: str | None = Field(
+        default=None, validation_alias=_env("METASTUDIO_ENDPOINT")
+    )
+    metastudio_timeout: float = Field(
+        default=10.0, gt=0, validation_alias=_env("VOICEBOT_METASTUDIO_TIMEOUT")
+    )
+    iam_endpoint: str | None = Field(
+        default=None, validation_alias=_env("HUAWEICLOUD_SDK_IAM_ENDPOINT")
+    )
+    iam_user: str | None = Field(default=None, validation_alias=_env("VOICEBOT_IAM_USER"))
+    iam_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("VOICEBOT_IAM_PASSWORD")
+    )
+    iam_domain: str | None = Field(default=None, validation_alias=_env("VOICEBOT_IAM_DOMAIN"))
+
+    # HTTP server
+    port: int = Field(default=3000, ge=0, le=65535, validation_alias=_env("PORT"))
+
+    # Bot policy
+    admins: CommaList = Field(default=(), validation_alias=_env("VOICEBOT_ADMINS"))
+    approval_channel: str | None = Field(
+        default=None, validation_alias=_env("VOICEBOT_APPROVAL_CHANNEL")
+    )
+    allow_self_approval: bool = Field(
+        default=False, validation_alias=_env("VOICEBOT_ALLOW_SELF_APPROVAL")
+    )
+    require_approval: bool = Field(default=True, validation_alias=_env("VOICEBOT_REQUIRE_APPROVAL"))
+    approval_ttl: int = Field(default=86400, gt=0, validation_alias=_env("VOICEBOT_APPROVAL_TTL"))
+    poll_interval: float = Field(
+        default=30.0, gt=0, validation_alias=_env("VOICEBOT_POLL_INTERVAL")
+    )
+    poll_max_interval: float = Field(
+        default=300.0, gt=0, validation_alias=_env("VOICEBOT_POLL_MAX_INTERVAL")
+    )
+    queue_name: str = Field(default="voicebot:arq", validation_alias=_env("VOICEBOT_QUEUE_NAME"))
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slash_terminated(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("metastudio_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value not in METASTUDIO_REGIONS:
+            raise ValueError(f"must be one of {', '.join(METASTUDIO_REGIONS)}")
+        return value
+
+    @property
+    def metastudio_endpoint(self) -> str:
+        if self.metastudio_endpoint_override:
+            return self.metastudio_endpoint_override.rstrip("/")
+        return f"https://metastudio.{self.metastudio_region}.myhuaweicloud.com"
+
+    @property
+    def has_metastudio_credentials(self) -> bool:
+        return bool(self.huaweicloud_sdk_ak and self.huaweicloud_sdk_sk)
+
+    @property
+    def has_real_slack(self) -> bool:
+        return "slack.com" in self.slack_api_url and self.slack_bot_token != LOCAL_BOT_TOKEN
+
+
+_ENV_NAMES = {
+    name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices)
+           else name.upper())
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus explicit overrides) or raise ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        env_name = _ENV_NAMES.get(field, field.upper())
+        raise ConfigError(f"invalid setting {env_name}: {first['msg']}") from None
