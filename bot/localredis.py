@@ -79,9 +79,10 @@ class LocalRedis:
             self._workdir = None
 
 
-def start_redis_server() -> LocalRedis:
+def start_redis_server(port: int | None = None) -> LocalRedis:
+    """Start a private server; pass ``port`` to restart one where a stopped one listened."""
     binary = _install_redis_server()
-    port = _free_port()
+    port = port or _free_port()
     workdir = tempfile.TemporaryDirectory(prefix="voicebot-redis-")
     process = subprocess.Popen(  # noqa: S603
         [

@@ -1,0 +1,209 @@
+"""The audit stream: an append-only Redis stream of who did what, when and where.
+
+Every entry goes to ``{prefix}audit`` (trimmed to about ``maxlen`` entries) and, when it
+names a job, is copied under the same stream id to ``{prefix}audit:job:{job_id}`` so a
+job's history is one short read. The field layout is defined once here and shared three
+ways, so a record always has the same shape whoever writes it:
+
+- ``AuditLog.append``: one event, on its own (a Lua script, so both streams or neither);
+- ``AuditLog.queue``: inside the caller's MULTI pipeline, atomic with its other writes;
+- ``LUA_AUDIT_APPEND`` + ``AuditLog.script_keys``/``script_args``: inside the caller's Lua
+  script, atomic with the change it records.
+
+The time of an event is the Redis server's clock, read back from the stream id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from bot.redis import Keys, StoreUnavailable, unavailable_on_redis_errors
+
+
+class AuditAction(StrEnum):
+    grant = "grant"
+    revoke = "revoke"
+    allowlist = "allowlist"
+    requested = "requested"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+    submitted = "submitted"
+    submit_failed = "submit_failed"
+    review_passed = "review_passed"
+    review_failed = "review_failed"
+
+
+AUDIT_FIELDS = (
+    "actor",
+    "action",
+    "tenant",
+    "channel",
+    "target",
+    "role",
+    "job_id",
+    "request_id",
+    "payload_hash",
+    "detail",
+)
+
+JOB_STREAM_MAXLEN = 1_000
+_SCAN_PAGE = 500
+
+
+class AuditEvent(BaseModel):
+    """One audit record. ``id`` and ``ts`` are set by Redis when the event is stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: str
+    action: str
+    tenant: str | None = None
+    channel: str | None = None
+    target: str | None = None
+    role: str | None = None
+    job_id: str | None = None
+    request_id: str | None = None
+    payload_hash: str | None = None
+    detail: str | None = None
+    id: str | None = None
+    ts: datetime | None = None
+
+    def fields(self) -> list[str]:
+        """Stream field/value pairs, flat, in ``AUDIT_FIELDS`` order; unset fields left out."""
+        flat: list[str] = []
+        for name in AUDIT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value != "":
+                flat += [name, str(value)]
+        return flat
+
+    @classmethod
+    def from_entry(cls, entry_id: str, values: Mapping[str, str]) -> AuditEvent:
+        known = {name: values[name] for name in AUDIT_FIELDS if name in values}
+        return cls(id=entry_id, ts=stream_id_time(entry_id), **known)
+
+
+def stream_id_time(entry_id: str) -> datetime:
+    millis = int(entry_id.split("-", 1)[0])
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+def hash_payload(payload: Mapping[str, Any]) -> str:
+    """A stable SHA-256 of a JSON body, so the audit proves which payload was approved."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Defines ``audit_append(key_index, arg_index)``. The audit keys must be the last KEYS
+# (main stream, then the job stream if the event names a job) and the audit args the last
+# ARGV, as built by ``AuditLog.script_keys``/``script_args``. Returns the stream id.
+LUA_AUDIT_APPEND = """
+local function audit_append(key_index, arg_index)
+  local stream_key = KEYS[key_index]
+  local job_key = KEYS[key_index + 1]
+  local maxlen = ARGV[arg_index]
+  local job_maxlen = ARGV[arg_index + 1]
+  local fields = {}
+  for i = arg_index + 2, #ARGV do
+    fields[#fields + 1] = ARGV[i]
+  end
+  local id = redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  if job_key then
+    -- The same id in both streams names the same event; '*' only if the job stream's
+    -- last id is somehow ahead (e.g. the main stream was deleted by hand).
+    local copied = redis.pcall('XADD', job_key, 'MAXLEN', '~', job_maxlen, id, unpack(fields))
+    if type(copied) == 'table' and copied.err then
+      redis.call('XADD', job_key, 'MAXLEN', '~', job_maxlen, '*', unpack(fields))
+    end
+  end
+  return id
+end
+"""
+
+
+class AuditLog:
+    def __init__(self, redis: Redis, prefix: str, maxlen: int = 100_000) -> None:
+        self._redis = redis
+        self._keys = Keys(prefix)
+        self.maxlen = maxlen
+        self.stream_key = self._keys("audit")
+        self._append = redis.register_script(LUA_AUDIT_APPEND + "return audit_append(1, 1)")
+
+    def job_stream_key(self, job_id: str) -> str:
+        return self._keys("audit", "job", job_id)
+
+    def script_keys(self, event: AuditEvent) -> list[str]:
+        """The KEYS to put last when calling a script that uses ``LUA_AUDIT_APPEND``."""
+        if event.job_id:
+            return [self.stream_key, self.job_stream_key(event.job_id)]
+        return [self.stream_key]
+
+    def script_args(self, event: AuditEvent) -> list[str]:
+        """The ARGV to put last when calling a script that uses ``LUA_AUDIT_APPEND``."""
+        return [str(self.maxlen), str(JOB_STREAM_MAXLEN), *event.fields()]
+
+    async def append(self, event: AuditEvent) -> str:
+        """Store the event; returns its stream id. Raises ``StoreUnavailable``."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            entry_id = await self._append(
+                keys=self.script_keys(event), args=self.script_args(event)
+            )
+        return str(entry_id)
+
+    def queue(self, pipe: Pipeline, event: AuditEvent) -> None:
+        """Add the event's XADDs to a MULTI pipeline the caller executes."""
+        fields = dict(zip(event.fields()[::2], event.fields()[1::2], strict=True))
+        pipe.xadd(self.stream_key, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+        if event.job_id:
+            pipe.xadd(
+                self.job_stream_key(event.job_id),
+                fields,  # type: ignore[arg-type]
+                maxlen=JOB_STREAM_MAXLEN,
+                approximate=True,
+            )
+
+    async def read(
+        self,
+        *,
+        job_id: str | None = None,
+        request_id: str | None = None,
+        limit: int = 50,
+        scan_limit: int = 10_000,
+    ) -> list[AuditEvent]:
+        """The newest ``limit`` matching events, oldest first.
+
+        Filtering by request without a job scans at most ``scan_limit`` recent entries.
+        """
+        if limit <= 0:
+            return []
+        stream = self.job_stream_key(job_id) if job_id else self.stream_key
+        found: list[AuditEvent] = []
+        upper = "+"
+        scanned = 0
+        with unavailable_on_redis_errors(StoreUnavailable):
+            while len(found) < limit and scanned < scan_limit:
+                page_size = min(_SCAN_PAGE, scan_limit - scanned)
+                if request_id is None:
+                    page_size = min(page_size, limit - len(found))
+                page = await self._redis.xrevrange(stream, max=upper, min="-", count=page_size)
+                for entry_id, values in page:
+                    if request_id is None or values.get("request_id") == request_id:
+                        found.append(AuditEvent.from_entry(entry_id, values))
+                        if len(found) == limit:
+                            break
+                scanned += len(page)
+                if len(page) < page_size:
+                    break
+                upper = "(" + page[-1][0]
+        found.reverse()
+        return found
