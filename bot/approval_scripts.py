@@ -1,0 +1,286 @@
+"""The Lua sources behind every approval state change, each one atomic inside Redis.
+
+A transition and its audit record are written by the same script, so no reader ever sees a
+status change without its audit entry (or the other way round), and two processes racing on
+the same request are serialised by Redis itself. The transition graph is not written here:
+``build_sources`` renders it from the one Python dict in ``bot.approvals``.
+
+The per-job audit stream's key depends on stored data (the job id), so the scripts build it
+from a key prefix: they target a single Redis, not a Cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+_PRELUDE = r"""
+local GRAPH = __GRAPH__
+local AUDIT_FIELDS = __AUDIT_FIELDS__
+
+local function load(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then
+    return nil, flat
+  end
+  local h = {}
+  for i = 1, #flat, 2 do
+    h[flat[i]] = flat[i + 1]
+  end
+  return h, flat
+end
+
+local function allowed(from, to)
+  local nexts = GRAPH[from]
+  return nexts ~= nil and nexts[to] == true
+end
+
+-- Same layout as bot.audit: empty fields left out, the server clock in the stream id, and
+-- the job stream copy under the same id.
+local function audit(ev)
+  local args = {}
+  for _, name in ipairs(AUDIT_FIELDS) do
+    local value = ev[name]
+    if value ~= nil and value ~= '' then
+      args[#args + 1] = name
+      args[#args + 1] = value
+    end
+  end
+  local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(args))
+  if ev.job_id ~= nil and ev.job_id ~= '' then
+    local job_key = ARGV[1] .. ev.job_id
+    local copied = redis.pcall('XADD', job_key, 'MAXLEN', '~', ARGV[3], id, unpack(args))
+    if type(copied) == 'table' and copied.err then
+      redis.call('XADD', job_key, 'MAXLEN', '~', ARGV[3], '*', unpack(args))
+    end
+  end
+  return id
+end
+
+local function event(h, actor, action, detail)
+  return {
+    actor = actor, action = action, tenant = h.tenant,
+    channel = h.card_channel or h.origin_channel, target = h.requester, role = '',
+    job_id = h.job_id, request_id = h.id, payload_hash = h.payload_hash,
+    detail = detail or '',
+  }
+end
+
+-- Records outlive their expiry by the retention window so nothing stays forever.
+local function keep(key, h, now, retention)
+  local left = tonumber(h.expires_at) - tonumber(now)
+  if left < 0 then
+    left = 0
+  end
+  local seconds = math.ceil(left + tonumber(retention))
+  redis.call('EXPIRE', key, seconds)
+  return seconds
+end
+
+local function move(key, expiry_key, h, to, now)
+  redis.call('HSET', key, 'status', to, 'updated_at', now)
+  redis.call('HINCRBY', key, 'version', 1)
+  if h.status == 'pending' then
+    redis.call('ZREM', expiry_key, h.id)
+  end
+  h.status = to
+end
+"""
+
+# Scripts that audit share one calling convention:
+#   KEYS[1] the request hash, KEYS[2] the expiry zset, KEYS[3] the audit stream;
+#   ARGV[1] the job audit stream key prefix, ARGV[2] the audit stream maxlen,
+#   ARGV[3] the job stream maxlen, ARGV[4] the retention in seconds; their own ARGV follow.
+# They reply with the flat hash after the change (HGETALL), or false when nothing changed.
+
+# KEYS[4]: the job's request set.  ARGV[5]: the fields (JSON object of strings).
+_CREATE = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local fields = cjson.decode(ARGV[5])
+local args = {}
+for name, value in pairs(fields) do
+  args[#args + 1] = name
+  args[#args + 1] = value
+end
+redis.call('HSET', KEYS[1], unpack(args))
+if fields.status == 'pending' then
+  redis.call('ZADD', KEYS[2], fields.expires_at, fields.id)
+end
+redis.call('SADD', KEYS[4], fields.id)
+local seconds = keep(KEYS[1], fields, fields.created_at, ARGV[4])
+if redis.call('TTL', KEYS[4]) < seconds then
+  redis.call('EXPIRE', KEYS[4], seconds)
+end
+audit(event(fields, fields.requester, 'requested', ''))
+if fields.status == 'auto_approved' then
+  audit(event(fields, 'voicebot', 'auto_approved', 'approval not required'))
+end
+return 1
+"""
+
+# KEYS: hash.  ARGV: channel, ts, now.
+_ATTACH = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+redis.call('HSET', KEYS[1], 'card_channel', ARGV[1], 'card_ts', ARGV[2], 'updated_at', ARGV[3])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS: hash.  ARGV: fields (JSON object; null deletes), now.
+_UPDATE = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+for name, value in pairs(cjson.decode(ARGV[1])) do
+  if value == cjson.null then
+    redis.call('HDEL', KEYS[1], name)
+  else
+    redis.call('HSET', KEYS[1], name, value)
+  end
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# ARGV[5..]: payload hash (full, or a prefix of at least min_hash chars), actor,
+#            approve ('1'/'0'), reason ('' = none), now, allow self ('1'/'0'), min_hash.
+# Replies {outcome, flat hash}; the hash is left out for not_found.
+_DECIDE = r"""
+local retention, given, actor, approve = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local reason, now, allow_self, min_hash = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+local h, flat = load(KEYS[1])
+if h == nil then
+  return {'not_found'}
+end
+if #given < min_hash or string.sub(h.payload_hash, 1, #given) ~= given then
+  audit(event(h, actor, 'decision_refused', 'hash_mismatch'))
+  return {'hash_mismatch', flat}
+end
+if h.status == 'pending' and tonumber(now) >= tonumber(h.expires_at) then
+  move(KEYS[1], KEYS[2], h, 'expired', now)
+  keep(KEYS[1], h, now, retention)
+  audit(event(h, 'voicebot', 'expired', 'decision by ' .. actor .. ' came after expiry'))
+  return {'expired', redis.call('HGETALL', KEYS[1])}
+end
+if h.status == 'expired' then
+  return {'expired', flat}
+end
+if h.status ~= 'pending' then
+  return {'already_decided', flat}
+end
+if actor == h.requester and allow_self ~= '1' then
+  audit(event(h, actor, 'decision_refused', 'self_approval'))
+  return {'self_approval', flat}
+end
+local to = 'rejected'
+if approve == '1' then
+  to = 'approved'
+end
+move(KEYS[1], KEYS[2], h, to, now)
+redis.call('HSET', KEYS[1], 'decided_by', actor, 'decided_at', now)
+if reason ~= '' then
+  redis.call('HSET', KEYS[1], 'reason', reason)
+end
+keep(KEYS[1], h, now, retention)
+audit(event(h, actor, to, reason))
+return {to, redis.call('HGETALL', KEYS[1])}
+"""
+
+# ARGV[5..]: to, expected (JSON array, '' = any), actor, audit action ('' = none),
+#            audit detail, now, fields (JSON object; null deletes).
+_TRANSITION = r"""
+local to, expected, actor, action = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local detail, now = ARGV[9], ARGV[10]
+local h = load(KEYS[1])
+if h == nil then
+  return false
+end
+if expected ~= '' then
+  local ok = false
+  for _, status in ipairs(cjson.decode(expected)) do
+    if status == h.status then
+      ok = true
+    end
+  end
+  if not ok then
+    return false
+  end
+end
+if not allowed(h.status, to) then
+  return false
+end
+move(KEYS[1], KEYS[2], h, to, now)
+for name, value in pairs(cjson.decode(ARGV[11])) do
+  if value == cjson.null then
+    redis.call('HDEL', KEYS[1], name)
+  else
+    redis.call('HSET', KEYS[1], name, value)
+  end
+end
+keep(KEYS[1], h, now, ARGV[4])
+if action ~= '' then
+  audit(event(h, actor, action, detail))
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# ARGV[5..]: request id, now.
+_EXPIRE = r"""
+local id, now = ARGV[5], ARGV[6]
+local h = load(KEYS[1])
+if h == nil or h.status ~= 'pending' then
+  -- The record is gone (retention ran out) or was decided: the index entry is stale.
+  redis.call('ZREM', KEYS[2], id)
+  return false
+end
+if tonumber(now) < tonumber(h.expires_at) then
+  return false
+end
+move(KEYS[1], KEYS[2], h, 'expired', now)
+keep(KEYS[1], h, now, ARGV[4])
+audit(event(h, 'voicebot', 'expired', 'no decision before expiry'))
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptSources:
+    """The complete Lua text of each approval script, graph and audit layout included."""
+
+    create: str
+    attach: str
+    update: str
+    decide: str
+    transition: str
+    expire: str
+
+
+def _lua_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def _lua_graph(graph: Mapping[str, Sequence[str]]) -> str:
+    rows = []
+    for source, targets in graph.items():
+        inner = ", ".join(f"[{_lua_string(t)}] = true" for t in targets)
+        rows.append(f"[{_lua_string(source)}] = {{{inner}}}")
+    return "{" + ", ".join(rows) + "}"
+
+
+def build_sources(graph: Mapping[str, Sequence[str]], audit_fields: Sequence[str]) -> ScriptSources:
+    """Render every script with ``graph`` (status -> allowed next statuses) baked in."""
+    prelude = _PRELUDE.replace("__GRAPH__", _lua_graph(graph)).replace(
+        "__AUDIT_FIELDS__", "{" + ", ".join(_lua_string(f) for f in audit_fields) + "}"
+    )
+    return ScriptSources(
+        create=prelude + _CREATE,
+        attach=_ATTACH,
+        update=_UPDATE,
+        decide=prelude + _DECIDE,
+        transition=prelude + _TRANSITION,
+        expire=prelude + _EXPIRE,
+    )

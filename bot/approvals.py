@@ -1,0 +1,442 @@
+"""Approval requests and their atomic state transitions in Redis.
+
+A request binds one approval to one exact submit call (job id, body, app user id) through
+``payload_hash``. Every status change runs as a single Lua script that checks the allowed
+transition graph, writes the new state and appends the audit record together, so racing
+clicks, workers and sweepers in separate processes see exactly one winner.
+
+Keys (under the store's prefix):
+    approval:{id}                hash, flat fields, body as JSON; expires ``retention`` after expiry
+    approval:{id}:once:{marker}  exactly-once markers (``claim_once``)
+    approvals:expiry             zset of pending ids scored by ``expires_at``
+    approvals:job:{job_id}       set of request ids for a job
+    audit, audit:job:{job_id}    the audit stream and its per-job index (see ``bot.audit``)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from bot.approval_scripts import build_sources
+from bot.audit import AUDIT_FIELDS, JOB_STREAM_MAXLEN, AuditLog
+from bot.redis import Keys, StoreUnavailable, unavailable_on_redis_errors
+
+SYSTEM_ACTOR = "voicebot"
+DEFAULT_RETENTION = 30 * 86400
+# A button value may carry a shortened hash; anything shorter would be guessable.
+MIN_HASH_PREFIX = 16
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    AUTO_APPROVED = "auto_approved"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    SUBMIT_FAILED = "submit_failed"
+    UNDER_REVIEW = "under_review"
+    PASSED = "passed"
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+    TRAINING_FAILED = "training_failed"
+
+
+S = ApprovalStatus
+TRANSITIONS: Mapping[ApprovalStatus, frozenset[ApprovalStatus]] = {
+    S.PENDING: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED}),
+    S.APPROVED: frozenset({S.SUBMITTING}),
+    S.AUTO_APPROVED: frozenset({S.SUBMITTING}),
+    S.SUBMITTING: frozenset({S.SUBMITTED, S.SUBMIT_FAILED}),
+    S.SUBMITTED: frozenset({S.UNDER_REVIEW, S.PASSED, S.FAILED}),
+    S.UNDER_REVIEW: frozenset({S.PASSED, S.FAILED}),
+    S.PASSED: frozenset({S.SUCCEEDED, S.TRAINING_FAILED}),
+}
+"""The one transition graph; statuses with no entry are terminal. Enforced in Lua."""
+
+TERMINAL_STATUSES: frozenset[ApprovalStatus] = frozenset(s for s in S if s not in TRANSITIONS)
+
+# Fields a transition (or ``update``) may set; identity and binding fields never change.
+MUTABLE_FIELDS: frozenset[str] = frozenset(
+    {"decided_by", "decided_at", "reason", "submit_error", "job_state", "outcome"}
+)
+_DETAIL_FIELDS = ("submit_error", "outcome", "job_state", "reason")
+_DECISIONS = frozenset({S.APPROVED, S.REJECTED})
+
+
+def payload_hash(job_id: str, body: Mapping[str, str], app_user_id: str | None) -> str:
+    """sha256 hex of the canonical JSON of exactly what will be submitted."""
+    canonical = json.dumps(
+        {"job_id": job_id, "body": dict(body), "app_user_id": app_user_id},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def new_request_id() -> str:
+    """``r`` + 12 lowercase base32 characters (60 random bits): short and safe in a URL."""
+    return "r" + base64.b32encode(secrets.token_bytes(8)).decode("ascii")[:12].lower()
+
+
+class ApprovalRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    tenant: str
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    requester: str
+    origin_channel: str
+    card_channel: str
+    card_ts: str | None = None
+    job_id: str
+    body: dict[str, str]
+    app_user_id: str | None = None
+    payload_hash: str
+    status: ApprovalStatus
+    created_at: float
+    expires_at: float
+    decided_by: str | None = None
+    decided_at: float | None = None
+    reason: str | None = None
+    submit_error: str | None = None
+    job_state: str | None = None
+    outcome: str | None = None
+    updated_at: float
+    version: int = 0
+
+    @property
+    def short_hash(self) -> str:
+        """The hash prefix a button value carries; ``decide`` accepts it."""
+        return self.payload_hash[:MIN_HASH_PREFIX]
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def to_redis(self) -> dict[str, str]:
+        """Flat string fields for the Redis hash; ``None`` fields are left out."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump(mode="python").items():
+            if value is None:
+                continue
+            out[name] = _encode(name, value)
+        return out
+
+    @classmethod
+    def from_redis(cls, flat: Mapping[str, str]) -> ApprovalRequest:
+        data: dict[str, Any] = dict(flat)
+        data["body"] = json.loads(data["body"])
+        return cls.model_validate(data)
+
+
+def _encode(name: str, value: object) -> str:
+    if name == "body":
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, float):
+        # repr round-trips a float exactly, so stored timestamps compare equal after a read.
+        return repr(value)
+    return str(value)
+
+
+class DecisionOutcome(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    NOT_FOUND = "not_found"
+    HASH_MISMATCH = "hash_mismatch"
+    EXPIRED = "expired"
+    ALREADY_DECIDED = "already_decided"
+    SELF_APPROVAL = "self_approval"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a click did; ``request`` is the state after it (``None`` only for NOT_FOUND)."""
+
+    outcome: DecisionOutcome
+    request: ApprovalRequest | None
+
+    @property
+    def decided(self) -> bool:
+        """True when this click made the decision (approved or rejected)."""
+        return self.outcome in (DecisionOutcome.APPROVED, DecisionOutcome.REJECTED)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: Sequence[object]) -> dict[str, str]:
+    items = [_text(v) for v in flat]
+    return dict(zip(items[0::2], items[1::2], strict=True))
+
+
+def _parse(reply: object) -> ApprovalRequest | None:
+    if not reply:
+        return None
+    assert isinstance(reply, list)
+    return ApprovalRequest.from_redis(_pairs(reply))
+
+
+def _field_values(fields: Mapping[str, object]) -> dict[str, str | None]:
+    unknown = set(fields) - MUTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not mutable approval fields: {sorted(unknown)}")
+    return {name: None if v is None else _encode(name, v) for name, v in fields.items()}
+
+
+class ApprovalStore:
+    """Approval requests in Redis; every state change is one atomic, audited Lua script.
+
+    Redis outages surface as ``StoreUnavailable``. A script whose reply was lost may still
+    have run, so after one, re-read with ``get`` rather than repeat a decision.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        ttl_seconds: float,
+        allow_self_approval: bool,
+        clock: Callable[[], float] = time.time,
+        retention_seconds: int = DEFAULT_RETENTION,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self._redis = redis
+        self._keys = Keys(prefix)
+        self._ttl = float(ttl_seconds)
+        self._allow_self = allow_self_approval
+        self._clock = clock
+        self._retention = retention_seconds
+        self.audit = audit if audit is not None else AuditLog(redis, prefix)
+        self._audit_args = [
+            self.audit.job_stream_key(""),
+            str(self.audit.maxlen),
+            str(JOB_STREAM_MAXLEN),
+            str(retention_seconds),
+        ]
+        graph = {str(k): sorted(str(v) for v in vs) for k, vs in TRANSITIONS.items()}
+        sources = build_sources(graph, AUDIT_FIELDS)
+        self._create: AsyncScript = redis.register_script(sources.create)
+        self._attach: AsyncScript = redis.register_script(sources.attach)
+        self._update: AsyncScript = redis.register_script(sources.update)
+        self._decide: AsyncScript = redis.register_script(sources.decide)
+        self._transition: AsyncScript = redis.register_script(sources.transition)
+        self._expire: AsyncScript = redis.register_script(sources.expire)
+
+    @property
+    def allow_self_approval(self) -> bool:
+        return self._allow_self
+
+    def key(self, request_id: str) -> str:
+        return self._keys("approval", request_id)
+
+    @property
+    def expiry_key(self) -> str:
+        return self._keys("approvals", "expiry")
+
+    def job_key(self, job_id: str) -> str:
+        return self._keys("approvals", "job", job_id)
+
+    def once_key(self, request_id: str, marker: str) -> str:
+        return self._keys("approval", request_id, "once", marker)
+
+    def _now(self) -> str:
+        return repr(float(self._clock()))
+
+    def _script_keys(self, request_id: str) -> list[str]:
+        return [self.key(request_id), self.expiry_key, self.audit.stream_key]
+
+    async def create(
+        self,
+        *,
+        tenant: str,
+        team_id: str | None,
+        enterprise_id: str | None,
+        requester: str,
+        origin_channel: str,
+        card_channel: str,
+        job_id: str,
+        body: Mapping[str, str],
+        app_user_id: str | None,
+        auto_approve: bool,
+    ) -> ApprovalRequest:
+        """Store a new request: ``pending``, or ``auto_approved`` when approval is off."""
+        now = float(self._clock())
+        while True:
+            request = ApprovalRequest(
+                id=new_request_id(),
+                tenant=tenant,
+                team_id=team_id,
+                enterprise_id=enterprise_id,
+                requester=requester,
+                origin_channel=origin_channel,
+                card_channel=card_channel,
+                job_id=job_id,
+                body=dict(body),
+                app_user_id=app_user_id,
+                payload_hash=payload_hash(job_id, body, app_user_id),
+                status=S.AUTO_APPROVED if auto_approve else S.PENDING,
+                created_at=now,
+                expires_at=now + self._ttl,
+                updated_at=now,
+                version=0,
+            )
+            with unavailable_on_redis_errors(StoreUnavailable):
+                created = await self._create(
+                    keys=[*self._script_keys(request.id), self.job_key(job_id)],
+                    args=[*self._audit_args, json.dumps(request.to_redis(), ensure_ascii=False)],
+                )
+            if created == 1:
+                return request
+            # 60 random bits make a collision all but impossible; if one happens, redraw.
+
+    async def attach_card(self, request_id: str, channel: str, ts: str) -> ApprovalRequest | None:
+        """Record where the approval card was posted (its ``chat.update`` address)."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            reply = await self._attach(keys=[self.key(request_id)], args=[channel, ts, self._now()])
+        return _parse(reply)
+
+    async def update(self, request_id: str, **fields: str | float | None) -> ApprovalRequest | None:
+        """Set ``MUTABLE_FIELDS`` without a status change (e.g. the last seen ``job_state``)."""
+        values = _field_values(fields)
+        with unavailable_on_redis_errors(StoreUnavailable):
+            reply = await self._update(
+                keys=[self.key(request_id)],
+                args=[json.dumps(values, ensure_ascii=False), self._now()],
+            )
+        return _parse(reply)
+
+    async def get(self, request_id: str) -> ApprovalRequest | None:
+        with unavailable_on_redis_errors(StoreUnavailable):
+            flat = await self._redis.hgetall(self.key(request_id))  # type: ignore[misc]
+        if not flat:
+            return None
+        return ApprovalRequest.from_redis({_text(k): _text(v) for k, v in flat.items()})
+
+    async def decide(
+        self,
+        request_id: str,
+        *,
+        payload_hash: str,
+        actor: str,
+        approve: bool,
+        reason: str | None,
+    ) -> Decision:
+        """Approve or reject a pending request, once, bound to its exact payload.
+
+        ``payload_hash`` may be the full hash or a prefix of at least ``MIN_HASH_PREFIX``
+        characters. The approver's role is the caller's concern; this enforces the binding,
+        expiry, the single decision and the self-approval rule.
+        """
+        with unavailable_on_redis_errors(StoreUnavailable):
+            reply = await self._decide(
+                keys=self._script_keys(request_id),
+                args=[
+                    *self._audit_args,
+                    payload_hash,
+                    actor,
+                    "1" if approve else "0",
+                    reason or "",
+                    self._now(),
+                    "1" if self._allow_self else "0",
+                    str(MIN_HASH_PREFIX),
+                ],
+            )
+        assert isinstance(reply, list)
+        outcome = DecisionOutcome(_text(reply[0]))
+        request = _parse(reply[1]) if len(reply) > 1 else None
+        return Decision(outcome, request)
+
+    async def claim_submit(self, request_id: str) -> ApprovalRequest | None:
+        """Move an approved request to ``submitting``; ``None`` if another process won."""
+        return await self.transition(
+            request_id,
+            S.SUBMITTING,
+            expected={S.APPROVED, S.AUTO_APPROVED},
+            audit_action="submitting",
+        )
+
+    async def transition(
+        self,
+        request_id: str,
+        to: ApprovalStatus,
+        *,
+        expected: set[ApprovalStatus] | None = None,
+        actor: str = SYSTEM_ACTOR,
+        audit_action: str | None = None,
+        audit_detail: str | None = None,
+        **fields: str | float | None,
+    ) -> ApprovalRequest | None:
+        """Compare-and-set along ``TRANSITIONS``; ``None`` when not allowed from the current status.
+
+        ``fields`` (from ``MUTABLE_FIELDS``; ``None`` clears) are written in the same step.
+        The audit detail defaults to the first of submit_error, outcome, job_state, reason.
+        """
+        if to in _DECISIONS:
+            raise ValueError("approve or reject through decide(), which checks the binding")
+        values = _field_values(fields)
+        if audit_detail is None:
+            audit_detail = next((v for k in _DETAIL_FIELDS if (v := values.get(k))), "")
+        with unavailable_on_redis_errors(StoreUnavailable):
+            reply = await self._transition(
+                keys=self._script_keys(request_id),
+                args=[
+                    *self._audit_args,
+                    str(to),
+                    "" if expected is None else json.dumps(sorted(str(s) for s in expected)),
+                    actor,
+                    audit_action or "",
+                    audit_detail,
+                    self._now(),
+                    json.dumps(values, ensure_ascii=False),
+                ],
+            )
+        return _parse(reply)
+
+    async def expire_due(self, limit: int = 100) -> list[ApprovalRequest]:
+        """Expire up to ``limit`` pending requests whose time ran out (for a periodic sweep)."""
+        now = self._now()
+        expired: list[ApprovalRequest] = []
+        with unavailable_on_redis_errors(StoreUnavailable):
+            due = await self._redis.zrangebyscore(self.expiry_key, "-inf", now, start=0, num=limit)
+            for raw_id in due:
+                request_id = _text(raw_id)
+                reply = await self._expire(
+                    keys=self._script_keys(request_id),
+                    args=[*self._audit_args, request_id, now],
+                )
+                request = _parse(reply)
+                if request is not None:
+                    expired.append(request)
+        return expired
+
+    async def claim_once(self, request_id: str, marker: str) -> bool:
+        """True exactly once per (request, marker): used to post each outcome once."""
+        ttl = int(self._ttl) + self._retention
+        with unavailable_on_redis_errors(StoreUnavailable):
+            won = await self._redis.set(self.once_key(request_id, marker), "1", nx=True, ex=ttl)
+        return bool(won)
+
+    async def for_job(self, job_id: str) -> list[ApprovalRequest]:
+        """Every stored request for ``job_id``, oldest first."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            ids = await self._redis.smembers(self.job_key(job_id))  # type: ignore[misc]
+        found = [await self.get(_text(i)) for i in sorted(ids)]
+        return sorted((r for r in found if r is not None), key=lambda r: (r.created_at, r.id))
