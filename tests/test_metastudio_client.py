@@ -1,0 +1,522 @@
+"""The MetaStudio client: every call, every error class, retries and the at-most-once submit.
+
+Part one drives the client against a small scripted server (real HTTP) for answers the
+local MetaStudio never gives (other error-body spellings, 504, a 5xx twice in a row).
+Part two runs it against the local MetaStudio, with its gateway, review simulation and
+fault injection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bot.metastudio import (
+    AKSKAuth,
+    APIError,
+    CommitJobRequest,
+    InvalidParameter,
+    JobNotFound,
+    JobNotSubmittable,
+    JobState,
+    MetaStudioClient,
+    MetaStudioError,
+    ProjectMismatch,
+    QuotaExceeded,
+    RetryPolicy,
+    ServerError,
+    SignatureRejected,
+    SubmitOutcomeUnknown,
+    Throttled,
+    TokenExpired,
+    TrainingJob,
+    TransportError,
+)
+from bot.metastudio.client import REDACTED, json_bytes, submit_took_effect
+from bot.metastudio.errors import error_from_response, parse_retry_after
+from bot.sandbox.serve import ServerThread
+
+AK = "HWTESTAK0000000000000"
+SK = "HwTestSecretKey0000000000000000000000000"
+PROJECT = "0123456789abcdef0123456789abcdef"
+JOB = "26f06524-4f75-4b3a-a853-b649a21aaf66"
+PREFIX = f"/v1/{PROJECT}/voice-training-manage"
+REQUEST = CommitJobRequest(voice_name="demo_voice_01", sex="FEMALE", language="CN")
+
+
+class Sleeps:
+    """An injectable sleep that records the delays asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
+
+
+def fast_retry(sleeps: Sleeps, attempts: int = 4) -> RetryPolicy:
+    return RetryPolicy(attempts=attempts, sleep=sleeps, random=lambda: 0.5)
+
+
+# -- part one: a scripted server ----------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw: bytes | None = None
+
+
+@dataclass
+class Seen:
+    method: str
+    raw_path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Script:
+    """Replies handed out in request order; each request is recorded as it arrived."""
+
+    replies: list[Reply] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        async def handle(request: Request) -> Response:
+            self.seen.append(
+                Seen(
+                    request.method,
+                    request.scope["raw_path"].decode(),
+                    request.scope["query_string"].decode(),
+                    {k.lower(): v for k, v in request.headers.items()},
+                    await request.body(),
+                )
+            )
+            reply = self.replies.pop(0) if self.replies else Reply()
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            content = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+            return Response(content, reply.status, reply.headers, "application/json")
+
+        methods = ["GET", "POST", "PUT", "DELETE"]
+        return Starlette(routes=[Route("/{path:path}", handle, methods=methods)])
+
+    def methods(self) -> list[str]:
+        return [s.method for s in self.seen]
+
+
+def job_json(state: JobState, **extra: Any) -> dict[str, Any]:
+    return {"job_id": JOB, "state": state.value, "reject_times": 0, "lastupdate_time": 1, **extra}
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture
+def scripted_server(script: Script) -> Iterator[ServerThread]:
+    with ServerThread(script.app()) as server:
+        yield server
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+async def scripted(
+    scripted_server: ServerThread, sleeps: Sleeps
+) -> AsyncIterator[MetaStudioClient]:
+    client = MetaStudioClient(
+        scripted_server.url, PROJECT, AKSKAuth(AK, SK), timeout=2.0, retry=fast_retry(sleeps)
+    )
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "msg"),
+    [
+        ({"error_code": "MSS.41000003", "error_msg": "gone"}, "MSS.41000003", "gone"),
+        ({"errorCode": "MSS.00000003", "errorMsg": "bad"}, "MSS.00000003", "bad"),
+        ({"code": "MSS.41000012", "message": "busy"}, "MSS.41000012", "busy"),
+        ({"error": {"error_code": "APIGW.0308", "error_msg": "slow"}}, "APIGW.0308", "slow"),
+        (
+            {"error_code": "A", "error_msg": "first", "code": "B", "message": "second"},
+            "A",
+            "first",
+        ),
+    ],
+)
+def test_error_body_is_read_in_the_sdk_order(body: dict[str, Any], code: str, msg: str) -> None:
+    error = error_from_response(400, {}, json.dumps(body).encode())
+    assert (error.error_code, error.error_msg) == (code, msg)
+
+
+def test_unparseable_error_body_falls_back_to_status_and_text() -> None:
+    error = error_from_response(503, {}, b"<html>upstream down</html>")
+    assert isinstance(error, ServerError)
+    assert (error.error_code, error.error_msg) == ("503", "<html>upstream down</html>")
+
+
+def test_request_id_comes_from_the_header_then_the_body() -> None:
+    body = json.dumps({"error_code": "X", "error_msg": "y", "request_id": "from-body"}).encode()
+    assert error_from_response(400, {"x-request-id": "from-header"}, body).request_id == (
+        "from-header"
+    )
+    assert error_from_response(400, {}, body).request_id == "from-body"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "msg", "cls"),
+    [
+        (401, "APIGW.0301", "verify aksk signature fail", SignatureRejected),
+        (401, "APIGW.0301", "token invalid, The token must be updated", TokenExpired),
+        (401, "APIGW.0307", "The token must be updated.", TokenExpired),
+        (400, "MSS.00010009", "urlTenantId is not equal tokenTenantId", ProjectMismatch),
+        (404, "MSS.41000003", "训练任务不存在", JobNotFound),
+        (400, "MSS.41000005", "task state does not allow this operation", JobNotSubmittable),
+        (400, "MSS.00000002", "Invalid body", InvalidParameter),
+        (400, "MSS.00000003", "Invalid parameter: tag", InvalidParameter),
+        (400, "MSS.10000002", "Request JSON exception", InvalidParameter),
+        (400, "MSS.10000003", "Parameter validation abnormal", InvalidParameter),
+        (403, "MSS.41000012", "concurrency", QuotaExceeded),
+        (403, "MSS.41000023", "resources", QuotaExceeded),
+        (429, "APIGW.0308", "throttled", Throttled),
+        (500, "MSS.000000002", "internal error", ServerError),
+        (404, "MSS.00010003", "SR.api not found", APIError),
+    ],
+)
+def test_error_codes_map_onto_the_hierarchy(
+    status: int, code: str, msg: str, cls: type[APIError]
+) -> None:
+    body = json.dumps({"error_code": code, "error_msg": msg}).encode()
+    error = error_from_response(status, {}, body)
+    assert type(error) is cls
+    assert error.hint
+    assert code in str(error)
+
+
+def test_other_400_about_state_on_submit_is_not_submittable() -> None:
+    body = json.dumps({"error_code": "MSS.49999999", "error_msg": "job state invalid"}).encode()
+    assert isinstance(error_from_response(400, {}, body, on_commit=True), JobNotSubmittable)
+    assert type(error_from_response(400, {}, body)) is APIError
+
+
+def test_quota_hints_tell_concurrency_from_resources() -> None:
+    def quota(code: str) -> str:
+        body = json.dumps({"error_code": code, "error_msg": "quota"}).encode()
+        return error_from_response(403, {}, body).hint
+
+    assert "wait" in quota("MSS.41000012").lower()
+    assert "buy" in quota("MSS.41000023").lower()
+
+
+def test_gateway_canonical_request_echo_is_kept_out_of_the_message() -> None:
+    echo = (
+        "POST|/v1/p/x/|"
+        "|content-type:application/json|x-security-token:SECRETSTS|x-sdk-date:20250101T000000Z|"
+    )
+    msg = (
+        "Incorrect IAM authentication information: verify aksk signature fail, "
+        f"canonicalRequest: {echo}"
+    )
+    body = json.dumps({"error_code": "APIGW.0301", "error_msg": msg}).encode()
+    error = error_from_response(401, {"X-Request-Id": "r1"}, body)
+    assert isinstance(error, SignatureRejected)
+    assert "canonicalRequest" not in str(error)
+    assert "x-sdk-date" not in str(error)
+    assert "SECRETSTS" not in repr(error)
+    assert error.detail is not None
+    assert "SECRETSTS" not in error.detail
+    assert "x-security-token:***" in error.detail
+    assert "15 minutes" in error.hint
+
+
+def _roundtrip(error: MetaStudioError) -> Any:
+    # Queue workers pickle a failed job's exception; these bytes are our own.
+    return pickle.loads(pickle.dumps(error))  # noqa: S301
+
+
+def test_errors_survive_pickling() -> None:
+    body = json.dumps({"error_code": "APIGW.0308", "error_msg": "slow"}).encode()
+    throttled = error_from_response(429, {"Retry-After": "3", "X-Request-Id": "r"}, body)
+    copy = _roundtrip(throttled)
+    assert type(copy) is Throttled
+    assert copy.retry_after == 3.0
+    assert str(copy) == str(throttled)
+    assert _roundtrip(SubmitOutcomeUnknown("lost", job_id=JOB)).job_id == JOB
+    assert _roundtrip(TransportError("no answer", maybe_sent=False)).maybe_sent is False
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_backoff_is_capped_exponential_with_full_jitter() -> None:
+    top = RetryPolicy(attempts=10, base=0.2, cap=1.0, random=lambda: 1.0)
+    assert [top.backoff(n) for n in range(5)] == pytest.approx([0.2, 0.4, 0.8, 1.0, 1.0])
+    half = RetryPolicy(base=0.2, cap=5.0, random=lambda: 0.5)
+    assert half.backoff(2) == pytest.approx(0.4)
+    assert RetryPolicy(jitter="none", random=lambda: 0.0).backoff(1) == pytest.approx(0.4)
+
+
+def test_retry_delay_honours_retry_after_and_the_attempt_budget() -> None:
+    policy = RetryPolicy(attempts=3, random=lambda: 1.0, max_retry_after=10)
+    throttled = Throttled(429, "APIGW.0308", "slow", retry_after=7.0)
+    assert policy.delay(0, throttled) == 7.0
+    assert policy.delay(2, throttled) is None
+    assert policy.delay(0, Throttled(429, "APIGW.0308", "slow", retry_after=60.0)) is None
+    assert policy.delay(1, ServerError(500, "x", "y")) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)
+
+
+def _job(state: JobState, reject_times: int | None = 0, updated: int | None = 1) -> TrainingJob:
+    return TrainingJob(job_id=JOB, state=state, reject_times=reject_times, lastupdate_time=updated)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict"),
+    [
+        (_job(JobState.UPLOADING), _job(JobState.UPLOADING), False),
+        (_job(JobState.UPLOADING), _job(JobState.SYSTEM_AUDITING, updated=2), True),
+        (_job(JobState.CREATING), _job(JobState.WAITING, updated=2), True),
+        (_job(JobState.UPLOADING), _job(JobState.AUDIT_FAILED, 1, 3), True),
+        (_job(JobState.AUDIT_FAILED, 1, 5), _job(JobState.AUDIT_FAILED, 2, 9), True),
+        (_job(JobState.AUDIT_FAILED, 1, 5), _job(JobState.AUDIT_FAILED, 1, 5), False),
+        (_job(JobState.AUDIT_FAILED, 1, 5), _job(JobState.AUDIT_FAILED, 1, 9), None),
+        (_job(JobState.AUDIT_FAILED, None, 5), _job(JobState.AUDIT_FAILED, None, 5), False),
+        (_job(JobState.AUDIT_FAILED, None, 5), _job(JobState.AUDIT_FAILED, None, 6), None),
+        (_job(JobState.AUDIT_FAILED, 1, 5), _job(JobState.AUDITING, 1, 6), True),
+        (_job(JobState.AUDITING), _job(JobState.WAITING, updated=2), False),
+    ],
+)
+def test_submit_took_effect_compares_before_and_after(
+    before: TrainingJob, after: TrainingJob, verdict: bool | None
+) -> None:
+    assert submit_took_effect(before, after) is verdict
+
+
+async def test_every_request_carries_content_type_project_and_encoded_path(
+    scripted: MetaStudioClient, script: Script
+) -> None:
+    odd = "a/b c+ü"
+    script.replies = [
+        Reply(body=job_json(JobState.UPLOADING, job_id=odd)),
+        Reply(body={"count": 0, "jobs": []}),
+        Reply(body={}),
+        Reply(body={"count": 0, "operations": []}),
+    ]
+    job = await scripted.show_job(odd, app_user_id="U012ABCDEF")
+    assert job.job_id == odd
+    states = [JobState.WAITING, JobState.FAILED]
+    await scripted.list_jobs(states=states, app_user_id="U1", tag="NEWS")
+    await scripted.audit_result(odd)
+    await scripted.operation_logs(odd, offset=5, limit=20)
+    show, listing, audit, logs = script.seen
+    for seen in script.seen:
+        assert seen.headers["content-type"] == "application/json"
+        assert seen.headers["x-project-id"] == PROJECT
+        assert seen.headers["authorization"].startswith("SDK-HMAC-SHA256 Access=" + AK)
+        assert "x-sdk-date" in seen.headers["authorization"]
+        assert SK not in json.dumps(seen.headers)
+    assert show.raw_path == f"{PREFIX}/user/jobs/a%2Fb%20c%2B%C3%BC"
+    assert audit.raw_path == f"{PREFIX}/user/jobs/a%2Fb%20c%2B%C3%BC/audit-result"
+    assert show.headers["x-app-userid"] == "U012ABCDEF"
+    assert listing.headers["x-app-userid"] == "U1"
+    assert "x-app-userid" not in audit.headers
+    assert "x-app-userid" not in logs.headers
+    assert listing.query == "limit=10&offset=0&state=WAITING%2CFAILED&tag=NEWS"
+    assert logs.query == "limit=20&offset=5"
+
+
+async def test_commit_sends_compact_json_once(scripted: MetaStudioClient, script: Script) -> None:
+    script.replies = [Reply(body=job_json(JobState.UPLOADING)), Reply(body={})]
+    request = CommitJobRequest(voice_name="声音一号", sex="FEMALE", tag="CUSTOMER")
+    result = await scripted.commit_job(JOB, request, app_user_id="U012ABCDEF")
+    assert (result.applied, result.verified_by_read, result.posts) == (True, False, 1)
+    post = script.seen[1]
+    assert post.method == "POST"
+    assert post.raw_path == f"{PREFIX}/user/jobs/{JOB}"
+    assert post.body == json_bytes(request.body())
+    assert post.body == '{"tag":"CUSTOMER","sex":"FEMALE","voice_name":"声音一号"}'.encode()
+    assert post.headers["x-app-userid"] == "U012ABCDEF"
+
+
+async def test_reads_retry_server_errors_and_honour_retry_after(
+    scripted: MetaStudioClient, script: Script, sleeps: Sleeps
+) -> None:
+    script.replies = [
+        Reply(503, {"error_code": "MSS.000000002", "error_msg": "internal error"}),
+        Reply(429, {"error_code": "APIGW.0308", "error_msg": "slow"}, {"Retry-After": "2"}),
+        Reply(body=job_json(JobState.AUDITING)),
+    ]
+    job = await scripted.show_job(JOB)
+    assert job.state is JobState.AUDITING
+    assert sleeps.delays == [pytest.approx(0.1), 2.0]
+
+
+async def test_reads_do_not_retry_definite_errors(
+    scripted: MetaStudioClient, script: Script, sleeps: Sleeps
+) -> None:
+    script.replies = [Reply(404, {"error_code": "MSS.41000003", "error_msg": "no such task"})]
+    with pytest.raises(JobNotFound):
+        await scripted.show_job(JOB)
+    assert len(script.seen) == 1
+    assert sleeps.delays == []
+
+
+async def test_unreadable_success_body_is_an_error(
+    scripted: MetaStudioClient, script: Script
+) -> None:
+    script.replies = [Reply(raw=b"not json")]
+    with pytest.raises(MetaStudioError, match="could not read"):
+        await scripted.show_job(JOB)
+
+
+async def test_commit_after_a_finished_5xx_and_a_read_showing_nothing_resends_once(
+    scripted: MetaStudioClient, script: Script
+) -> None:
+    script.replies = [
+        Reply(body=job_json(JobState.UPLOADING)),
+        Reply(500, {"error_code": "MSS.000000002", "error_msg": "internal error"}),
+        Reply(body=job_json(JobState.UPLOADING)),
+        Reply(body={}),
+    ]
+    result = await scripted.commit_job(JOB, REQUEST)
+    assert (result.applied, result.verified_by_read, result.posts) == (True, False, 2)
+    assert script.methods() == ["GET", "POST", "GET", "POST"]
+
+
+async def test_commit_never_posts_a_third_time(scripted: MetaStudioClient, script: Script) -> None:
+    error = {"error_code": "MSS.000000002", "error_msg": "internal error"}
+    script.replies = [
+        Reply(body=job_json(JobState.UPLOADING)),
+        Reply(500, error),
+        Reply(body=job_json(JobState.UPLOADING)),
+        Reply(500, error),
+        Reply(body=job_json(JobState.UPLOADING)),
+    ]
+    with pytest.raises(ServerError):
+        await scripted.commit_job(JOB, REQUEST)
+    assert script.methods() == ["GET", "POST", "GET", "POST", "GET"]
+
+
+async def test_commit_after_a_5xx_that_landed_is_verified_by_read(
+    scripted: MetaStudioClient, script: Script
+) -> None:
+    script.replies = [
+        Reply(body=job_json(JobState.UPLOADING)),
+        Reply(500, {"error_code": "MSS.000000002", "error_msg": "internal error"}),
+        Reply(body=job_json(JobState.SYSTEM_AUDITING, lastupdate_time=2)),
+    ]
+    result = await scripted.commit_job(JOB, REQUEST)
+    assert (result.applied, result.verified_by_read, result.posts) == (True, True, 1)
+    assert result.job is not None
+    assert result.job.state is JobState.SYSTEM_AUDITING
+
+
+async def test_commit_after_a_504_does_not_resend(
+    scripted: MetaStudioClient, script: Script
+) -> None:
+    script.replies = [
+        Reply(body=job_json(JobState.UPLOADING)),
+        Reply(504, {"error_code": "APIGW.0203", "error_msg": "gateway timeout"}),
+        Reply(body=job_json(JobState.UPLOADING)),
+    ]
+    with pytest.raises(SubmitOutcomeUnknown) as caught:
+        await scripted.commit_job(JOB, REQUEST)
+    assert script.methods() == ["GET", "POST", "GET"]
+    assert caught.value.job is not None
+    assert caught.value.hint
+
+
+async def test_commit_whose_read_fails_is_outcome_unknown(
+    scripted: MetaStudioClient, script: Script, sleeps: Sleeps
+) -> None:
+    error = {"error_code": "MSS.000000002", "error_msg": "internal error"}
+    script.replies = [Reply(body=job_json(JobState.UPLOADING)), Reply(502, error)]
+    script.replies += [Reply(500, error) for _ in range(4)]
+    with pytest.raises(SubmitOutcomeUnknown, match="reading the job afterwards failed"):
+        await scripted.commit_job(JOB, REQUEST)
+    assert script.methods().count("POST") == 1
+    assert len(sleeps.delays) == 3
+
+
+async def test_commit_retries_429_honouring_retry_after(
+    scripted: MetaStudioClient, script: Script, sleeps: Sleeps
+) -> None:
+    script.replies = [
+        Reply(body=job_json(JobState.UPLOADING)),
+        Reply(429, {"error_code": "APIGW.0308", "error_msg": "slow"}, {"Retry-After": "1"}),
+        Reply(body={}),
+    ]
+    result = await scripted.commit_job(JOB, REQUEST)
+    assert (result.verified_by_read, result.posts) == (False, 2)
+    assert sleeps.delays == [1.0]
+
+
+async def test_timeout_on_a_read_is_a_transport_error(
+    scripted_server: ServerThread, script: Script, sleeps: Sleeps
+) -> None:
+    script.replies = [Reply(body=job_json(JobState.UPLOADING), delay=0.5) for _ in range(2)]
+    async with MetaStudioClient(
+        scripted_server.url,
+        PROJECT,
+        AKSKAuth(AK, SK),
+        timeout=0.1,
+        retry=fast_retry(sleeps, attempts=2),
+    ) as client:
+        with pytest.raises(TransportError, match="timed out") as caught:
+            await client.show_job(JOB)
+    assert caught.value.maybe_sent
+    assert len(script.seen) == 2
+
+
+async def test_commit_when_nothing_listens_never_sends(sleeps: Sleeps) -> None:
+    with ServerThread(Script().app()) as server:
+        url = server.url
+    async with MetaStudioClient(
+        url, PROJECT, AKSKAuth(AK, SK), timeout=1.0, retry=fast_retry(sleeps, attempts=2)
+    ) as client:
+        with pytest.raises(TransportError) as caught:
+            await client.commit_job(JOB, REQUEST)
+    assert caught.value.maybe_sent is False
+
+
+async def test_describe_commit_is_signed_and_redacted(
+    scripted: MetaStudioClient, script: Script
+) -> None:
+    call = scripted.describe_commit(JOB, REQUEST, app_user_id="U012ABCDEF")
+    assert call.method == "POST"
+    assert call.url.endswith(f"{PREFIX}/user/jobs/{JOB}")
+    assert call.headers["authorization"] == REDACTED
+    assert call.headers["x-project-id"] == PROJECT
+    assert call.headers["x-app-userid"] == "U012ABCDEF"
+    assert call.headers["content-type"] == "application/json"
+    assert "x-sdk-date" in call.headers
+    assert call.body == json_bytes(REQUEST.body()).decode()
+    assert SK not in repr(call)
+    assert "Signature=" not in repr(call)
+    assert script.seen == []
