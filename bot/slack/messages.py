@@ -58,15 +58,15 @@ def _or_list(items: Iterable[str]) -> str:
 
 _USAGE_LINES: dict[str, str] = {
     "help": "`{c} help`: show this list",
-    "status": "`{c} status <job_id>`: show a job's state at MetaStudio",
+    "status": "`{c} status &lt;job_id&gt;`: show a job's state at MetaStudio",
     "submit": (
         "`{c} submit`: open the submit form\n"
-        '• `{c} submit <job_id> voice_name="My voice" sex=female language=cn tag=customer'
+        '• `{c} submit &lt;job_id&gt; voice_name="My voice" sex=female language=cn tag=customer'
         " [--dry-run]`: ask for approval to submit a training job"
     ),
     "roles": "`{c} roles [@user]`: list who holds which role, or one user's roles",
-    "grant": "`{c} grant @user <role>`: give a user a role (requester, approver, admin)",
-    "revoke": "`{c} revoke @user <role>`: take a role away from a user",
+    "grant": "`{c} grant @user &lt;role&gt;`: give a user a role (requester, approver, admin)",
+    "revoke": "`{c} revoke @user &lt;role&gt;`: take a role away from a user",
     "audit": "`{c} audit [job_id]`: show the audit trail, for one job or for all",
 }
 
@@ -78,8 +78,8 @@ _ALWAYS_ALLOWED = frozenset({"help", "status"})
 def usage_text(allowed: Collection[str], *, command: str = COMMAND) -> str:
     """Short usage listing only the subcommands in ``allowed`` (help and status always)."""
     shown = [s for s in _USAGE_ORDER if s in allowed or s in _ALWAYS_ALLOWED]
-    lines = [f"*Usage of `{command}`:*"]
-    lines += ["• " + _USAGE_LINES[s].format(c=command) for s in shown]
+    lines = [f"*Usage of `{escape(command)}`:*"]
+    lines += ["• " + _USAGE_LINES[s].format(c=escape(command)) for s in shown]
     if "submit" in shown:
         lines.append(submit_keys_text())
     return "\n".join(lines)
@@ -189,7 +189,9 @@ def bad_job_id(value: str) -> str:
 
 
 def missing_job_id(subcommand: str) -> str:
-    return f"`{escape(subcommand)}` needs a job id, e.g. `/voice {escape(subcommand)} <job_id>`."
+    return (
+        f"`{escape(subcommand)}` needs a job id, e.g. `/voice {escape(subcommand)} &lt;job_id&gt;`."
+    )
 
 
 def too_long(key: str, limit: int, length: int) -> str:
@@ -396,7 +398,10 @@ def metastudio_unavailable() -> str:
 
 
 def job_not_found(job_id: str) -> str:
-    return f"MetaStudio has no job `{escape(job_id)}`. Check the id with `/voice status <job_id>`."
+    return (
+        f"MetaStudio has no job `{escape(job_id)}`. "
+        "Check the id with `/voice status &lt;job_id&gt;`."
+    )
 
 
 def job_not_submittable(job_id: str, state_words: str) -> str:
