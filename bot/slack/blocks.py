@@ -185,7 +185,8 @@ _FIELD_LABELS: dict[str, str] = {
 def request_fields(request: CommitJobRequest) -> list[tuple[str, str]]:
     """The fields a submit will send, as (label, escaped value) pairs."""
     body = request.body()
-    return [(_FIELD_LABELS.get(k, k), escape(v)) for k, v in body.items()]
+    order = [k for k in _FIELD_LABELS if k in body] + [k for k in body if k not in _FIELD_LABELS]
+    return [(_FIELD_LABELS.get(k, k), escape(body[k])) for k in order]
 
 
 # -- approval card -----------------------------------------------------------------------

@@ -403,9 +403,9 @@ def _parse_job_command(name: str, tokens: list[Token]) -> Command | ParseFailure
     problems += [Problem(message=messages.bare_word(w, name)) for w in words[1:]]
     if problems:
         return _fail(name, *problems)
-    if name == "audit":
-        return Audit(job_id=checked)
-    return Status(job_id=checked or "")
+    if name == "status" and isinstance(checked, str):
+        return Status(job_id=checked)
+    return Audit(job_id=checked if isinstance(checked, str) else None)
 
 
 def _parse_roles(tokens: list[Token]) -> Command | ParseFailure:

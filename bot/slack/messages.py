@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 COMMAND = "/voice"
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
 
 
 # -- mrkdwn helpers ----------------------------------------------------------------------
@@ -273,9 +274,10 @@ def permission_denied(role: str, action: str, admins: Sequence[str]) -> str:
 
 
 def channel_not_allowed(channel_id: str, allowed_channels: Sequence[str]) -> str:
-    where = ", ".join(f"<#{c}>" for c in allowed_channels if re.fullmatch(r"[CGD][A-Z0-9]+", c))
+    where = ", ".join(f"<#{c}>" for c in allowed_channels if _CHANNEL_ID.fullmatch(c))
     tail = f" Use it in {where}." if where else ""
-    return f"`/voice` can't be used in <#{escape(channel_id)}>.{tail}"
+    here = f"<#{channel_id}>" if _CHANNEL_ID.fullmatch(channel_id) else code(channel_id)
+    return f"`/voice` can't be used in {here}.{tail}"
 
 
 def permission_store_unavailable() -> str:
@@ -331,7 +333,7 @@ def approval_status(status: str) -> str:
 
 
 def approval_requested(request_id: str, channel_id: str | None) -> str:
-    where = f" in <#{channel_id}>" if channel_id else ""
+    where = f" in <#{channel_id}>" if channel_id and _CHANNEL_ID.fullmatch(channel_id) else ""
     return (
         f"Approval requested{where} (request `{escape(request_id)}`). "
         "I'll post updates in the thread."
@@ -438,6 +440,7 @@ def busy() -> str:
 
 MODAL_TITLE = "Submit voice training"
 MODAL_SUBMIT = "Request approval"
+MODAL_SUBMIT_DIRECT = "Submit"
 MODAL_CLOSE = "Cancel"
 
 MODAL_LABELS: dict[str, str] = {

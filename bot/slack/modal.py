@@ -154,9 +154,11 @@ def submit_modal(
     initial: CommitJobRequest | None = None,
     initial_job: str | None = None,
     dry_run: bool = False,
+    submit_label: str = messages.MODAL_SUBMIT,
 ) -> dict[str, Any]:
     """The submit modal. ``job_choices`` are ``(job_id, label)`` pairs for a static select;
-    ``None`` (or empty) gives an external select whose options come from block_suggestion."""
+    ``None`` (or empty) gives an external select whose options come from block_suggestion.
+    ``submit_label`` is "Submit" where no approval is needed (at most 24 characters)."""
     if len(private_metadata) > MAX_PRIVATE_METADATA:
         raise ValueError(f"private_metadata is longer than {MAX_PRIVATE_METADATA} characters")
     given = initial.model_dump(mode="json", exclude_none=True) if initial else {}
@@ -187,7 +189,7 @@ def submit_modal(
         "type": "modal",
         "callback_id": CALLBACK_ID,
         "title": _plain(messages.MODAL_TITLE),
-        "submit": _plain(messages.MODAL_SUBMIT),
+        "submit": _plain(submit_label),
         "close": _plain(messages.MODAL_CLOSE),
         "private_metadata": private_metadata,
         "blocks": blocks,
