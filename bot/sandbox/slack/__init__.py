@@ -1,0 +1,33 @@
+"""A local Slack: Web API, response_urls and Socket Mode on loopback, and a driver that sends
+the bot signed slash commands and interactions the way Slack does."""
+
+from __future__ import annotations
+
+from bot.sandbox.slack.driver import DeliveryResult, SlackDriver
+from bot.sandbox.slack.server import LocalSlack
+from bot.sandbox.slack.socket import NoSocketConnection
+from bot.sandbox.slack.state import (
+    Message,
+    MessageVersion,
+    OpenView,
+    RecordedCall,
+    ResponsePost,
+    ResponseUrl,
+    SlackError,
+    User,
+)
+
+__all__ = [
+    "DeliveryResult",
+    "LocalSlack",
+    "Message",
+    "MessageVersion",
+    "NoSocketConnection",
+    "OpenView",
+    "RecordedCall",
+    "ResponsePost",
+    "ResponseUrl",
+    "SlackDriver",
+    "SlackError",
+    "User",
+]
