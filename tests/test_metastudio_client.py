@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import pickle
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from bot.metastudio import (
     AKSKAuth,
     APIError,
     CommitJobRequest,
+    CommitResult,
     InvalidParameter,
     JobNotFound,
     JobNotSubmittable,
@@ -44,6 +46,7 @@ from bot.metastudio import (
 )
 from bot.metastudio.client import REDACTED, json_bytes, submit_took_effect
 from bot.metastudio.errors import error_from_response, parse_retry_after
+from bot.sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
 from bot.sandbox.serve import ServerThread
 
 AK = "HWTESTAK0000000000000"
@@ -520,3 +523,349 @@ async def test_describe_commit_is_signed_and_redacted(
     assert SK not in repr(call)
     assert "Signature=" not in repr(call)
     assert script.seen == []
+
+
+# -- part two: the local MetaStudio ------------------------------------------------------
+
+
+@pytest.fixture
+def ms() -> LocalMetaStudio:
+    # Review stages long enough never to pass on their own; tests move the clock instead.
+    return LocalMetaStudio(
+        credentials={AK: SK},
+        project_id=PROJECT,
+        review=ReviewPlan(system_delay=60.0, admin_delay=60.0),
+    )
+
+
+@pytest.fixture
+def sandbox(ms: LocalMetaStudio) -> Iterator[ServerThread]:
+    with ServerThread(ms.app) as server:
+        yield server
+
+
+def make_client(
+    server: ServerThread,
+    sleeps: Sleeps,
+    *,
+    sk: str = SK,
+    project_id: str = PROJECT,
+    timeout: float = 2.0,
+    attempts: int = 4,
+) -> MetaStudioClient:
+    return MetaStudioClient(
+        server.url,
+        project_id,
+        AKSKAuth(AK, sk),
+        timeout=timeout,
+        retry=fast_retry(sleeps, attempts=attempts),
+    )
+
+
+@pytest.fixture
+async def client(sandbox: ServerThread, sleeps: Sleeps) -> AsyncIterator[MetaStudioClient]:
+    async with make_client(sandbox, sleeps) as c:
+        yield c
+
+
+async def eventually(condition: Callable[[], bool], within: float = 5.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def posts(ms: LocalMetaStudio, job_id: str) -> int:
+    return sum(1 for r in ms.requests if r.method == "POST" and r.path.endswith(job_id))
+
+
+async def test_submit_then_follow_a_failed_review_and_resubmit(
+    ms: LocalMetaStudio, client: MetaStudioClient
+) -> None:
+    job_id = ms.seed_job(outcome="fail", app_user_id="U012ABCDEF")
+    result = await client.commit_job(job_id, REQUEST, app_user_id="U012ABCDEF")
+    assert (result.applied, result.verified_by_read, result.posts) == (True, False, 1)
+    assert ms.commit_count(job_id) == 1
+    assert (await client.show_job(job_id, app_user_id="U012ABCDEF")).state is (
+        JobState.SYSTEM_AUDITING
+    )
+    ms.advance(61)
+    assert (await client.show_job(job_id)).state is JobState.AUDITING
+    ms.advance(61)
+    failed = await client.show_job(job_id)
+    assert failed.state is JobState.AUDIT_FAILED
+    assert failed.reject_times == 1
+
+    audit = await client.audit_result(job_id)
+    assert audit.system_audit_result is not None
+    assert audit.system_audit_result.errors
+    assert audit.admin_audit_result is not None
+    assert audit.admin_audit_result.message
+
+    logs = await client.operation_logs(job_id)
+    actions = [log.action for log in logs.operations]
+    assert {"COMMIT_JOB", "SYSTEM_AUDIT_PASS", "AUDIT_NOT_PASS"} <= set(actions)
+    assert logs.count == len(logs.operations)
+    rejected = next(log for log in logs.operations if log.action == "AUDIT_NOT_PASS")
+    assert rejected.external_info is not None
+    assert rejected.external_info.admin_audit_failure_reason
+    assert len((await client.operation_logs(job_id, offset=0, limit=1)).operations) == 1
+
+    again = await client.commit_job(job_id, REQUEST)
+    assert again.applied
+    assert ms.commit_count(job_id) == 2
+    for recorded in ms.requests:
+        assert recorded.header("content-type") == "application/json"
+        assert recorded.header("x-project-id") == PROJECT
+        if recorded.path.endswith(("/audit-result", "/op-logs")):
+            assert recorded.header("x-app-userid") is None
+
+
+async def test_list_filters_by_state_and_pages_newest_first(
+    ms: LocalMetaStudio, client: MetaStudioClient
+) -> None:
+    waiting = [ms.seed_job(state=JobState.WAITING, created_ago=100 - n) for n in range(5)]
+    for _ in range(3):
+        ms.seed_job(state=JobState.UPLOADING)
+    first = await client.list_jobs(states=[JobState.WAITING], offset=0, limit=2)
+    second = await client.list_jobs(states=[JobState.WAITING], offset=2, limit=2)
+    last = await client.list_jobs(states=[JobState.WAITING], offset=4, limit=2)
+    assert first.count == second.count == last.count == 5
+    paged = [job.job_id for page in (first, second, last) for job in page.jobs]
+    assert paged == list(reversed(waiting))
+    both = await client.list_jobs(states=[JobState.WAITING, JobState.UPLOADING], limit=100)
+    assert both.count == 8
+    one = await client.list_jobs(job_id=waiting[0], app_user_id="U1")
+    assert [job.job_id for job in one.jobs] == [waiting[0]]
+
+
+async def test_definite_errors_map_to_their_classes_without_retrying(
+    ms: LocalMetaStudio, client: MetaStudioClient, sleeps: Sleeps
+) -> None:
+    with pytest.raises(JobNotFound) as not_found:
+        await client.show_job("no-such-job")
+    assert not_found.value.request_id
+    with pytest.raises(JobNotFound):
+        await client.commit_job("no-such-job", REQUEST)
+
+    in_review = ms.seed_job(state=JobState.AUDITING)
+    with pytest.raises(JobNotSubmittable) as not_submittable:
+        await client.commit_job(in_review, REQUEST)
+    assert not_submittable.value.error_code == "MSS.41000005"
+    assert ms.commit_count(in_review) == 0
+
+    with pytest.raises(InvalidParameter, match="state"):
+        await client.list_jobs(states=["NOT_A_STATE"])
+    with pytest.raises(InvalidParameter, match="tag"):
+        await client.list_jobs(tag="NOT_A_TAG")
+    with pytest.raises(InvalidParameter, match="limit"):
+        await client.list_jobs(limit=500)
+    assert sleeps.delays == []
+
+
+async def test_wrong_secret_key_is_a_signature_rejection(
+    ms: LocalMetaStudio, sandbox: ServerThread, sleeps: Sleeps
+) -> None:
+    job_id = ms.seed_job()
+    wrong = "WrongSecretKey00000000000000000000000000"
+    async with make_client(sandbox, sleeps, sk=wrong) as bad:
+        with pytest.raises(SignatureRejected) as caught:
+            await bad.commit_job(job_id, REQUEST)
+    error = caught.value
+    assert error.status == 401
+    assert "15 minutes" in error.hint
+    assert "canonicalRequest" not in str(error)
+    assert error.detail is not None
+    assert "x-sdk-date" in error.detail
+    for text in (str(error), repr(error), error.detail):
+        assert wrong not in text
+        assert SK not in text
+    assert len(ms.requests) == 1
+    assert ms.commit_count(job_id) == 0
+
+
+async def test_project_id_mismatch(
+    ms: LocalMetaStudio, sandbox: ServerThread, sleeps: Sleeps
+) -> None:
+    async with make_client(sandbox, sleeps, project_id="f" * 32) as other:
+        with pytest.raises(ProjectMismatch) as caught:
+            await other.show_job(ms.seed_job())
+    assert caught.value.error_code == "MSS.00010009"
+    assert "HUAWEICLOUD_SDK_PROJECT_ID" in caught.value.hint
+
+
+async def test_throttling_is_retried_then_raised(
+    ms: LocalMetaStudio, client: MetaStudioClient, sleeps: Sleeps
+) -> None:
+    job_id = ms.seed_job()
+    ms.faults = FaultConfig(throttle_rate=1.0)
+    with pytest.raises(Throttled) as caught:
+        await client.show_job(job_id)
+    assert caught.value.retry_after == 1.0
+    assert sleeps.delays == [1.0, 1.0, 1.0]
+    assert len(ms.requests) == 4
+
+    ms.faults = FaultConfig(throttle_rate=1.0, methods=frozenset({"POST"}))
+    with pytest.raises(Throttled):
+        await client.commit_job(job_id, REQUEST)
+    assert posts(ms, job_id) == 4
+    assert ms.commit_count(job_id) == 0
+
+
+async def test_server_errors_are_retried_then_raised(
+    ms: LocalMetaStudio, client: MetaStudioClient, sleeps: Sleeps
+) -> None:
+    job_id = ms.seed_job()
+    ms.faults = FaultConfig(error_rate=1.0)
+    with pytest.raises(ServerError) as caught:
+        await client.show_job(job_id)
+    assert caught.value.status == 500
+    assert len(ms.requests) == 4
+    assert len(sleeps.delays) == 3
+
+
+async def test_submit_hitting_5xx_twice_posts_twice_and_applies_nothing(
+    ms: LocalMetaStudio, client: MetaStudioClient
+) -> None:
+    job_id = ms.seed_job()
+    ms.faults = FaultConfig(error_rate=1.0, methods=frozenset({"POST"}))
+    with pytest.raises(ServerError):
+        await client.commit_job(job_id, REQUEST)
+    assert posts(ms, job_id) == 2
+    assert ms.commit_count(job_id) == 0
+
+
+async def test_read_timeout_is_a_transport_error(
+    ms: LocalMetaStudio, sandbox: ServerThread, sleeps: Sleeps
+) -> None:
+    job_id = ms.seed_job()
+    ms.faults = FaultConfig(latency=0.4, methods=frozenset({"GET"}))
+    async with make_client(sandbox, sleeps, timeout=0.1, attempts=2) as slow:
+        with pytest.raises(TransportError, match="timed out"):
+            await slow.show_job(job_id)
+
+
+@pytest.mark.parametrize("mode", ["bad_gateway", "timeout"])
+async def test_lost_reply_on_submit_is_settled_by_reading_the_job(
+    ms: LocalMetaStudio, sandbox: ServerThread, sleeps: Sleeps, mode: str
+) -> None:
+    job_id = ms.seed_job()
+    ms.faults = FaultConfig(
+        lost_reply_rate=1.0,
+        lost_reply_mode=mode,  # type: ignore[arg-type]
+        lost_reply_delay=2.0,
+        methods=frozenset({"POST"}),
+    )
+    async with make_client(sandbox, sleeps, timeout=0.3) as c:
+        result = await c.commit_job(job_id, REQUEST)
+    assert (result.applied, result.verified_by_read, result.posts) == (True, True, 1)
+    assert result.job is not None
+    assert result.job.state is JobState.SYSTEM_AUDITING
+    assert ms.commit_count(job_id) == 1
+    assert posts(ms, job_id) == 1
+
+
+async def test_submit_still_in_flight_after_a_timeout_is_not_resent(
+    ms: LocalMetaStudio, sandbox: ServerThread, sleeps: Sleeps
+) -> None:
+    job_id = ms.seed_job()
+    # The gateway holds the POST past the client's timeout and applies it afterwards, so
+    # the read right after the timeout still shows the job as it was.
+    ms.faults = FaultConfig(latency=0.4, methods=frozenset({"POST"}))
+    async with make_client(sandbox, sleeps, timeout=0.1) as c:
+        with pytest.raises(SubmitOutcomeUnknown) as caught:
+            await c.commit_job(job_id, REQUEST)
+    assert caught.value.job is not None
+    assert caught.value.job.state is JobState.UPLOADING
+    assert await eventually(lambda: ms.commit_count(job_id) == 1)
+    assert posts(ms, job_id) == 1
+
+
+@pytest.mark.parametrize(
+    ("methods", "least_applied"),
+    # Faulted reads also fail the baseline read, which then (safely) sends nothing.
+    [(frozenset({"POST"}), 24), (None, 12)],
+)
+async def test_submit_lands_at_most_once_under_faults(
+    ms: LocalMetaStudio,
+    client: MetaStudioClient,
+    methods: frozenset[str] | None,
+    least_applied: int,
+) -> None:
+    jobs = [ms.seed_job() for _ in range(30)]
+    ms.faults = FaultConfig(error_rate=0.3, lost_reply_rate=0.3, seed=7, methods=methods)
+    outcomes: dict[str, CommitResult | MetaStudioError] = {}
+    for job_id in jobs:
+        try:
+            outcomes[job_id] = await client.commit_job(job_id, REQUEST)
+        except MetaStudioError as error:
+            outcomes[job_id] = error
+    for job_id, outcome in outcomes.items():
+        if isinstance(outcome, CommitResult):
+            assert outcome.applied
+            assert ms.commit_count(job_id) == 1, outcome
+        else:
+            assert isinstance(outcome, SubmitOutcomeUnknown | ServerError | TransportError)
+            assert ms.commit_count(job_id) <= 1
+    applied = [o for o in outcomes.values() if isinstance(o, CommitResult)]
+    assert any(o.verified_by_read for o in applied)
+    assert any(o.posts == 2 for o in applied)
+    assert len(applied) >= least_applied
+    assert max(ms.commit_count(job_id) for job_id in jobs) == 1
+
+
+async def test_describe_commit_matches_what_commit_sends(
+    ms: LocalMetaStudio, client: MetaStudioClient
+) -> None:
+    job_id = ms.seed_job()
+    call = client.describe_commit(job_id, REQUEST, app_user_id="U012ABCDEF")
+    assert len(ms.requests) == 0
+    await client.commit_job(job_id, REQUEST, app_user_id="U012ABCDEF")
+    sent = next(r for r in ms.requests if r.method == "POST")
+    assert call.url == f"{client_url(client)}{sent.path}"
+    assert call.body.encode() == sent.body
+    assert {k.lower() for k in call.headers} == set(sent.headers)
+    assert call.headers["authorization"] == REDACTED
+    signed = sent.headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
+    assert call.headers["x-project-id"] == PROJECT
+    assert set(signed.split(";")) <= {k.lower() for k in call.headers}
+    for value in call.headers.values():
+        assert SK not in value
+        assert "Signature=" not in value
+
+
+def client_url(client: MetaStudioClient) -> str:
+    return repr(client).split("'")[1]
+
+
+async def test_no_secret_reaches_errors_reprs_or_logs(
+    ms: LocalMetaStudio,
+    sandbox: ServerThread,
+    sleeps: Sleeps,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.metastudio")
+    job_id = ms.seed_job()
+    seen: list[object] = []
+    async with make_client(sandbox, sleeps) as good:
+        seen.append(good)
+        ms.faults = FaultConfig(error_rate=0.5, lost_reply_rate=0.3, seed=3)
+        for _ in range(3):
+            try:
+                seen.append(await good.commit_job(job_id, REQUEST))
+            except MetaStudioError as error:
+                seen.append(error)
+        ms.faults = FaultConfig()
+    async with make_client(sandbox, sleeps, sk="X" * 40) as bad:
+        with pytest.raises(SignatureRejected) as caught:
+            await bad.show_job(job_id)
+        seen.extend([bad, caught.value, bad.describe_commit(job_id, REQUEST)])
+    texts = [str(item) for item in seen] + [repr(item) for item in seen]
+    texts += [record.getMessage() for record in caplog.records]
+    assert caplog.records
+    for text in texts:
+        assert SK not in text
+        assert "X" * 40 not in text
+        assert "Signature=" not in text
