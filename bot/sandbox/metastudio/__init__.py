@@ -1,0 +1,29 @@
+"""The local MetaStudio: the voice-training API behind a signature-checking gateway."""
+
+from bot.sandbox.metastudio.app import (
+    LOCAL_AK,
+    LOCAL_PROJECT_ID,
+    LOCAL_SK,
+    IdentityProvider,
+    LocalMetaStudio,
+    SeedJob,
+)
+from bot.sandbox.metastudio.edge import RecordedRequest
+from bot.sandbox.metastudio.faults import FaultConfig
+from bot.sandbox.metastudio.gateway import TokenValidator
+from bot.sandbox.metastudio.store import AuditError, AuditFailure, ReviewPlan
+
+__all__ = [
+    "LOCAL_AK",
+    "LOCAL_PROJECT_ID",
+    "LOCAL_SK",
+    "AuditError",
+    "AuditFailure",
+    "FaultConfig",
+    "IdentityProvider",
+    "LocalMetaStudio",
+    "RecordedRequest",
+    "ReviewPlan",
+    "SeedJob",
+    "TokenValidator",
+]
