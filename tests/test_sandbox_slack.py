@@ -91,7 +91,7 @@ def voice_modal(title: str = "Submit a voice") -> dict[str, Any]:
 def slack() -> Iterator[LocalSlack]:
     local = LocalSlack()
     local.add_user("U1", "alice", "Alice Liddell", is_admin=True)
-    local.add_user("U2", "bob", "Bob")
+    local.users.add_user("U2", "bob", "Bob")
     local.add_channel(CHANNEL, "voice-approvals")
     with local.serve():
         yield local
@@ -519,3 +519,112 @@ async def test_socket_mode_unacked_envelope_times_out(
         assert not result.acked
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+def picker_modal(title: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": "picker",
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": "Next"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "voice",
+                "label": {"type": "plain_text", "text": "Voice"},
+                "element": {"type": "external_select", "action_id": "lookup"},
+            },
+            {
+                "type": "actions",
+                "block_id": "tools",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "refresh",
+                        "text": {"type": "plain_text", "text": "Refresh"},
+                    }
+                ],
+            },
+        ],
+    }
+
+
+async def test_options_in_modal_actions_and_response_actions(
+    slack: LocalSlack, client: AsyncWebClient
+) -> None:
+    app = AsyncApp(client=client, signing_secret=slack.signing_secret)
+
+    @app.command("/pick")
+    async def pick(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await client.views_open(trigger_id=body["trigger_id"], view=picker_modal("Pick"))
+        await ack()
+
+    @app.options("lookup")
+    async def lookup(ack: AsyncAck, body: dict[str, Any]) -> None:
+        typed = body["value"]
+        await ack(options=[{"text": {"type": "plain_text", "text": typed}, "value": typed}])
+
+    @app.action("refresh")
+    async def refresh(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        view = body["view"]
+        await client.views_update(view_id=view["id"], hash=view["hash"], view=picker_modal("Fresh"))
+
+    @app.view("picker")
+    async def step(ack: AsyncAck, view: dict[str, Any]) -> None:
+        chosen = view["state"]["values"]["voice"]["lookup"]["selected_option"]["value"]
+        if view["title"]["text"] == "Fresh":
+            await ack(response_action="push", view=picker_modal(f"Confirm {chosen}"))
+        else:
+            await ack(response_action="clear")
+
+    handler = AsyncSlackRequestHandler(app)
+
+    async def events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    with ServerThread(Starlette(routes=[Route("/slack/events", events, methods=["POST"])])) as bot:
+        driver = SlackDriver(slack, bot_url=f"{bot.url}/slack/events")
+        assert (await driver.slash_command("/pick", user="U1", channel=CHANNEL)).acked
+        (modal,) = slack.views
+
+        options = await driver.block_suggestion("U1", modal.id, "lookup", "nar")
+        assert options.json == {
+            "options": [{"text": {"type": "plain_text", "text": "nar"}, "value": "nar"}]
+        }
+
+        await driver.view_action("U1", modal.id, "refresh")
+        await slack.wait_for_async(lambda: modal.view["title"]["text"] == "Fresh")
+
+        pushed = await driver.view_submission("U1", modal.id, {"voice": {"lookup": "narrator"}})
+        assert pushed.payload["view"]["state"]["values"]["voice"]["lookup"]["selected_option"] == {
+            "text": {"type": "plain_text", "text": "narrator", "emoji": True},
+            "value": "narrator",
+        }
+        assert [v.view["title"]["text"] for v in slack.views] == ["Fresh", "Confirm narrator"]
+
+        top = slack.views[-1]
+        assert top.previous_view_id == modal.id
+        await driver.view_submission("U1", top.id, {"voice": {"lookup": "narrator"}})
+        assert slack.views == []
+    assert slack.validation_errors == []
+
+
+async def test_socket_mode_client_reconnects_on_refresh(
+    slack: LocalSlack, client: AsyncWebClient
+) -> None:
+    app = build_bolt_app(slack, client)
+    handler = AsyncSocketModeHandler(app, app_token="xapp-local")
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    try:
+        await slack.wait_for_async(lambda: slack.socket.connection_count)
+        assert await slack.socket.disconnect_all() == 1
+        await slack.wait_for_async(
+            lambda: slack.socket.connections_opened == 2 and slack.socket.connection_count == 1
+        )
+        driver = SlackDriver(slack, mode="socket")
+        assert (await driver.slash_command("/voice", "again", user="U1", channel=CHANNEL)).acked
+        await slack.wait_for_async(lambda: slack.messages(CHANNEL))
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+    assert len(slack.calls("apps.connections.open")) == 2

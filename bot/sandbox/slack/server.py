@@ -157,9 +157,8 @@ class LocalSlack:
     # -- test-facing view of the workspace ------------------------------------------------
 
     @property
-    def users(self) -> LocalSlack:
-        """``slack.users.add_user(...)`` reads naturally; the directory lives on the state."""
-        return self
+    def users(self) -> UserDirectory:
+        return UserDirectory(self.state)
 
     def add_user(
         self,
@@ -545,6 +544,34 @@ class LocalSlack:
 
     def _apps_connections_open(self, params: JSON) -> JSON:
         return {"ok": True, "url": self.socket.issue_url(self._require_base_url())}
+
+
+class UserDirectory:
+    """``slack.users``: the workspace members ``users.info`` answers for."""
+
+    def __init__(self, state: SlackState) -> None:
+        self._state = state
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str | None = None,
+        real_name: str | None = None,
+        is_admin: bool = False,
+    ) -> User:
+        return self._state.add_user(user_id, name, real_name, is_admin=is_admin)
+
+    def get(self, user_id: str) -> User | None:
+        with self._state.lock:
+            return self._state.users.get(user_id)
+
+    def __contains__(self, user_id: object) -> bool:
+        with self._state.lock:
+            return user_id in self._state.users
+
+    def all(self) -> list[User]:
+        with self._state.lock:
+            return list(self._state.users.values())
 
 
 async def _read_params(request: Request) -> JSON:

@@ -59,6 +59,7 @@ class SocketHub:
         self._tickets: set[str] = set()
         self._connections: list[SocketConnection] = []
         self._round_robin = itertools.count()
+        self.connections_opened = 0
         self.late_acks: list[JSON] = []
 
     def issue_url(self, http_base_url: str) -> str:
@@ -84,6 +85,7 @@ class SocketHub:
         connection = SocketConnection(websocket, asyncio.get_running_loop(), ticket)
         with self._lock:
             self._connections.append(connection)
+            self.connections_opened += 1
             count = len(self._connections)
         try:
             await connection.send(
