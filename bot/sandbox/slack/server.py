@@ -461,7 +461,7 @@ class LocalSlack:
         decoded = self._check_message(params, "chat.update")
         self.state.update(
             message,
-            text=params.get("text") if params.get("text") is not None else None,
+            text=_text(params["text"]) if params.get("text") is not None else None,
             blocks=decoded["blocks"],
             by=self.bot_user_id,
         )
