@@ -46,8 +46,10 @@ from bot.metastudio import (
 )
 from bot.metastudio.client import REDACTED, json_bytes, submit_took_effect
 from bot.metastudio.errors import error_from_response, parse_retry_after
+from bot.sandbox.iam import IAMUser, LocalIAM
 from bot.sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
 from bot.sandbox.serve import ServerThread
+from bot.settings import ConfigError, Settings
 
 AK = "HWTESTAK0000000000000"
 SK = "HwTestSecretKey0000000000000000000000000"
@@ -869,3 +871,62 @@ async def test_no_secret_reaches_errors_reprs_or_logs(
         assert SK not in text
         assert "X" * 40 not in text
         assert "Signature=" not in text
+
+
+def settings_for(url: str, **fields: Any) -> Settings:
+    base: dict[str, Any] = {
+        "huaweicloud_sdk_ak": None,
+        "huaweicloud_sdk_sk": None,
+        "huaweicloud_sdk_project_id": PROJECT,
+        "metastudio_endpoint_override": url,
+        "iam_endpoint": None,
+        "iam_user": None,
+        "iam_password": None,
+        "iam_domain": None,
+    }
+    return Settings(**{**base, **fields})
+
+
+async def test_from_settings_signs_with_aksk(ms: LocalMetaStudio, sandbox: ServerThread) -> None:
+    settings = settings_for(sandbox.url, huaweicloud_sdk_ak=AK, huaweicloud_sdk_sk=SK)
+    async with MetaStudioClient.from_settings(settings) as from_env:
+        assert "AKSKAuth" in repr(from_env)
+        assert SK not in repr(from_env)
+        job = await from_env.show_job(ms.seed_job())
+    assert job.state is JobState.UPLOADING
+
+
+async def test_from_settings_falls_back_to_an_iam_token() -> None:
+    password = "iam-password-secret"
+    iam = LocalIAM(users=[IAMUser("bot", password, "acme")], projects={"cn-north-4": PROJECT})
+    ms = LocalMetaStudio(credentials={AK: SK}, project_id=PROJECT, iam=iam)
+    job_id = ms.seed_job()
+    with ServerThread(ms.app) as server:
+        settings = settings_for(
+            server.url,
+            iam_endpoint=server.url,
+            iam_user="bot",
+            iam_password=password,
+            iam_domain="acme",
+        )
+        async with MetaStudioClient.from_settings(settings) as from_env:
+            call = from_env.describe_commit(job_id, REQUEST)
+            result = await from_env.commit_job(job_id, REQUEST)
+            assert password not in repr(from_env)
+    assert result.applied
+    assert ms.commit_count(job_id) == 1
+    assert call.headers["x-auth-token"] == REDACTED
+    post = next(r for r in ms.requests if r.method == "POST" and r.path.endswith(job_id))
+    token = post.header("x-auth-token")
+    assert token
+    assert post.header("authorization") is None
+    assert post.header("x-project-id") == PROJECT
+    assert token not in repr(call)
+
+
+def test_from_settings_needs_credentials_and_a_project() -> None:
+    with pytest.raises(ConfigError, match="HUAWEICLOUD_SDK_AK"):
+        MetaStudioClient.from_settings(settings_for("http://127.0.0.1:9"))
+    no_project = settings_for("http://127.0.0.1:9", huaweicloud_sdk_project_id=None)
+    with pytest.raises(ConfigError, match="HUAWEICLOUD_SDK_PROJECT_ID"):
+        MetaStudioClient.from_settings(no_project)

@@ -35,6 +35,7 @@ from bot.metastudio.models import (
 )
 from bot.metastudio.retry import RetryPolicy
 from bot.metastudio.signing import AKSKAuth
+from bot.metastudio.token import TokenAuth as TokenAuth
 
 __all__ = [
     "SUBMITTABLE_STATES",

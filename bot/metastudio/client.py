@@ -70,7 +70,10 @@ class CommitResult:
 
 @dataclass(frozen=True)
 class PreparedCall:
-    """A request as it would be sent, secret header values replaced by ``***redacted***``."""
+    """A request as it would be sent, secret header values replaced by ``***redacted***``.
+
+    Header names are lower-case, as httpx holds them and as they are signed.
+    """
 
     method: str
     url: str
@@ -286,7 +289,8 @@ class MetaStudioClient:
         connection, a 502 or a 504 the first POST may still be in flight behind the gateway
         and land after the read; re-sending could submit twice, so ``SubmitOutcomeUnknown``
         is raised instead and the caller checks again later. A second ambiguous failure is
-        never followed by a third POST.
+        never followed by a third POST; if it too is a finished 5xx and the read still shows
+        nothing, that ``ServerError`` is raised (nothing was applied).
         """
         before = await self.show_job(job_id, app_user_id)
         body = json_bytes(request.body())
@@ -483,21 +487,22 @@ class MetaStudioClient:
 
 
 def _token_auth(settings: Settings) -> httpx.Auth:
-    try:
-        from bot.metastudio.token import TokenAuth
-    except ImportError:
+    # Imported here: only token-mode deployments need it.
+    from bot.metastudio.token import TokenAuth
+
+    if not (settings.iam_user and settings.iam_password and settings.iam_domain):
         raise ConfigError(
-            "IAM token auth is not available in this build; set HUAWEICLOUD_SDK_AK and "
-            "HUAWEICLOUD_SDK_SK instead"
-        ) from None
-    assert settings.iam_password is not None
+            "incomplete IAM settings: VOICEBOT_IAM_USER, VOICEBOT_IAM_PASSWORD and "
+            "VOICEBOT_IAM_DOMAIN are all needed"
+        )
     iam_endpoint = settings.iam_endpoint or (
         f"https://iam.{settings.metastudio_region}.myhuaweicloud.com"
     )
+    # The scope is the region's project, by name, as the SDK's own token flow does.
     return TokenAuth(
         iam_endpoint,
         settings.iam_user,
-        settings.iam_password.get_secret_value(),
+        settings.iam_password,
         settings.iam_domain,
         settings.metastudio_region,
     )
