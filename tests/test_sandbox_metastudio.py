@@ -264,6 +264,14 @@ def test_fail_review_flow_and_recommit(
     assert job["reject_times"] == 2
     assert len(actions(client, job_id)) == 7
 
+    # The data is fixed and uploaded again; this round passes.
+    ms.set_outcome(job_id, "pass")
+    assert client.post(api(f"/user/jobs/{job_id}"), json={}).status_code == 200
+    clock.advance(30)
+    job = client.get(api(f"/user/jobs/{job_id}")).json()
+    assert (job["state"], job["reject_times"]) == ("WAITING", 2)
+    assert actions(client, job_id)[-1] == ("ADMIN_AUDIT_PASS", "ADMIN")
+
 
 def test_system_stage_failure(
     ms: LocalMetaStudio, client: httpx.Client, clock: StepClock
@@ -697,6 +705,9 @@ def test_admin_endpoints(ms: LocalMetaStudio, raw: httpx.Client, client: httpx.C
     assert raw.post("/_sandbox/jobs", json={"job_id": job_id}).status_code == 409
     assert raw.post("/_sandbox/jobs", json={"state": "NOPE"}).status_code == 400
     assert raw.get(f"/_sandbox/jobs/{job_id}/commits").json() == {"count": 0}
+    assert raw.get("/_sandbox/jobs/no-such-job").status_code == 404
+    outcome = raw.put(f"/_sandbox/jobs/{job_id}/outcome", json={"outcome": "fail"})
+    assert outcome.json() == {"outcome": "fail"}
 
     mark = raw.get("/_sandbox/requests").json()["next"]
     client.post(api(f"/user/jobs/{job_id}"), json={"voice_name": "v"})

@@ -79,6 +79,13 @@ class SeedFile(BaseModel):
     jobs: list[SeedJob] = []
 
 
+class _OutcomeChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome
+    failure: AuditFailure | None = None
+
+
 class _ClockAdvance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -263,6 +270,12 @@ class LocalMetaStudio:
             self.review = seed.review
         return [self.seed_job(**job.kwargs()) for job in seed.jobs]
 
+    def set_outcome(
+        self, job_id: str, outcome: Outcome, failure: AuditFailure | None = None
+    ) -> None:
+        """Decide how the job's next review round ends (e.g. pass after a rejection)."""
+        self.store.set_outcome(job_id, outcome, failure)
+
     def job(self, job_id: str) -> dict[str, Any]:
         """The job as GET details would return it now (raises ApiError if unknown)."""
         return self.store.job(job_id)
@@ -360,6 +373,7 @@ class LocalMetaStudio:
             Route("/_sandbox/jobs", self._admin_seed, methods=["POST"]),
             Route("/_sandbox/jobs/{job_id}", self._admin_job, methods=["GET"]),
             Route("/_sandbox/jobs/{job_id}/commits", self._admin_commits, methods=["GET"]),
+            Route("/_sandbox/jobs/{job_id}/outcome", self._admin_outcome, methods=["PUT"]),
             Route("/_sandbox/faults", self._admin_faults, methods=["GET", "PUT"]),
             Route("/_sandbox/review", self._admin_review, methods=["GET", "PUT"]),
             Route("/_sandbox/clock/advance", self._admin_advance, methods=["POST"]),
@@ -382,6 +396,14 @@ class LocalMetaStudio:
 
     async def _admin_commits(self, request: Request) -> Response:
         return JSONResponse({"count": self.commit_count(request.path_params["job_id"])})
+
+    async def _admin_outcome(self, request: Request) -> Response:
+        try:
+            change = _OutcomeChange.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _admin_error(400, str(exc.errors(include_url=False, include_input=False)))
+        self.set_outcome(request.path_params["job_id"], change.outcome, change.failure)
+        return JSONResponse({"outcome": change.outcome})
 
     async def _admin_faults(self, request: Request) -> Response:
         if request.method == "PUT":

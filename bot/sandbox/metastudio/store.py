@@ -434,6 +434,16 @@ class JobStore:
             self.total_commits += 1
             self._start_review(job, now)
 
+    def set_outcome(
+        self, job_id: str, outcome: Outcome, failure: AuditFailure | None = None
+    ) -> None:
+        """Decide the job's next review round (a round already under way keeps its plan)."""
+        if outcome == "fail" and failure is None:
+            failure = DEFAULT_FAILURE
+        with self._lock:
+            job = self._get(job_id)
+            job.outcome, job.failure = outcome, failure
+
     # reads ---------------------------------------------------------------------------------
 
     def _get(self, job_id: str) -> _Job:
