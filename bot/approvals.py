@@ -434,6 +434,16 @@ class ApprovalStore:
             won = await self._redis.set(self.once_key(request_id, marker), "1", nx=True, ex=ttl)
         return bool(won)
 
+    async def has_marker(self, request_id: str, marker: str) -> bool:
+        """Whether ``claim_once(request_id, marker)`` has been won."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            return bool(await self._redis.exists(self.once_key(request_id, marker)))
+
+    async def release_once(self, request_id: str, marker: str) -> None:
+        """Give a marker back, when the work it guarded failed and must be done again."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            await self._redis.delete(self.once_key(request_id, marker))
+
     async def for_job(self, job_id: str) -> list[ApprovalRequest]:
         """Every stored request for ``job_id``, oldest first."""
         with unavailable_on_redis_errors(StoreUnavailable):

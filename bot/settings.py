@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     poll_max_interval: float = Field(
         default=300.0, gt=0, validation_alias=_env("VOICEBOT_POLL_MAX_INTERVAL")
     )
+    worker_concurrency: int = Field(
+        default=100, gt=0, validation_alias=_env("VOICEBOT_WORKER_CONCURRENCY")
+    )
+    job_timeout: float = Field(default=60.0, gt=0, validation_alias=_env("VOICEBOT_JOB_TIMEOUT"))
     queue_name: str = Field(default="voicebot:arq", validation_alias=_env("VOICEBOT_QUEUE_NAME"))
 
     @field_validator("admins", mode="before")

@@ -248,3 +248,43 @@ def parse_submission(state_values: Mapping[str, Any]) -> Submit | dict[str, str]
 def _plain_error(message: str) -> str:
     # Modal error strings are shown as plain text, so the mrkdwn escaping has to come off.
     return message.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# -- reject reason ------------------------------------------------------------------------
+
+REJECT_CALLBACK_ID = "approval_reject_reason"
+BLOCK_REJECT_REASON = "reason"
+ACTION_REJECT_REASON = "reason"
+MAX_REJECT_REASON = 500
+
+
+def reject_modal(*, private_metadata: str) -> dict[str, Any]:
+    """Asks the approver for an optional reason before rejecting."""
+    return {
+        "type": "modal",
+        "callback_id": REJECT_CALLBACK_ID,
+        "title": _plain("Reject request"),
+        "submit": _plain("Reject"),
+        "close": _plain(messages.MODAL_CLOSE),
+        "private_metadata": private_metadata,
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": BLOCK_REJECT_REASON,
+                "optional": True,
+                "label": _plain("Reason (shown in the thread)"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ACTION_REJECT_REASON,
+                    "multiline": True,
+                    "max_length": MAX_REJECT_REASON,
+                },
+            }
+        ],
+    }
+
+
+def reject_reason(state_values: Mapping[str, Any]) -> str | None:
+    value = _entry(state_values, BLOCK_REJECT_REASON, ACTION_REJECT_REASON).get("value")
+    text = str(value).strip() if value else ""
+    return text[:MAX_REJECT_REASON] or None

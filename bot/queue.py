@@ -1,0 +1,57 @@
+"""The review-tracking queue: arq's Redis-backed jobs, one per approval request.
+
+Each request has exactly one queue job for its whole life (job id ``{prefix}track:{id}``):
+arq refuses a second job with the same id, so double clicks, Slack retries and several web
+processes enqueue it once. The job reschedules itself with ``arq.Retry`` while the review
+runs, and arq re-runs it after a worker dies mid-step.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+TRACK_FUNCTION = "track_request"
+
+
+class Enqueuer(Protocol):
+    async def enqueue_tracking(self, request_id: str, *, defer: float | None = None) -> bool: ...
+
+
+def track_job_id(prefix: str, request_id: str) -> str:
+    return f"{prefix}track:{request_id}"
+
+
+def redis_settings(url: str) -> RedisSettings:
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_timeout = 2
+    settings.conn_retries = 3
+    return settings
+
+
+class ArqQueue:
+    """Enqueues tracking jobs on the worker's arq queue."""
+
+    def __init__(self, pool: ArqRedis, *, prefix: str, queue_name: str) -> None:
+        self._pool = pool
+        self._prefix = prefix
+        self.queue_name = queue_name
+
+    @classmethod
+    async def connect(cls, url: str, *, prefix: str, queue_name: str) -> ArqQueue:
+        pool = await create_pool(redis_settings(url), default_queue_name=queue_name)
+        return cls(pool, prefix=prefix, queue_name=queue_name)
+
+    async def enqueue_tracking(self, request_id: str, *, defer: float | None = None) -> bool:
+        job = await self._pool.enqueue_job(
+            TRACK_FUNCTION,
+            request_id,
+            _job_id=track_job_id(self._prefix, request_id),
+            _queue_name=self.queue_name,
+            _defer_by=defer,
+        )
+        return job is not None
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()

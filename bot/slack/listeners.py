@@ -1,0 +1,445 @@
+"""Bolt listeners for ``/voice``, the submit modal, the job picker and the approval buttons.
+
+Each listener acks first (Slack allows 3 s), parses into a model, calls a service and
+renders the answer. Failures of any kind go through ``replies.error_text``, so a user always
+gets a specific sentence, never silence or a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.approvals import ApprovalRequest, Decision, DecisionOutcome
+from bot.metastudio import SUBMITTABLE_STATES, JobNotFound, MetaStudioError
+from bot.permissions import Action, PermissionDenied, Principal, Role
+from bot.slack import blocks, messages, modal
+from bot.slack.blocks import Message
+from bot.slack.commands import (
+    Audit,
+    Command,
+    Grant,
+    Help,
+    ParseFailure,
+    Revoke,
+    Roles,
+    Status,
+    Submit,
+    SubmitForm,
+    parse,
+)
+from bot.slack.notify import card_message
+from bot.slack.replies import denial_text, error_text
+from bot.submissions import JobNotReady, SubmitIntent
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger("bot.slack")
+
+Ack = Callable[..., Awaitable[None]]
+Reply = Callable[[Message], Awaitable[None]]
+
+# The job picker must answer inside Slack's 3 s; MetaStudio gets what is left of it.
+OPTIONS_BUDGET = 2.0
+# A modal submission checks the job before closing, so problems show on the field.
+MODAL_CHECK_BUDGET = 2.0
+ERROR_OPTION_VALUE = "__unavailable__"
+
+SUBCOMMANDS_BY_ROLE = {
+    Role.requester: ("submit",),
+    Role.admin: ("grant", "revoke", "audit"),
+}
+
+
+def _principal(enterprise_id: str | None, team_id: str | None, user_id: str) -> Principal:
+    return Principal.from_ids(enterprise_id or None, team_id or None, user_id)
+
+
+def _body_principal(body: Mapping[str, Any]) -> Principal:
+    user = body.get("user") or {}
+    team = body.get("team") or {}
+    enterprise = body.get("enterprise") or {}
+    return _principal(
+        enterprise.get("id") if isinstance(enterprise, Mapping) else None,
+        (team.get("id") if isinstance(team, Mapping) else None) or user.get("team_id"),
+        str(user.get("id", "")),
+    )
+
+
+class Listeners:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    def register(self, app: AsyncApp) -> None:
+        app.command("/voice")(self.on_command)
+        app.view(modal.CALLBACK_ID)(self.on_submit_modal)
+        app.view(modal.REJECT_CALLBACK_ID)(self.on_reject_modal)
+        app.options(modal.ACTION_JOB)(self.on_job_options)
+        app.action(blocks.ACTION_APPROVE)(self.on_approve)
+        app.action(blocks.ACTION_REJECT)(self.on_reject)
+
+    # -- /voice ------------------------------------------------------------------------
+
+    async def on_command(
+        self, ack: Ack, command: dict[str, Any], client: AsyncWebClient, respond: Any
+    ) -> None:
+        started = time.perf_counter()
+        parsed = parse(command.get("text", ""))
+        name = parsed.subcommand or "unknown" if isinstance(parsed, ParseFailure) else (
+            parsed.subcommand
+        )
+        principal = _principal(
+            command.get("enterprise_id"), command.get("team_id"), command["user_id"]
+        )
+        channel = command.get("channel_id", "")
+
+        async def reply(message: Message) -> None:
+            await respond(response_type="ephemeral", **message.as_kwargs())
+
+        if isinstance(parsed, ParseFailure):
+            self.s.metrics.commands.labels(name, "invalid").inc()
+            await ack(text=parsed.text())
+            self._observe_ack(started)
+            return
+        if isinstance(parsed, SubmitForm):
+            await ack()
+            self._observe_ack(started)
+            await self._guard(reply, channel, "", self._open_submit_modal(
+                principal, channel, command, parsed.dry_run, client
+            ))
+            return
+        await ack()
+        self._observe_ack(started)
+        job_id = getattr(parsed, "job_id", None) or ""
+        await self._guard(reply, channel, job_id, self._dispatch(
+            parsed, principal, command, reply
+        ))
+        self.s.metrics.commands.labels(name, "ok").inc()
+
+    def _observe_ack(self, started: float) -> None:
+        self.s.metrics.ack_seconds.labels("command").observe(time.perf_counter() - started)
+
+    async def _guard(self, reply: Reply, channel: str, job_id: str, work: Awaitable[Any]) -> None:
+        try:
+            await work
+        except Exception as error:  # every failure becomes a sentence for the user
+            if isinstance(error, PermissionDenied):
+                self.s.metrics.denials.labels(str(error.action)).inc()
+            await reply(blocks.text_message(error_text(error, channel_id=channel, job_id=job_id)))
+
+    async def _dispatch(
+        self, parsed: Command, principal: Principal, command: Mapping[str, Any], reply: Reply
+    ) -> None:
+        channel = command.get("channel_id", "")
+        if isinstance(parsed, Help):
+            await reply(blocks.text_message(await self._usage(principal)))
+        elif isinstance(parsed, Submit):
+            intent = SubmitIntent(
+                principal=principal,
+                team_id=command.get("team_id") or None,
+                enterprise_id=command.get("enterprise_id") or None,
+                channel_id=channel,
+                job_id=parsed.job_id,
+                request=parsed.request,
+            )
+            await self._submit(intent, parsed.dry_run, reply)
+        elif isinstance(parsed, Status):
+            job = await self.s.metastudio.show_job(parsed.job_id)
+            await reply(blocks.status_message(job))
+        elif isinstance(parsed, Roles):
+            await self._roles(principal, channel, parsed.user_id, reply)
+        elif isinstance(parsed, Grant | Revoke):
+            await self._grant_or_revoke(principal, channel, parsed, reply)
+        elif isinstance(parsed, Audit):
+            await self.s.permissions.require(principal, Action.manage, channel)
+            events = await self.s.audit.read(job_id=parsed.job_id, limit=50)
+            await reply(blocks.audit_message(events, job_id=parsed.job_id))
+
+    async def _usage(self, principal: Principal) -> str:
+        allowed = {"help", "status", "roles"}
+        try:
+            roles = await self.s.permissions.roles(principal)
+        except Exception:
+            return messages.usage_text(allowed) + "\n" + messages.permission_store_unavailable()
+        for role in roles:
+            allowed.update(SUBCOMMANDS_BY_ROLE.get(role, ()))
+        return messages.usage_text(allowed)
+
+    async def _roles(
+        self, principal: Principal, channel: str, user_id: str | None, reply: Reply
+    ) -> None:
+        target = user_id or principal.user
+        if target != principal.user:
+            await self.s.permissions.require(principal, Action.manage, channel)
+        roles = await self.s.permissions.roles(Principal(principal.tenant, target))
+        await reply(blocks.user_roles_message(target, sorted(str(r) for r in roles)))
+
+    async def _grant_or_revoke(
+        self, principal: Principal, channel: str, parsed: Grant | Revoke, reply: Reply
+    ) -> None:
+        role = Role(parsed.role)
+        if isinstance(parsed, Grant):
+            changed = await self.s.permissions.grant(
+                principal, parsed.user_id, role, channel_id=channel
+            )
+            text = (messages.role_granted if changed else messages.role_already_held)(
+                parsed.user_id, str(role)
+            )
+        else:
+            changed = await self.s.permissions.revoke(
+                principal, parsed.user_id, role, channel_id=channel
+            )
+            text = (messages.role_revoked if changed else messages.role_not_held)(
+                parsed.user_id, str(role)
+            )
+        await reply(blocks.text_message(text))
+
+    # -- submit --------------------------------------------------------------------------
+
+    async def _submit(self, intent: SubmitIntent, dry_run: bool, reply: Reply) -> None:
+        await self.s.submissions.authorize_submit(intent)
+        job = await self.s.submissions.check_job(intent)
+        if dry_run:
+            call = self.s.submissions.dry_run(intent)
+            await reply(blocks.dry_run_message(call.method, call.url, call.headers, call.body))
+            return
+        requested = await self.s.submissions.request(intent, job)
+        request = requested.request
+        note = messages.auto_approved() if request.status == "auto_approved" else None
+        card = card_message(request, note=note)
+        posted = await self.s.slack.chat_postMessage(
+            channel=request.card_channel, unfurl_links=False, **card.as_kwargs()
+        )
+        request = await self.s.submissions.card_posted(
+            request, str(posted["channel"]), str(posted["ts"])
+        )
+        link = await self._permalink(request)
+        text = messages.approval_requested(request.id, request.card_channel)
+        await reply(blocks.text_message(f"{text} {link}".strip()))
+
+    async def _permalink(self, request: ApprovalRequest) -> str:
+        if request.card_ts is None:
+            return ""
+        try:
+            found = await self.s.slack.chat_getPermalink(
+                channel=request.card_channel, message_ts=request.card_ts
+            )
+        except Exception:  # the link is a convenience; the card is already posted
+            log.warning("no permalink for request %s", request.id)
+            return ""
+        return f"<{found['permalink']}|Open the approval card>"
+
+    async def _open_submit_modal(
+        self,
+        principal: Principal,
+        channel: str,
+        command: Mapping[str, Any],
+        dry_run: bool,
+        client: AsyncWebClient,
+    ) -> None:
+        await self.s.permissions.require(principal, Action.submit, channel)
+        metadata = json.dumps(
+            {"channel": channel, "team": command.get("team_id"),
+             "enterprise": command.get("enterprise_id")}
+        )
+        label = messages.MODAL_SUBMIT if self.s.settings.require_approval else (
+            messages.MODAL_SUBMIT_DIRECT
+        )
+        view = modal.submit_modal(
+            None, private_metadata=metadata, dry_run=dry_run, submit_label=label
+        )
+        await client.views_open(trigger_id=command["trigger_id"], view=view)
+
+    async def on_job_options(self, ack: Ack, body: dict[str, Any]) -> None:
+        query = str(body.get("value") or "")
+        try:
+            found = await asyncio.wait_for(
+                self.s.metastudio.list_jobs(states=sorted(SUBMITTABLE_STATES), limit=100),
+                OPTIONS_BUDGET,
+            )
+        except (TimeoutError, MetaStudioError):
+            await ack(options=[{
+                "text": {"type": "plain_text", "text": "MetaStudio is unavailable; try again"},
+                "value": ERROR_OPTION_VALUE,
+            }])
+            return
+        await ack(options=modal.job_options(found.jobs, query))
+
+    async def on_submit_modal(
+        self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        values = view.get("state", {}).get("values", {})
+        parsed = modal.parse_submission(values)
+        if isinstance(parsed, dict):
+            await ack(response_action="errors", errors=parsed)
+            return
+        if parsed.job_id == ERROR_OPTION_VALUE:
+            await ack(response_action="errors",
+                      errors={modal.BLOCK_JOB: messages.metastudio_unavailable()})
+            return
+        meta = json.loads(view.get("private_metadata") or "{}")
+        principal = _body_principal(body)
+        channel = str(meta.get("channel") or "")
+        intent = SubmitIntent(
+            principal=principal,
+            team_id=meta.get("team") or principal.tenant,
+            enterprise_id=meta.get("enterprise") or None,
+            channel_id=channel,
+            job_id=parsed.job_id,
+            request=parsed.request,
+        )
+        problem = await self._modal_job_problem(intent)
+        if problem is not None:
+            await ack(response_action="errors", errors={modal.BLOCK_JOB: problem})
+            return
+        await ack()
+
+        async def reply(message: Message) -> None:
+            await client.chat_postEphemeral(
+                channel=channel, user=principal.user, **message.as_kwargs()
+            )
+
+        await self._guard(reply, channel, parsed.job_id, self._submit(
+            intent, parsed.dry_run, reply
+        ))
+
+    async def _modal_job_problem(self, intent: SubmitIntent) -> str | None:
+        """A job that does not exist or is not ready is a field error, when MetaStudio
+        answers within the budget; otherwise the background check reports it."""
+        try:
+            await asyncio.wait_for(self.s.submissions.check_job(intent), MODAL_CHECK_BUDGET)
+        except (JobNotFound, JobNotReady) as error:
+            return _plain(error_text(error, job_id=intent.job_id))
+        except (TimeoutError, MetaStudioError):
+            return None
+        return None
+
+    # -- approval buttons ------------------------------------------------------------------
+
+    async def on_approve(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await self._decide(body, str(action.get("value", "")), client, approve=True, reason=None)
+
+    async def on_reject(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        principal = _body_principal(body)
+        channel = str((body.get("channel") or {}).get("id", ""))
+        parsed = blocks.parse_approval_value(str(action.get("value", "")))
+        if parsed is None:
+            await self._ephemeral(client, channel, principal.user, messages.payload_changed())
+            return
+        try:
+            await self.s.permissions.require(principal, Action.approve, channel)
+        except Exception as error:
+            await self._ephemeral(client, channel, principal.user, error_text(
+                error, channel_id=channel
+            ))
+            return
+        metadata = json.dumps({"value": action.get("value"), "channel": channel})
+        await client.views_open(
+            trigger_id=body["trigger_id"], view=modal.reject_modal(private_metadata=metadata)
+        )
+
+    async def on_reject_modal(
+        self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        meta = json.loads(view.get("private_metadata") or "{}")
+        fake_body = dict(body)
+        fake_body["channel"] = {"id": meta.get("channel", "")}
+        reason = modal.reject_reason(view.get("state", {}).get("values", {}))
+        await self._decide(
+            fake_body, str(meta.get("value", "")), client, approve=False, reason=reason
+        )
+
+    async def _decide(
+        self,
+        body: Mapping[str, Any],
+        value: str,
+        client: AsyncWebClient,
+        *,
+        approve: bool,
+        reason: str | None,
+    ) -> None:
+        principal = _body_principal(body)
+        channel = str((body.get("channel") or {}).get("id", ""))
+        parsed = blocks.parse_approval_value(value)
+        if parsed is None:
+            await self._ephemeral(client, channel, principal.user, messages.payload_changed())
+            return
+        request_id, payload_hash = parsed
+        try:
+            decision = await self.s.submissions.decide(
+                principal, channel, request_id, payload_hash, approve=approve, reason=reason
+            )
+        except PermissionDenied as error:
+            self.s.metrics.denials.labels(str(error.action)).inc()
+            await self._ephemeral(client, channel, principal.user, denial_text(error, channel))
+            return
+        except Exception as error:
+            await self._ephemeral(client, channel, principal.user, error_text(
+                error, channel_id=channel
+            ))
+            return
+        self.s.metrics.decisions.labels(str(decision.outcome)).inc()
+        await self._after_decision(decision, request_id, principal, channel, client)
+
+    async def _after_decision(
+        self,
+        decision: Decision,
+        request_id: str,
+        principal: Principal,
+        channel: str,
+        client: AsyncWebClient,
+    ) -> None:
+        request = decision.request
+        if decision.decided and request is not None:
+            await self._flush_or_defer(request)
+            return
+        outcome = decision.outcome
+        if outcome == DecisionOutcome.EXPIRED and request is not None:
+            await self._flush_or_defer(request)
+            text = messages.request_expired(request_id)
+        elif outcome == DecisionOutcome.SELF_APPROVAL:
+            text = messages.self_approval_refused()
+        elif outcome == DecisionOutcome.HASH_MISMATCH:
+            text = messages.payload_changed()
+        elif outcome == DecisionOutcome.ALREADY_DECIDED and request is not None:
+            text = messages.already_decided(str(request.status), request.decided_by)
+        else:
+            text = messages.request_not_found(request_id)
+        await self._ephemeral(client, channel, principal.user, text)
+
+    async def _flush_or_defer(self, request: ApprovalRequest) -> None:
+        """Update the card and post the decision now; if Slack fails, the worker retries."""
+        try:
+            await self.s.notifier.flush(request)
+        except Exception:
+            log.warning("request %s: Slack update failed, left to the worker", request.id)
+            await self.s.queue.enqueue_tracking(request.id)
+
+    async def _ephemeral(
+        self, client: AsyncWebClient, channel: str, user: str, text: str
+    ) -> None:
+        message = blocks.text_message(text)
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+        except Exception:
+            log.warning("could not tell %s in %s: %s", user, channel, text)
+
+
+def _plain(text: str) -> str:
+    """Modal field errors are plain text: drop mrkdwn backticks and asterisks."""
+    return text.replace("`", "").replace("*", "")

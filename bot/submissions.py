@@ -1,0 +1,133 @@
+"""Submit requests and their approval: who may ask, who may decide, what gets enqueued.
+
+Knows nothing of Slack: it takes principals, channel ids and validated submit requests,
+and returns domain results that the Slack edge renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.approvals import ApprovalRequest, ApprovalStore, Decision
+from bot.metastudio import (
+    SUBMITTABLE_STATES,
+    CommitJobRequest,
+    MetaStudioClient,
+    PreparedCall,
+    TrainingJob,
+)
+from bot.permissions import Action, PermissionStore, Principal
+from bot.queue import Enqueuer
+from bot.settings import Settings
+
+
+class JobNotReady(Exception):
+    """The job exists but its state does not accept a submit."""
+
+    def __init__(self, job: TrainingJob) -> None:
+        self.job = job
+        super().__init__(f"job {job.job_id} is {job.state}")
+
+
+@dataclass(frozen=True)
+class SubmitIntent:
+    """A validated ``/voice submit``: where it came from and what it would send."""
+
+    principal: Principal
+    team_id: str | None
+    enterprise_id: str | None
+    channel_id: str
+    job_id: str
+    request: CommitJobRequest
+
+    @property
+    def app_user_id(self) -> str | None:
+        # X-App-UserId follows the body's app_user_id; jobs created without one are
+        # looked up without the header, so the bot never invents a third-party id.
+        return self.request.app_user_id
+
+
+@dataclass(frozen=True)
+class Requested:
+    request: ApprovalRequest
+    job: TrainingJob
+
+
+class SubmissionService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        permissions: PermissionStore,
+        approvals: ApprovalStore,
+        metastudio: MetaStudioClient,
+        queue: Enqueuer,
+    ) -> None:
+        self._settings = settings
+        self._permissions = permissions
+        self._approvals = approvals
+        self._metastudio = metastudio
+        self._queue = queue
+
+    def card_channel(self, origin_channel: str) -> str:
+        return self._settings.approval_channel or origin_channel
+
+    async def authorize_submit(self, intent: SubmitIntent) -> None:
+        await self._permissions.require(intent.principal, Action.submit, intent.channel_id)
+
+    async def check_job(self, intent: SubmitIntent) -> TrainingJob:
+        job = await self._metastudio.show_job(intent.job_id, intent.app_user_id)
+        if job.state not in SUBMITTABLE_STATES:
+            raise JobNotReady(job)
+        return job
+
+    def dry_run(self, intent: SubmitIntent) -> PreparedCall:
+        return self._metastudio.describe_commit(intent.job_id, intent.request, intent.app_user_id)
+
+    async def request(self, intent: SubmitIntent, job: TrainingJob) -> Requested:
+        """Record the request (pending, or auto-approved when approval is switched off)."""
+        auto = not self._settings.require_approval
+        request = await self._approvals.create(
+            tenant=intent.principal.tenant,
+            team_id=intent.team_id,
+            enterprise_id=intent.enterprise_id,
+            requester=intent.principal.user,
+            origin_channel=intent.channel_id,
+            card_channel=self.card_channel(intent.channel_id),
+            job_id=intent.job_id,
+            body=intent.request.body(),
+            app_user_id=intent.app_user_id,
+            auto_approve=auto,
+        )
+        request = await self._approvals.update(request.id, job_state=str(job.state)) or request
+        return Requested(request=request, job=job)
+
+    async def card_posted(self, request: ApprovalRequest, channel: str, ts: str) -> ApprovalRequest:
+        attached = await self._approvals.attach_card(request.id, channel, ts)
+        updated = attached or request
+        if updated.status == "auto_approved":
+            await self._queue.enqueue_tracking(updated.id)
+        return updated
+
+    async def decide(
+        self,
+        principal: Principal,
+        channel_id: str | None,
+        request_id: str,
+        payload_hash: str,
+        *,
+        approve: bool,
+        reason: str | None = None,
+    ) -> Decision:
+        """Check the approver role, then make the one atomic decision; enqueue on approval."""
+        await self._permissions.require(principal, Action.approve, channel_id)
+        decision = await self._approvals.decide(
+            request_id,
+            payload_hash=payload_hash,
+            actor=principal.user,
+            approve=approve,
+            reason=reason,
+        )
+        if decision.outcome == "approved" and decision.request is not None:
+            await self._queue.enqueue_tracking(decision.request.id)
+        return decision
