@@ -5,14 +5,32 @@ Tests never flush: each test gets a unique key prefix and deletes only keys carr
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.localredis import LocalRedis, ensure_redis
+from bot.sandbox.metastudio import (
+    LOCAL_AK,
+    LOCAL_PROJECT_ID,
+    LOCAL_SK,
+    LocalMetaStudio,
+    ReviewPlan,
+)
+from bot.sandbox.serve import ServerThread
+from bot.sandbox.slack import LocalSlack, SlackDriver
+from bot.settings import Settings
+from bot.web import build_web
 
 TEST_DB = int(os.environ.get("VOICEBOT_TEST_REDIS_DB", "11"))
 
@@ -43,3 +61,131 @@ async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[aiore
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+# -- the whole bot: local Slack, local MetaStudio, the web app, the worker ------------------
+
+
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN = "UADMIN0001"
+REQUESTER = "UREQUEST01"
+APPROVER = "UAPPROVE01"
+OUTSIDER = "UOUTSIDE01"
+CHANNEL = "CVOICE0001"
+TEAM = "T0LOCAL"
+
+
+@pytest.fixture
+def metastudio() -> Iterator[LocalMetaStudio]:
+    ms = LocalMetaStudio(review=ReviewPlan(system_delay=0.2, admin_delay=0.2))
+    with ServerThread(ms.app) as server:
+        ms.url = server.url  # type: ignore[attr-defined]
+        yield ms
+
+
+@pytest.fixture
+def slack() -> Iterator[LocalSlack]:
+    local = LocalSlack()
+    with local.serve():
+        yield local
+    assert local.validation_errors == [], local.validation_errors
+
+
+@pytest.fixture
+def bot_env(
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: aioredis.Redis,
+    metastudio: LocalMetaStudio,
+    slack: LocalSlack,
+) -> dict[str, str]:
+    """The bot's environment for one test; extend it before the bot fixtures start."""
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-local",
+        "SLACK_SIGNING_SECRET": "local-signing-secret",
+        "SLACK_API_URL": slack.api_url,
+        "REDIS_URL": redis_url,
+        "VOICEBOT_REDIS_PREFIX": redis_prefix,
+        "VOICEBOT_QUEUE_NAME": f"{redis_prefix}queue",
+        "HUAWEICLOUD_SDK_AK": LOCAL_AK,
+        "HUAWEICLOUD_SDK_SK": LOCAL_SK,
+        "HUAWEICLOUD_SDK_PROJECT_ID": LOCAL_PROJECT_ID,
+        "METASTUDIO_ENDPOINT": metastudio.url,  # type: ignore[attr-defined]
+        "VOICEBOT_METASTUDIO_TIMEOUT": "2",
+        "VOICEBOT_ADMINS": ADMIN,
+        "VOICEBOT_POLL_INTERVAL": "0.2",
+        "VOICEBOT_POLL_MAX_INTERVAL": "1",
+        "VOICEBOT_JOB_TIMEOUT": "10",
+    }
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    return Settings(**env)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def bot_web(bot_env: dict[str, str]) -> Iterator[ServerThread]:
+    with ServerThread(build_web(settings_from(bot_env))) as server:
+        yield server
+
+
+@pytest.fixture
+def driver(slack: LocalSlack, bot_web: ServerThread) -> SlackDriver:
+    return SlackDriver(slack, f"{bot_web.url}/slack/events", "local-signing-secret")
+
+
+@dataclass
+class WorkerProcess:
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VOICEBOT_"))}
+        env.update(self.env)
+        env["PYTHONPATH"] = str(REPO)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "worker"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def worker(bot_env: dict[str, str]) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(bot_env).start()
+    yield process
+    process.stop()
+
+
+async def wait_until(predicate: object, within: float = 10.0, interval: float = 0.05) -> None:
+    """Poll an (async or sync) predicate until it is truthy, or fail the test."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()  # type: ignore[operator]
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
