@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from bot.metastudio.token import IAMAuthError, TokenAuth
 from bot.sandbox.iam import WRONG_CREDENTIALS, IAMUser, LocalIAM, project_id_for
+from bot.sandbox.metastudio import LocalMetaStudio
 from bot.sandbox.serve import ServerThread
 
 USER, PASSWORD, DOMAIN, REGION = "voicebot", "correct horse battery staple", "acme", "cn-north-4"
@@ -360,3 +361,27 @@ def test_local_iam_with_a_project_table_rejects_unknown_projects() -> None:
     assert unknown.status_code == 400
     assert "IAMUser" in repr(IAMUser(USER, PASSWORD, DOMAIN))
     assert PASSWORD not in repr(IAMUser(USER, PASSWORD, DOMAIN))
+
+
+async def test_token_auth_against_the_local_metastudio_gateway() -> None:
+    """The local MetaStudio mounts the IAM and accepts its tokens instead of AK/SK."""
+    clock = Clock()
+    iam = LocalIAM(users=[IAMUser(USER, PASSWORD, DOMAIN)], clock=clock)
+    project_id = project_id_for(REGION)
+    metastudio = LocalMetaStudio(project_id=project_id, iam=iam, wall_clock=clock)
+    job_id = metastudio.seed_job(voice_name="demo_voice_01")
+    with ServerThread(metastudio.app) as server:
+        auth = TokenAuth(server.url, USER, PASSWORD, DOMAIN, REGION, clock=clock)
+        path = f"/v1/{project_id}/voice-training-manage/user/jobs/{job_id}"
+        async with httpx.AsyncClient(base_url=server.url, auth=auth) as client:
+            first = await client.get(path)
+            iam.revoke_all()
+            after_revocation = await client.get(path)
+        async with httpx.AsyncClient(base_url=server.url) as anonymous:
+            without_token = await anonymous.get(path)
+
+    assert first.status_code == 200
+    assert first.json()["voice_name"] == "demo_voice_01"
+    assert after_revocation.status_code == 200
+    assert iam.tokens_issued == 2
+    assert without_token.status_code == 401
