@@ -1,0 +1,205 @@
+"""Track many jobs under review at once with the real worker, and measure what it costs.
+
+Seeds N jobs that enter MetaStudio review together at the local MetaStudio, records N
+submitted approval requests (each with its card in the local Slack) and one tracking job
+each, then starts ``python -m bot worker`` against a private Redis and waits until every
+job's outcome is posted in its thread. Prints:
+
+- MetaStudio calls per job per review (and the ideal: one poll per interval of review);
+- delay from the review's end to the outcome post, p50 / p95, and as a ratio of the poll
+  interval (target: p95 within 1.1x);
+- worker RSS, idle and at its peak (target: under 200 MB);
+- Redis memory per tracked job: everything the bot keeps for it (request, audit records,
+  queue job), measured on a private server (target: under 2 KB).
+
+    .venv/bin/python -m bench.bench_tracking [-n 10000] [--interval 30] [--review 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot.approvals import ApprovalStatus, ApprovalStore
+from bot.audit import AuditLog
+from bot.localredis import start_redis_server
+from bot.metastudio import JobState
+from bot.queue import ArqQueue
+from bot.sandbox.metastudio import (
+    LOCAL_AK,
+    LOCAL_PROJECT_ID,
+    LOCAL_SK,
+    LocalMetaStudio,
+    ReviewPlan,
+)
+from bot.sandbox.serve import ServerThread
+from bot.sandbox.slack import LocalSlack
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIX = "vbbench:"
+CHANNEL = "CBENCH0001"
+REQUESTER = "UBENCHREQ1"
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def used_memory(client: aioredis.Redis) -> int:
+    info = await client.info("memory")
+    return int(info["used_memory"])
+
+
+async def record_requests(
+    client: aioredis.Redis, slack: LocalSlack, jobs: list[str]
+) -> tuple[dict[str, str], list[str]]:
+    """One submitted request per job, with its card; returns (card ts -> job id, ids)."""
+    audit = AuditLog(client, PREFIX)
+    store = ApprovalStore(client, PREFIX, ttl_seconds=86400, allow_self_approval=False,
+                          audit=audit)
+    cards: dict[str, str] = {}
+
+    async def one(job_id: str) -> str:
+        request = await store.create(
+            tenant="T0LOCAL", team_id="T0LOCAL", enterprise_id=None, requester=REQUESTER,
+            origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job_id,
+            body={"voice_name": f"bench-{job_id[:8]}", "sex": "FEMALE"}, app_user_id=None,
+            auto_approve=True,
+        )
+        await store.claim_submit(request.id)
+        await store.transition(request.id, ApprovalStatus.SUBMITTED, audit_action="submitted",
+                               job_state=str(JobState.SYSTEM_AUDITING))
+        card = slack.state.post(CHANNEL, text=f"request {request.id}", blocks=[], user="U0BOT")
+        await store.attach_card(request.id, CHANNEL, card.ts)
+        # The submit reply is already out, as it would be after a real submit.
+        await store.claim_once(request.id, "posted:submitted")
+        cards[card.ts] = job_id
+        return request.id
+
+    ids: list[str] = []
+    for start in range(0, len(jobs), 500):
+        ids += await asyncio.gather(*(one(j) for j in jobs[start:start + 500]))
+    return cards, ids
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    server = start_redis_server()
+    url = server.url
+    ms = LocalMetaStudio(review=ReviewPlan(system_delay=args.review / 2,
+                                           admin_delay=args.review / 2))
+    slack = LocalSlack()
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        with ServerThread(ms.app) as ms_server, slack.serve():
+            client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+            base_memory = await used_memory(client)
+
+            seeded_at = time.time()
+            jobs = [ms.seed_job(state=JobState.SYSTEM_AUDITING, voice_name=f"v{i}")
+                    for i in range(args.n)]
+            review_end = seeded_at + args.review
+            cards, ids = await record_requests(client, slack, jobs)
+            queue = await ArqQueue.connect(url, prefix=PREFIX, queue_name=f"{PREFIX}queue")
+            rng = random.Random(1)
+            # A steady state: first polls spread over one interval, as they would be after
+            # requests approved at different times.
+            for request_id in ids:
+                await queue.enqueue_tracking(request_id, defer=rng.uniform(0, args.interval))
+            await queue.aclose()
+            tracked_memory = await used_memory(client)
+            setup_done = time.time()
+            print(f"setup (seed, record, enqueue) {setup_done - seeded_at:.1f}s")
+            if setup_done > review_end - 2 * args.interval:
+                print("warning: the review ends too soon after setup; raise --review")
+            requests_before = ms.stats()["requests"]
+
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VOICEBOT_"))}
+            env.update({
+                "PYTHONPATH": str(REPO),
+                "REDIS_URL": url,
+                "VOICEBOT_REDIS_PREFIX": PREFIX,
+                "VOICEBOT_QUEUE_NAME": f"{PREFIX}queue",
+                "SLACK_API_URL": slack.api_url,
+                "SLACK_BOT_TOKEN": "xoxb-local",
+                "HUAWEICLOUD_SDK_AK": LOCAL_AK,
+                "HUAWEICLOUD_SDK_SK": LOCAL_SK,
+                "HUAWEICLOUD_SDK_PROJECT_ID": LOCAL_PROJECT_ID,
+                "METASTUDIO_ENDPOINT": ms_server.url,
+                "VOICEBOT_POLL_INTERVAL": str(args.interval),
+                "VOICEBOT_POLL_MAX_INTERVAL": str(args.interval * 10),
+            })
+            worker = subprocess.Popen(  # noqa: ASYNC220 (started once, before timing)
+                [sys.executable, "-m", "bot", "worker"], env=env, cwd=REPO,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            await asyncio.sleep(2)
+            idle_rss = rss_mb(worker.pid)
+            peak_rss = idle_rss
+            deadline = review_end + 3 * args.interval + 120
+            posted: dict[str, float] = {}
+            while len(posted) < args.n and time.time() < deadline:
+                await asyncio.sleep(1)
+                peak_rss = max(peak_rss, rss_mb(worker.pid))
+                for call in slack.calls("chat.postMessage"):
+                    thread = call.params.get("thread_ts")
+                    if thread in cards and thread not in posted:
+                        posted[str(thread)] = call.at
+            calls = ms.stats()["requests"] - requests_before
+            await client.aclose()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(30)
+        server.stop()
+
+    delays = [at - review_end for at in posted.values()]
+    per_job_bytes = (tracked_memory - base_memory) / args.n
+    review_polls = args.review / args.interval
+    print(f"jobs tracked at once          {args.n}")
+    print(f"outcomes posted               {len(posted)} of {args.n}")
+    print(f"MetaStudio calls per job      {calls / args.n:.2f}"
+          f"  (review {args.review:.0f}s / poll {args.interval:.0f}s ≈ {review_polls:.2f} polls"
+          f" + 1 to see the end: ideal {review_polls + 1:.2f})")
+    if delays:
+        p50, p95 = statistics.median(delays), percentile(delays, 0.95)
+        print(f"review end -> outcome post    p50 {p50:.2f}s  p95 {p95:.2f}s"
+              f"  (p95 / poll interval = {p95 / args.interval:.2f}x, target <= 1.10x)")
+    print(f"worker RSS                    idle {idle_rss:.0f} MB, peak {peak_rss:.0f} MB"
+          f"  (peak / idle = {peak_rss / max(idle_rss, 1):.2f}x, target < 200 MB)")
+    print(f"Redis memory per tracked job  {per_job_bytes:.0f} B"
+          f"  ({per_job_bytes / 2048:.2f}x of the 2 KB target)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=10_000, help="jobs under review at once")
+    parser.add_argument("--interval", type=float, default=30.0, help="poll interval, seconds")
+    parser.add_argument("--review", type=float, default=60.0, help="review duration, seconds")
+    args: Any = parser.parse_args(argv)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
