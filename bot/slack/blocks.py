@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.metastudio.models import STATE_WORDS, AuditResult, CommitJobRequest, JobState, TrainingJob
+from bot.metastudio.models import (
+    STATE_WORDS,
+    AuditResult,
+    CommitJobRequest,
+    JobState,
+    TrainingJob,
+    category_of,
+)
 from bot.slack import messages
 from bot.slack.messages import code, escape, mention, truncate
 
@@ -298,7 +305,11 @@ def _job_title(job_id: str, voice_name: str | None) -> str:
 
 
 def status_message(job: TrainingJob) -> Message:
-    pairs: list[tuple[str, str]] = [("State", _state_words(job.state))]
+    category = str(category_of(job.state))
+    pairs: list[tuple[str, str]] = [
+        ("State", _state_words(job.state)),
+        ("Category", escape(category)),
+    ]
     for label, value in (
         ("Type", job.job_type),
         ("Sex", job.sex),
@@ -316,7 +327,7 @@ def status_message(job: TrainingJob) -> Message:
     if updated:
         pairs.append(("Updated", updated))
     blocks = [section(_job_title(job.job_id, job.voice_name)), fields_section(pairs)]
-    text = f"Job {escape(job.job_id)} is {STATE_WORDS[job.state]}"
+    text = f"Job {escape(job.job_id)} is {STATE_WORDS[job.state]} ({escape(category)})"
     return Message(text=_fallback(text), blocks=blocks)
 
 

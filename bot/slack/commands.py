@@ -116,8 +116,12 @@ class Problem(_Frozen):
 
 
 class ParseFailure(_Frozen):
+    """``subcommand`` is the subcommand whose arguments were wrong, if one was recognised;
+    ``unknown`` is the first word as typed when it names no subcommand."""
+
     problems: tuple[Problem, ...]
     subcommand: str | None = None
+    unknown: str | None = None
 
     def text(self, command: str = messages.COMMAND) -> str:
         return messages.parse_problems(
@@ -155,7 +159,8 @@ _APP_USER_ID = re.compile(r"[\x21-\x7e]{1,64}")
 _OUTPUT_LANGUAGE = re.compile(r"[A-Za-z][A-Za-z_-]{0,15}")
 
 
-def _suggest(word: str, choices: Sequence[str]) -> str | None:
+def suggest(word: str, choices: Sequence[str]) -> str | None:
+    """The choice closest to a mistyped ``word``, if any is close enough."""
     found = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
     return found[0] if found else None
 
@@ -181,7 +186,7 @@ def validate_field(name: str, raw: str) -> str | Problem:
     if rule.enum is not None:
         allowed = [m.value.lower() for m in rule.enum]
         if value.lower() not in allowed:
-            suggestion = _suggest(value, allowed)
+            suggestion = suggest(value, allowed)
             return Problem(field=name, message=messages.bad_enum(name, value, allowed, suggestion))
         return value.upper()
     if len(value) > rule.max_length:
@@ -336,7 +341,7 @@ def parse_role(word: str) -> str | Problem:
     if value in ROLE_NAMES:
         return value
     return Problem(
-        field="role", message=messages.bad_role(word, ROLE_NAMES, _suggest(value, ROLE_NAMES))
+        field="role", message=messages.bad_role(word, ROLE_NAMES, suggest(value, ROLE_NAMES))
     )
 
 
@@ -356,9 +361,10 @@ def parse(text: str) -> Command | ParseFailure:
     head, rest = tokens[0], tokens[1:]
     name = head.value.lower() if head.key is None else head.raw
     if head.key is not None or name not in SUBCOMMAND_NAMES:
-        suggestion = None if head.key is not None else _suggest(name, SUBCOMMAND_NAMES)
+        suggestion = None if head.key is not None else suggest(name, SUBCOMMAND_NAMES)
         message = messages.unknown_subcommand(head.raw, suggestion, SUBCOMMAND_NAMES)
-        return _fail(None, Problem(field="subcommand", message=message))
+        problem = Problem(field="subcommand", message=message)
+        return ParseFailure(problems=(problem,), unknown=head.raw)
     if name == "help":
         return Help()
     if name == "submit":
@@ -466,7 +472,7 @@ def _parse_submit(tokens: list[Token]) -> Command | ParseFailure:
     fields: dict[str, str] = {}
     for key, given in by_key.items():
         if key not in FIELD_RULES:
-            suggestion = _suggest(key, SUBMIT_KEYS)
+            suggestion = suggest(key, SUBMIT_KEYS)
             message = messages.unknown_key(given[0].key or key, suggestion, SUBMIT_KEYS)
             problems.append(Problem(field=key, message=message))
         elif len(given) > 1:

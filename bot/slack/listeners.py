@@ -20,9 +20,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals import ApprovalRequest, Decision, DecisionOutcome
 from bot.metastudio import SUBMITTABLE_STATES, JobNotFound, MetaStudioError
 from bot.permissions import Action, PermissionDenied, Principal, Role
+from bot.redis import StoreUnavailable
 from bot.slack import blocks, messages, modal
 from bot.slack.blocks import Message
 from bot.slack.commands import (
+    SUBCOMMAND_NAMES,
     Audit,
     Command,
     Grant,
@@ -34,6 +36,7 @@ from bot.slack.commands import (
     Submit,
     SubmitForm,
     parse,
+    suggest,
 )
 from bot.slack.notify import card_message
 from bot.slack.replies import denial_text, error_text
@@ -53,9 +56,10 @@ OPTIONS_BUDGET = 2.0
 MODAL_CHECK_BUDGET = 2.0
 ERROR_OPTION_VALUE = "__unavailable__"
 
+OPEN_SUBCOMMANDS = ("help", "status")
 SUBCOMMANDS_BY_ROLE = {
     Role.requester: ("submit",),
-    Role.admin: ("grant", "revoke", "audit"),
+    Role.admin: ("roles", "grant", "revoke", "audit"),
 }
 
 
@@ -92,32 +96,42 @@ class Listeners:
         self, ack: Ack, command: dict[str, Any], client: AsyncWebClient, respond: Any
     ) -> None:
         started = time.perf_counter()
-        parsed = parse(command.get("text", ""))
-        name = parsed.subcommand or "unknown" if isinstance(parsed, ParseFailure) else (
+        parsed = parse(str(command.get("text") or ""))
+        name = (parsed.subcommand or "unknown") if isinstance(parsed, ParseFailure) else (
             parsed.subcommand
         )
-        principal = _principal(
-            command.get("enterprise_id"), command.get("team_id"), command["user_id"]
-        )
-        channel = command.get("channel_id", "")
+        channel = str(command.get("channel_id") or "")
+        try:
+            principal = _principal(
+                command.get("enterprise_id"), command.get("team_id"), str(command["user_id"])
+            )
+        except (KeyError, ValueError):
+            await ack(text=messages.unknown_caller())
+            self._observe_ack(started)
+            return
 
         async def reply(message: Message) -> None:
-            await respond(response_type="ephemeral", **message.as_kwargs())
+            await self._respond(respond, client, channel, principal.user, message)
 
-        if isinstance(parsed, ParseFailure):
+        # Argument problems of a known subcommand need no I/O: they go in the ack itself.
+        if isinstance(parsed, ParseFailure) and parsed.subcommand is not None:
             self.s.metrics.commands.labels(name, "invalid").inc()
             await ack(text=parsed.text())
             self._observe_ack(started)
             return
+        # Everything else reads Redis or MetaStudio, so it is answered after the ack.
+        await ack()
+        self._observe_ack(started)
+        if isinstance(parsed, ParseFailure):
+            self.s.metrics.commands.labels(name, "invalid").inc()
+            await self._guard(reply, channel, "", self._unreadable(principal, parsed, reply))
+            return
         if isinstance(parsed, SubmitForm):
-            await ack()
-            self._observe_ack(started)
             await self._guard(reply, channel, "", self._open_submit_modal(
                 principal, channel, command, parsed.dry_run, client
             ))
+            self.s.metrics.commands.labels(name, "ok").inc()
             return
-        await ack()
-        self._observe_ack(started)
         job_id = getattr(parsed, "job_id", None) or ""
         await self._guard(reply, channel, job_id, self._dispatch(
             parsed, principal, command, reply
@@ -126,6 +140,17 @@ class Listeners:
 
     def _observe_ack(self, started: float) -> None:
         self.s.metrics.ack_seconds.labels("command").observe(time.perf_counter() - started)
+
+    async def _respond(
+        self, respond: Any, client: AsyncWebClient, channel: str, user: str, message: Message
+    ) -> None:
+        """Answer through the response_url; if Slack refuses it, as an ephemeral message."""
+        try:
+            await respond(response_type="ephemeral", **message.as_kwargs())
+            return
+        except Exception:  # an expired or used-up response_url: try the other way
+            log.warning("response_url post failed; answering %s with an ephemeral", user)
+        await self._ephemeral(client, channel, user, message.text)
 
     async def _guard(self, reply: Reply, channel: str, job_id: str, work: Awaitable[Any]) -> None:
         try:
@@ -138,7 +163,7 @@ class Listeners:
     async def _dispatch(
         self, parsed: Command, principal: Principal, command: Mapping[str, Any], reply: Reply
     ) -> None:
-        channel = command.get("channel_id", "")
+        channel = str(command.get("channel_id") or "")
         if isinstance(parsed, Help):
             await reply(blocks.text_message(await self._usage(principal)))
         elif isinstance(parsed, Submit):
@@ -163,24 +188,50 @@ class Listeners:
             events = await self.s.audit.read(job_id=parsed.job_id, limit=50)
             await reply(blocks.audit_message(events, job_id=parsed.job_id))
 
-    async def _usage(self, principal: Principal) -> str:
-        allowed = {"help", "status", "roles"}
+    async def _allowed(self, principal: Principal) -> tuple[set[str], bool]:
+        """The subcommands ``principal`` may use, and whether the roles could be read."""
+        allowed = set(OPEN_SUBCOMMANDS)
         try:
             roles = await self.s.permissions.roles(principal)
-        except Exception:
-            return messages.usage_text(allowed) + "\n" + messages.permission_store_unavailable()
+        except StoreUnavailable:
+            return allowed, False
         for role in roles:
             allowed.update(SUBCOMMANDS_BY_ROLE.get(role, ()))
-        return messages.usage_text(allowed)
+        return allowed, True
+
+    async def _usage(self, principal: Principal) -> str:
+        allowed, known = await self._allowed(principal)
+        usage = messages.usage_text(allowed)
+        return usage if known else usage + "\n" + messages.permission_store_unavailable()
+
+    async def _unreadable(self, principal: Principal, failure: ParseFailure, reply: Reply) -> None:
+        """No subcommand could be read: say what was wrong, then the caller's usage."""
+        allowed, known = await self._allowed(principal)
+        if failure.unknown is not None:
+            # Suggest only what the caller may use, so the reply does not advertise the rest.
+            names = [n for n in SUBCOMMAND_NAMES if n in allowed]
+            problems = [
+                messages.not_a_subcommand(failure.unknown, suggest(failure.unknown, names))
+            ]
+        else:
+            problems = [p.message for p in failure.problems]
+        usage = messages.usage_text(allowed)
+        if not known:
+            usage += "\n" + messages.permission_store_unavailable()
+        await reply(blocks.text_message(messages.unreadable_with_usage(problems, usage)))
 
     async def _roles(
         self, principal: Principal, channel: str, user_id: str | None, reply: Reply
     ) -> None:
-        target = user_id or principal.user
-        if target != principal.user:
-            await self.s.permissions.require(principal, Action.manage, channel)
-        roles = await self.s.permissions.roles(Principal(principal.tenant, target))
-        await reply(blocks.user_roles_message(target, sorted(str(r) for r in roles)))
+        await self.s.permissions.require(principal, Action.manage, channel)
+        if user_id is not None:
+            roles = await self.s.permissions.roles(Principal(principal.tenant, user_id))
+            await reply(blocks.user_roles_message(user_id, sorted(str(r) for r in roles)))
+            return
+        members = {
+            str(role): await self.s.permissions.members(principal.tenant, role) for role in Role
+        }
+        await reply(blocks.roles_message(members))
 
     async def _grant_or_revoke(
         self, principal: Principal, channel: str, parsed: Grant | Revoke, reply: Reply

@@ -135,6 +135,18 @@ def unknown_subcommand(word: str, suggestion: str | None, names: Iterable[str]) 
     return f"Unknown subcommand {code(word)}.{hint} Use one of: {_or_list(names)}."
 
 
+def not_a_subcommand(word: str, suggestion: str | None) -> str:
+    """An unknown first word, for a reply that lists the caller's subcommands after it."""
+    hint = f" Did you mean `{escape(suggestion)}`?" if suggestion else ""
+    return f"Unknown subcommand {code(word)}.{hint}"
+
+
+def unreadable_with_usage(problems: Sequence[str], usage: str) -> str:
+    """Input with no recognisable subcommand: what was wrong, then what the caller can do."""
+    lines = ["I couldn't read that command:"] + [f"• {p}" for p in problems]
+    return "\n".join(lines) + "\n\n" + usage
+
+
 def unterminated_quote(fragment: str) -> str:
     return (
         f"The quote that starts {code(fragment, 30)} is never closed. "
@@ -423,6 +435,10 @@ def submit_failed_todo() -> str:
 
 def dry_run_intro() -> str:
     return "*Dry run*: this is the exact request I would send. Nothing was sent."
+
+
+def unknown_caller() -> str:
+    return "I can't tell who sent this command or from which workspace, so nothing was done."
 
 
 def internal_error(reference: str) -> str:
