@@ -17,6 +17,7 @@ from dataclasses import dataclass
 _PRELUDE = r"""
 local GRAPH = __GRAPH__
 local AUDIT_FIELDS = __AUDIT_FIELDS__
+local ACTIVE = __ACTIVE__
 
 local function load(key)
   local flat = redis.call('HGETALL', key)
@@ -77,23 +78,35 @@ local function keep(key, h, now, retention)
   return seconds
 end
 
+-- The active index lists requests some worker must still be tracking, so a periodic sweep
+-- can re-enqueue one whose queue job was lost.
+local function index_active(active_key, id, status, now)
+  if ACTIVE[status] then
+    redis.call('ZADD', active_key, now, id)
+  else
+    redis.call('ZREM', active_key, id)
+  end
+end
+
 local function move(key, expiry_key, h, to, now)
   redis.call('HSET', key, 'status', to, 'updated_at', now)
   redis.call('HINCRBY', key, 'version', 1)
   if h.status == 'pending' then
     redis.call('ZREM', expiry_key, h.id)
   end
+  index_active(KEYS[4], h.id, to, now)
   h.status = to
 end
 """
 
 # Scripts that audit share one calling convention:
-#   KEYS[1] the request hash, KEYS[2] the expiry zset, KEYS[3] the audit stream;
+#   KEYS[1] the request hash, KEYS[2] the expiry zset, KEYS[3] the audit stream,
+#   KEYS[4] the active zset;
 #   ARGV[1] the job audit stream key prefix, ARGV[2] the audit stream maxlen,
 #   ARGV[3] the job stream maxlen, ARGV[4] the retention in seconds; their own ARGV follow.
 # They reply with the flat hash after the change (HGETALL), or false when nothing changed.
 
-# KEYS[4]: the job's request set.  ARGV[5]: the fields (JSON object of strings).
+# KEYS[5]: the job's request set.  ARGV[5]: the fields (JSON object of strings).
 _CREATE = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
@@ -108,10 +121,11 @@ redis.call('HSET', KEYS[1], unpack(args))
 if fields.status == 'pending' then
   redis.call('ZADD', KEYS[2], fields.expires_at, fields.id)
 end
-redis.call('SADD', KEYS[4], fields.id)
+index_active(KEYS[4], fields.id, fields.status, fields.created_at)
+redis.call('SADD', KEYS[5], fields.id)
 local seconds = keep(KEYS[1], fields, fields.created_at, ARGV[4])
-if redis.call('TTL', KEYS[4]) < seconds then
-  redis.call('EXPIRE', KEYS[4], seconds)
+if redis.call('TTL', KEYS[5]) < seconds then
+  redis.call('EXPIRE', KEYS[5], seconds)
 end
 audit(event(fields, fields.requester, 'requested', ''))
 if fields.status == 'auto_approved' then
@@ -246,6 +260,36 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
+# The notify lease: one process at a time updates a request's card and posts its replies.
+# KEYS: the lease.  ARGV: token, lease ms.  Replies 1 while the lease is still ours.
+_RENEW = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: the lease, the request hash.  ARGV: token, the render key the holder caught up with
+# ('{version}:{job_state}'; '*' releases regardless).  Replies 1 (released), 0 (the request
+# changed meanwhile: the lease is kept and the holder goes round again) or -1 (the lease was
+# no longer ours).
+_RELEASE = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+local now = redis.call('HMGET', KEYS[2], 'version', 'job_state')
+if ARGV[2] ~= '*' and now[1] then
+  local render = now[1] .. ':' .. (now[2] or '')
+  if render ~= ARGV[2] then
+    return 0
+  end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptSources:
     """The complete Lua text of each approval script, graph and audit layout included."""
@@ -256,6 +300,8 @@ class ScriptSources:
     decide: str
     transition: str
     expire: str
+    renew: str = _RENEW
+    release: str = _RELEASE
 
 
 def _lua_string(text: str) -> str:
@@ -271,10 +317,21 @@ def _lua_graph(graph: Mapping[str, Sequence[str]]) -> str:
     return "{" + ", ".join(rows) + "}"
 
 
-def build_sources(graph: Mapping[str, Sequence[str]], audit_fields: Sequence[str]) -> ScriptSources:
-    """Render every script with ``graph`` (status -> allowed next statuses) baked in."""
-    prelude = _PRELUDE.replace("__GRAPH__", _lua_graph(graph)).replace(
-        "__AUDIT_FIELDS__", "{" + ", ".join(_lua_string(f) for f in audit_fields) + "}"
+def _lua_set(items: Sequence[str]) -> str:
+    return "{" + ", ".join(f"[{_lua_string(i)}] = true" for i in items) + "}"
+
+
+def build_sources(
+    graph: Mapping[str, Sequence[str]],
+    audit_fields: Sequence[str],
+    active: Sequence[str] = (),
+) -> ScriptSources:
+    """Render every script with ``graph`` (status -> allowed next statuses), the audit layout
+    and the ``active`` statuses (those a worker is still tracking) baked in."""
+    prelude = (
+        _PRELUDE.replace("__GRAPH__", _lua_graph(graph))
+        .replace("__AUDIT_FIELDS__", "{" + ", ".join(_lua_string(f) for f in audit_fields) + "}")
+        .replace("__ACTIVE__", _lua_set(active))
     )
     return ScriptSources(
         create=prelude + _CREATE,

@@ -9,6 +9,8 @@ Keys (under the store's prefix):
     approval:{id}                hash, flat fields, body as JSON; expires ``retention`` after expiry
     approval:{id}:once:{marker}  exactly-once markers (``claim_once``)
     approvals:expiry             zset of pending ids scored by ``expires_at``
+    approvals:active             zset of ids a worker must still track (``ACTIVE_STATUSES``)
+    approval:{id}:notify         the notify lease: who is updating the card and the thread
     approvals:job:{job_id}       set of request ids for a job
     audit, audit:job:{job_id}    the audit stream and its per-job index (see ``bot.audit``)
 """
@@ -68,10 +70,12 @@ TRANSITIONS: Mapping[ApprovalStatus, frozenset[ApprovalStatus]] = {
 """The one transition graph; statuses with no entry are terminal. Enforced in Lua."""
 
 TERMINAL_STATUSES: frozenset[ApprovalStatus] = frozenset(s for s in S if s not in TRANSITIONS)
+# Decided for submission and not finished: a tracking job must exist for each of these.
+ACTIVE_STATUSES: frozenset[ApprovalStatus] = frozenset(TRANSITIONS) - {S.PENDING}
 
 # Fields a transition (or ``update``) may set; identity and binding fields never change.
 MUTABLE_FIELDS: frozenset[str] = frozenset(
-    {"decided_by", "decided_at", "reason", "submit_error", "job_state", "outcome"}
+    {"decided_by", "decided_at", "reason", "submit_error", "submit_hint", "job_state", "outcome"}
 )
 _DETAIL_FIELDS = ("submit_error", "outcome", "job_state", "reason")
 _DECISIONS = frozenset({S.APPROVED, S.REJECTED})
@@ -115,7 +119,13 @@ class ApprovalRequest(BaseModel):
     decided_at: float | None = None
     reason: str | None = None
     submit_error: str | None = None
+    submit_hint: str | None = None
     job_state: str | None = None
+    # The job as read when the request was made: the baseline a resumed submit compares a
+    # fresh read with, to tell whether an earlier attempt landed (``submit_took_effect``).
+    baseline_state: str | None = None
+    baseline_reject_times: int | None = None
+    baseline_updated: int | None = None
     outcome: str | None = None
     updated_at: float
     version: int = 0
@@ -128,6 +138,11 @@ class ApprovalRequest(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def render_key(self) -> str:
+        """Changes whenever what the card shows changes (the status or the job's state)."""
+        return f"{self.version}:{self.job_state or ''}"
 
     def to_redis(self) -> dict[str, str]:
         """Flat string fields for the Redis hash; ``None`` fields are left out."""
@@ -232,13 +247,15 @@ class ApprovalStore:
             str(retention_seconds),
         ]
         graph = {str(k): sorted(str(v) for v in vs) for k, vs in TRANSITIONS.items()}
-        sources = build_sources(graph, AUDIT_FIELDS)
+        sources = build_sources(graph, AUDIT_FIELDS, sorted(str(s) for s in ACTIVE_STATUSES))
         self._create: AsyncScript = redis.register_script(sources.create)
         self._attach: AsyncScript = redis.register_script(sources.attach)
         self._update: AsyncScript = redis.register_script(sources.update)
         self._decide: AsyncScript = redis.register_script(sources.decide)
         self._transition: AsyncScript = redis.register_script(sources.transition)
         self._expire: AsyncScript = redis.register_script(sources.expire)
+        self._renew: AsyncScript = redis.register_script(sources.renew)
+        self._release: AsyncScript = redis.register_script(sources.release)
 
     @property
     def allow_self_approval(self) -> bool:
@@ -251,6 +268,13 @@ class ApprovalStore:
     def expiry_key(self) -> str:
         return self._keys("approvals", "expiry")
 
+    @property
+    def active_key(self) -> str:
+        return self._keys("approvals", "active")
+
+    def notify_key(self, request_id: str) -> str:
+        return self._keys("approval", request_id, "notify")
+
     def job_key(self, job_id: str) -> str:
         return self._keys("approvals", "job", job_id)
 
@@ -261,7 +285,7 @@ class ApprovalStore:
         return repr(float(self._clock()))
 
     def _script_keys(self, request_id: str) -> list[str]:
-        return [self.key(request_id), self.expiry_key, self.audit.stream_key]
+        return [self.key(request_id), self.expiry_key, self.audit.stream_key, self.active_key]
 
     async def create(
         self,
@@ -276,8 +300,14 @@ class ApprovalStore:
         body: Mapping[str, str],
         app_user_id: str | None,
         auto_approve: bool,
+        job_state: str | None = None,
+        job_reject_times: int | None = None,
+        job_updated: int | None = None,
     ) -> ApprovalRequest:
-        """Store a new request: ``pending``, or ``auto_approved`` when approval is off."""
+        """Store a new request: ``pending``, or ``auto_approved`` when approval is off.
+
+        ``job_*`` describe the job as read for this request; they become its baseline.
+        """
         now = float(self._clock())
         while True:
             request = ApprovalRequest(
@@ -293,6 +323,10 @@ class ApprovalStore:
                 app_user_id=app_user_id,
                 payload_hash=payload_hash(job_id, body, app_user_id),
                 status=S.AUTO_APPROVED if auto_approve else S.PENDING,
+                job_state=job_state,
+                baseline_state=job_state,
+                baseline_reject_times=job_reject_times,
+                baseline_updated=job_updated,
                 created_at=now,
                 expires_at=now + self._ttl,
                 updated_at=now,
@@ -450,3 +484,69 @@ class ApprovalStore:
             ids = await self._redis.smembers(self.job_key(job_id))  # type: ignore[misc]
         found = [await self.get(_text(i)) for i in sorted(ids)]
         return sorted((r for r in found if r is not None), key=lambda r: (r.created_at, r.id))
+
+    async def active_ids(self, limit: int = 10_000) -> list[str]:
+        """Ids of requests a worker must still track, least recently changed first."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            ids = await self._redis.zrange(self.active_key, 0, limit - 1)
+        return [_text(i) for i in ids]
+
+    async def forget_active(self, request_id: str) -> None:
+        """Drop an index entry whose request is gone (its retention ran out)."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            await self._redis.zrem(self.active_key, request_id)
+
+    # -- the notify lease and what has been shown -------------------------------------------
+
+    async def notify_lease(self, request_id: str, token: str, lease_ms: int) -> bool:
+        """Take the lease on a request's card and thread; False while another holds it."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            won = await self._redis.set(self.notify_key(request_id), token, nx=True, px=lease_ms)
+        return bool(won)
+
+    async def notify_renew(self, request_id: str, token: str, lease_ms: int) -> bool:
+        """Extend the lease; False when it ran out and may be someone else's now."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            kept = await self._renew(keys=[self.notify_key(request_id)], args=[token, lease_ms])
+        return bool(kept == 1)
+
+    async def notify_release(self, request_id: str, token: str, render_key: str | None) -> int:
+        """Give the lease back if the request still renders as ``render_key``.
+
+        1: released. 0: the request changed since (the lease is kept; catch up and try
+        again). -1: the lease was not ours any more. ``render_key=None`` releases regardless.
+        """
+        with unavailable_on_redis_errors(StoreUnavailable):
+            result = await self._release(
+                keys=[self.notify_key(request_id), self.key(request_id)],
+                args=[token, "*" if render_key is None else render_key],
+            )
+        return int(result)
+
+    async def shown_render(self, request_id: str) -> str | None:
+        """The ``render_key`` the card was last updated to, if any."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            value = await self._redis.get(self.once_key(request_id, "card"))
+        return None if value is None else _text(value)
+
+    async def set_shown_render(self, request_id: str, render_key: str) -> None:
+        ttl = int(self._ttl) + self._retention
+        with unavailable_on_redis_errors(StoreUnavailable):
+            await self._redis.set(self.once_key(request_id, "card"), render_key, ex=ttl)
+
+    async def mark(self, request_id: str, marker: str) -> None:
+        """Record that the work ``marker`` names is done (see ``has_marker``)."""
+        ttl = int(self._ttl) + self._retention
+        with unavailable_on_redis_errors(StoreUnavailable):
+            await self._redis.set(self.once_key(request_id, marker), "1", ex=ttl)
+
+    async def markers(self, request_id: str, names: Sequence[str]) -> dict[str, bool]:
+        """Which of ``names`` have been marked, in one round trip."""
+        if not names:
+            return {}
+        with unavailable_on_redis_errors(StoreUnavailable):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.exists(self.once_key(request_id, name))
+                found = await pipe.execute()
+        return {name: bool(hit) for name, hit in zip(names, found, strict=True)}

@@ -8,11 +8,15 @@ runs, and arq re-runs it after a worker dies mid-step.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 TRACK_FUNCTION = "track_request"
+# arq drops a job whose key has expired; the key is set once, at enqueue, and a job lives
+# through review and training, so it gets weeks (the worker's sweep re-enqueues it after).
+JOB_EXPIRES = timedelta(days=30)
 
 
 class Enqueuer(Protocol):
@@ -50,6 +54,7 @@ class ArqQueue:
             _job_id=track_job_id(self._prefix, request_id),
             _queue_name=self.queue_name,
             _defer_by=defer,
+            _expires=JOB_EXPIRES,
         )
         return job is not None
 

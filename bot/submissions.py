@@ -6,7 +6,10 @@ and returns domain results that the Slack edge renders.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from redis.exceptions import RedisError
 
 from bot.approvals import ApprovalRequest, ApprovalStore, Decision
 from bot.metastudio import (
@@ -18,7 +21,10 @@ from bot.metastudio import (
 )
 from bot.permissions import Action, PermissionStore, Principal
 from bot.queue import Enqueuer
+from bot.redis import StoreUnavailable
 from bot.settings import Settings
+
+log = logging.getLogger("bot.submissions")
 
 
 class JobNotReady(Exception):
@@ -98,16 +104,29 @@ class SubmissionService:
             body=intent.request.body(),
             app_user_id=intent.app_user_id,
             auto_approve=auto,
+            job_state=str(job.state),
+            job_reject_times=job.reject_times,
+            job_updated=job.lastupdate_time,
         )
-        request = await self._approvals.update(request.id, job_state=str(job.state)) or request
         return Requested(request=request, job=job)
 
     async def card_posted(self, request: ApprovalRequest, channel: str, ts: str) -> ApprovalRequest:
+        """Record the card posted for ``request`` (rendered from exactly that version)."""
         attached = await self._approvals.attach_card(request.id, channel, ts)
+        await self._approvals.set_shown_render(request.id, request.render_key)
         updated = attached or request
         if updated.status == "auto_approved":
-            await self._queue.enqueue_tracking(updated.id)
+            await self._enqueue(updated.id)
         return updated
+
+    async def _enqueue(self, request_id: str) -> None:
+        # The decision is already stored; a failed enqueue must not undo it or tell the user
+        # it failed. The worker's sweep re-enqueues every active request without a job.
+        try:
+            await self._queue.enqueue_tracking(request_id)
+        except (StoreUnavailable, OSError, RedisError) as error:
+            log.warning("request %s: enqueue failed (%s); the sweep will pick it up",
+                        request_id, type(error).__name__)
 
     async def decide(
         self,
@@ -129,5 +148,5 @@ class SubmissionService:
             reason=reason,
         )
         if decision.outcome == "approved" and decision.request is not None:
-            await self._queue.enqueue_tracking(decision.request.id)
+            await self._enqueue(decision.request.id)
         return decision

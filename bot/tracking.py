@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.metastudio import (
     SUBMITTABLE_STATES,
-    UNDER_REVIEW_STATES,
     APIError,
     CommitJobRequest,
     JobNotFound,
-    JobNotSubmittable,
     JobState,
     MetaStudioClient,
     MetaStudioError,
@@ -31,6 +31,7 @@ from bot.metastudio import (
     TrainingJob,
     TransportError,
 )
+from bot.metastudio.client import submit_took_effect
 
 log = logging.getLogger("bot.tracking")
 
@@ -56,15 +57,22 @@ class Step:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Steady polling while reviewed, exponential backoff with jitter after faults."""
+    """How long to wait before the next look at a job.
+
+    While a review runs, the wait grows with the time nothing has changed (a quarter of it,
+    between ``interval`` and ``cap``), so a short review is seen promptly and a review that
+    takes days costs a few hundred reads, not thousands. Faults back off exponentially.
+    Jitter spreads the workers' reads and only ever shortens a wait.
+    """
 
     interval: float
     cap: float
     training_interval: float
+    growth: float = 0.25
 
-    def review_delay(self, rng: random.Random) -> float:
-        # Jitter only ever shortens the wait, so a state change is seen within one interval.
-        return self.interval * rng.uniform(0.9, 1.0)
+    def review_delay(self, rng: random.Random, unchanged_for: float = 0.0) -> float:
+        base = min(self.cap, max(self.interval, unchanged_for * self.growth))
+        return base * rng.uniform(0.9, 1.0)
 
     def fault_delay(self, consecutive: int, rng: random.Random) -> float:
         ceiling = min(self.cap, self.interval * (2 ** min(consecutive, 16)))
@@ -75,6 +83,19 @@ def _failure_text(error: APIError) -> str:
     return f"{error.error_code}: {error.error_msg}"
 
 
+def baseline(request: ApprovalRequest) -> TrainingJob | None:
+    """The job as it was when the request was made, as far as the request recorded it."""
+    state = request.baseline_state or request.job_state
+    if state is None:
+        return None
+    return TrainingJob(
+        job_id=request.job_id,
+        state=JobState(state),
+        reject_times=request.baseline_reject_times,
+        lastupdate_time=request.baseline_updated,
+    )
+
+
 class Tracker:
     def __init__(
         self,
@@ -83,11 +104,13 @@ class Tracker:
         policy: PollPolicy,
         *,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._approvals = approvals
         self._metastudio = metastudio
         self._policy = policy
         self._rng = rng or random.Random()
+        self._clock = clock
 
     async def step(self, request_id: str, *, faults: int = 0) -> Step:
         """Advance the request; ``faults`` counts the consecutive faulted steps before it."""
@@ -102,58 +125,72 @@ class Tracker:
             return Step(current, next_poll=self._policy.fault_delay(faults, self._rng), fault=fault)
 
     async def _advance(self, request: ApprovalRequest) -> Step:
-        resumed = request.status == S.SUBMITTING
         if request.status in (S.APPROVED, S.AUTO_APPROVED):
             claimed = await self._approvals.claim_submit(request.id)
             if claimed is None:
                 current = await self._approvals.get(request.id)
                 return Step(current, next_poll=0.0)
-            request = claimed
+            return await self._submit(claimed, resumed=False)
         if request.status == S.SUBMITTING:
-            request = await self._submit(request, resumed=resumed)
-            if request.status != S.SUBMITTED:
-                return Step(request)
-            return Step(request, next_poll=self._policy.review_delay(self._rng))
+            return await self._submit(request, resumed=True)
         return await self._poll(request)
 
-    async def _submit(self, request: ApprovalRequest, *, resumed: bool) -> ApprovalRequest:
+    async def _submit(self, request: ApprovalRequest, *, resumed: bool) -> Step:
+        """POST the submit once. A resumed submit (an earlier step claimed it and may have
+        sent it) first reads the job and compares it with the request's baseline: the POST
+        is sent again only when that read proves the earlier one did not land."""
         if resumed:
-            # A previous attempt claimed the submit and may have sent it: read, never re-POST
-            # blindly.
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
-            if job.state not in SUBMITTABLE_STATES or job.state != request.job_state:
-                return await self._submitted(request, job)
+            before = baseline(request)
+            landed = (job.state not in SUBMITTABLE_STATES if before is None
+                      else submit_took_effect(before, job))
+            if landed is True:
+                confirmed = await self._submitted(request, job, "confirmed by reading the job")
+                return self._review_step(confirmed, job)
+            if landed is None:
+                failed = await self._submit_failed(
+                    request,
+                    "the job's state does not show whether an earlier attempt went through",
+                    "Check the job with `/voice status` before submitting again.",
+                )
+                return Step(failed, job)
         try:
             result = await self._metastudio.commit_job(
                 request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id
             )
-        except JobNotSubmittable as error:
-            job = await self._metastudio.show_job(request.job_id, request.app_user_id)
-            if job.state in UNDER_REVIEW_STATES:
-                return await self._submitted(request, job)
-            return await self._submit_failed(request, _failure_text(error))
         except APIError as error:
             if isinstance(error, TRANSIENT):
                 raise
-            return await self._submit_failed(request, _failure_text(error))
-        state = str(result.job.state) if result.job else str(JobState.SYSTEM_AUDITING)
+            # A definite refusal: nothing of ours landed (a resumed submit checked first).
+            return Step(await self._submit_failed(request, _failure_text(error), error.hint))
+        state = result.job.state if result.job else JobState.SYSTEM_AUDITING
+        detail = "confirmed by reading the job" if result.verified_by_read else None
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            job_state=state,
+            audit_detail=detail, job_state=str(state),
+        )
+        return self._review_step(moved or await self._reload(request), result.job)
+
+    def _review_step(self, request: ApprovalRequest, job: TrainingJob | None) -> Step:
+        if request.status != S.SUBMITTED:
+            return Step(request, job)
+        return Step(request, job, next_poll=self._policy.review_delay(self._rng))
+
+    async def _submitted(
+        self, request: ApprovalRequest, job: TrainingJob, detail: str
+    ) -> ApprovalRequest:
+        moved = await self._approvals.transition(
+            request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
+            audit_detail=detail, job_state=str(job.state),
         )
         return moved or await self._reload(request)
 
-    async def _submitted(self, request: ApprovalRequest, job: TrainingJob) -> ApprovalRequest:
-        moved = await self._approvals.transition(
-            request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail="confirmed by reading the job", job_state=str(job.state),
-        )
-        return moved or await self._reload(request)
-
-    async def _submit_failed(self, request: ApprovalRequest, text: str) -> ApprovalRequest:
+    async def _submit_failed(
+        self, request: ApprovalRequest, text: str, hint: str | None = None
+    ) -> ApprovalRequest:
         moved = await self._approvals.transition(
             request.id, S.SUBMIT_FAILED, expected={S.SUBMITTING}, audit_action="submit_failed",
-            submit_error=text,
+            submit_error=text, submit_hint=hint,
         )
         return moved or await self._reload(request)
 
@@ -172,17 +209,16 @@ class Tracker:
             return Step(moved or await self._reload(request))
         category = job.category
         status = request.status
-        if category == StateCategory.UNDER_REVIEW or category == StateCategory.PRE_SUBMIT:
+        if category in (StateCategory.UNDER_REVIEW, StateCategory.PRE_SUBMIT):
             if status == S.SUBMITTED and category == StateCategory.UNDER_REVIEW:
-                status = await self._move(request, S.UNDER_REVIEW, job, None)
+                await self._move(request, S.UNDER_REVIEW, job, None)
             elif request.job_state != job.state:
                 await self._approvals.update(request.id, job_state=str(job.state))
-            return Step(await self._reload(request), job, self._policy.review_delay(self._rng))
-        if category == StateCategory.REVIEW_FAILED:
-            await self._move(request, S.FAILED, job, "review_failed")
-            return Step(await self._reload(request), job)
+            current = await self._reload(request)
+            unchanged_for = max(0.0, self._clock() - current.updated_at)
+            return Step(current, job, self._policy.review_delay(self._rng, unchanged_for))
         if status in (S.SUBMITTED, S.UNDER_REVIEW):
-            if category == StateCategory.FAILED:
+            if category in (StateCategory.REVIEW_FAILED, StateCategory.FAILED):
                 await self._move(request, S.FAILED, job, "review_failed")
                 return Step(await self._reload(request), job)
             status = await self._move(request, S.PASSED, job, "review_passed")
@@ -194,11 +230,8 @@ class Tracker:
             return Step(await self._reload(request), job)
         if request.job_state != job.state:
             await self._approvals.update(request.id, job_state=str(job.state))
-        return Step(
-            await self._reload(request), job, self._policy.training_interval * self._rng.uniform(
-                0.9, 1.0
-            )
-        )
+        delay = self._policy.training_interval * self._rng.uniform(0.9, 1.0)
+        return Step(await self._reload(request), job, delay)
 
     async def _move(
         self,

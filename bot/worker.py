@@ -2,8 +2,9 @@
 
 ``track_request`` takes one step of a request (``Tracker.step``), posts what the step made
 due (``Notifier.flush``) and reschedules itself with ``arq.Retry`` until the request is
-finished. A cron job expires pending requests past their deadline. All state is in Redis,
-so a worker killed at any point is replaced by the next one without losing a step.
+finished. Cron jobs expire pending requests past their deadline and re-enqueue any tracked
+request whose queue job was lost. All state is in Redis, so a worker killed at any point is
+replaced by the next one without losing a step.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from typing import Any
 
 from arq import Retry, cron
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import Services, open_services
+from bot.metastudio import MetaStudioError
 from bot.queue import TRACK_FUNCTION, redis_settings
+from bot.redis import StoreUnavailable
 from bot.settings import Settings
+from bot.slack.notify import NotifyBusy
 from bot.tracking import PollPolicy, Tracker
 
 log = logging.getLogger("bot.worker")
@@ -27,7 +33,11 @@ log = logging.getLogger("bot.worker")
 # reschedule as a try, so the ceiling only stops a request that loops forever.
 MAX_TRIES = 1_000_000
 # Slack or Redis failing while posting: try again soon, but not in a tight loop.
-NOTIFY_RETRY = (1.0, 30.0)
+NOTIFY_RETRY_CAP = 30.0
+# Another process is posting for the request: look again shortly.
+BUSY_RETRY = 0.5
+# A step is cut off before arq's own timeout would end the job for good.
+STEP_SHARE_OF_TIMEOUT = 0.8
 
 
 def _services(ctx: dict[str, Any]) -> Services:
@@ -59,7 +69,41 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await services.aclose()
 
 
+def _backoff(counts: dict[str, int], request_id: str, base: float, cap: float) -> float:
+    count = counts.get(request_id, 0) + 1
+    counts[request_id] = count
+    return float(min(cap, base * 2 ** min(count, 10)) * random.uniform(0.5, 1.0))
+
+
 async def track_request(ctx: dict[str, Any], request_id: str) -> str:
+    """One step of a request, then its posts; reschedules itself until the request is done.
+
+    Every failure reschedules rather than ends the job: a job that ends while its request
+    is still active would leave the request to the sweep.
+    """
+    settings: Settings = ctx["settings"]
+    faults: dict[str, int] = ctx["faults"]
+    notify_faults: dict[str, int] = ctx["notify_faults"]
+    base = min(1.0, settings.poll_interval)
+    try:
+        async with asyncio.timeout(settings.job_timeout * STEP_SHARE_OF_TIMEOUT):
+            return await _track(ctx, request_id)
+    except Retry:
+        raise
+    except NotifyBusy:
+        raise Retry(defer=BUSY_RETRY * random.uniform(0.5, 1.0)) from None
+    except (SlackApiError, SlackClientError, StoreUnavailable, RedisError, MetaStudioError,
+            OSError, TimeoutError) as error:
+        delay = _backoff(notify_faults, request_id, base, NOTIFY_RETRY_CAP)
+        log.warning("request %s: %s; retry in %.1fs", request_id, type(error).__name__, delay)
+        raise Retry(defer=delay) from None
+    except Exception:
+        delay = _backoff(faults, request_id, base, settings.poll_max_interval)
+        log.exception("request %s: unexpected error; retry in %.1fs", request_id, delay)
+        raise Retry(defer=delay) from None
+
+
+async def _track(ctx: dict[str, Any], request_id: str) -> str:
     services = _services(ctx)
     tracker: Tracker = ctx["tracker"]
     faults: dict[str, int] = ctx["faults"]
@@ -68,23 +112,15 @@ async def track_request(ctx: dict[str, Any], request_id: str) -> str:
         faults[request_id] = faults.get(request_id, 0) + 1
     else:
         faults.pop(request_id, None)
-    if step.request is not None:
-        try:
-            await services.notifier.flush(step.request, step.job)
-        except Exception as error:
-            notify_faults: dict[str, int] = ctx["notify_faults"]
-            count = notify_faults.get(request_id, 0) + 1
-            notify_faults[request_id] = count
-            low, high = NOTIFY_RETRY
-            delay = min(high, low * 2 ** min(count, 10)) * random.uniform(0.5, 1.0)
-            log.warning("request %s: posting to Slack failed (%s); retry in %.1fs",
-                        request_id, type(error).__name__, delay)
-            raise Retry(defer=delay) from None
-        ctx["notify_faults"].pop(request_id, None)
+    if step.request is None:
+        await services.approvals.forget_active(request_id)
+        return "missing"
+    await services.notifier.flush(step.request, step.job)
+    ctx["notify_faults"].pop(request_id, None)
     if step.next_poll is not None:
         raise Retry(defer=step.next_poll)
     faults.pop(request_id, None)
-    return str(step.request.status) if step.request else "missing"
+    return str(step.request.status)
 
 
 async def expire_requests(ctx: dict[str, Any]) -> int:
@@ -96,15 +132,43 @@ async def expire_requests(ctx: dict[str, Any]) -> int:
     return len(expired)
 
 
+async def resume_active(ctx: dict[str, Any]) -> int:
+    """Re-enqueue every request still being tracked. arq refuses a second job with the same
+    id, so this only revives requests whose job was lost (an enqueue that failed after the
+    click, a job that expired or ended on a bug); returns how many it revived."""
+    services = _services(ctx)
+    revived = 0
+    for request_id in await services.approvals.active_ids():
+        if await services.queue.enqueue_tracking(request_id):
+            revived += 1
+    if revived:
+        log.warning("re-enqueued %d tracked request(s) that had no queue job", revived)
+    return revived
+
+
+def expiry_period(ttl_seconds: float) -> int:
+    """Seconds between expiry sweeps: about a tenth of the TTL, from 1 to 10."""
+    for period in (1, 2, 5):
+        if ttl_seconds <= period * 10:
+            return period
+    return 10
+
+
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
+    # Cron names carry the prefix: arq's cron job ids are global across queues.
+    prefix = settings.redis_prefix
     options: dict[str, Any] = {
         "functions": [
             func(track_request, name=TRACK_FUNCTION, max_tries=MAX_TRIES,
                  timeout=settings.job_timeout),
         ],
         "cron_jobs": [
-            cron(expire_requests, second=set(range(0, 60, 10)), run_at_startup=True,
-                 timeout=settings.job_timeout),
+            cron(expire_requests, name=f"{prefix}expire_requests",
+                 second=set(range(0, 60, expiry_period(settings.approval_ttl))),
+                 run_at_startup=True, timeout=settings.job_timeout),
+            # Every minute, and at startup (which is when a lost job is most likely).
+            cron(resume_active, name=f"{prefix}resume_active", second={0},
+                 run_at_startup=True, timeout=settings.job_timeout),
         ],
         "queue_name": settings.queue_name,
         "redis_settings": redis_settings(settings.redis_url),
@@ -116,7 +180,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
         "keep_result": 0,
         "poll_delay": 0.2,
         "max_tries": MAX_TRIES,
-        "health_check_key": f"{settings.redis_prefix}worker:health",
+        "health_check_key": f"{prefix}worker:health",
     }
     options.update(overrides)
     return Worker(**options)

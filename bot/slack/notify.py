@@ -1,20 +1,29 @@
 """What the bot posts about a request after the click: the card, kept current, and the
 thread replies for each outcome, each posted once.
 
-Which replies are due is derived from the request's status and per-status markers in
-Redis, so a reply that failed to post (Slack 429, ``ok: false``) is posted by the next
-attempt, and one that did post is never posted again.
+Which replies are due is derived from the request's status and per-reply markers in Redis,
+so a reply that failed to post (Slack 429, ``ok: false``) is posted by the next attempt,
+and one that did post is never posted again.
+
+The web process (right after a click) and the worker (after each step) both flush the same
+request. A lease in Redis lets one of them at a time update the card and post replies: the
+holder re-reads the request before each round and gives the lease back only if nothing
+changed meanwhile, so an older rendering never lands on the card after a newer one and two
+processes never post the same reply. Whoever finds the lease taken gets ``NotifyBusy``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import secrets
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.metastudio import CommitJobRequest, MetaStudioClient, OperationLogList, TrainingJob
+from bot.redis import StoreUnavailable
 from bot.slack import blocks, messages
 from bot.slack.blocks import ApprovalCard, Message
 
@@ -22,6 +31,8 @@ log = logging.getLogger("bot.slack.notify")
 
 S = ApprovalStatus
 DECISION = "posted:decision"
+# Long enough for one Slack call with its rate-limit retries; renewed before every call.
+LEASE_MS = 20_000
 
 # The thread replies a status implies, in the order they happened.
 DUE_REPLIES: dict[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
@@ -35,8 +46,31 @@ DUE_REPLIES: dict[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
     S.EXPIRED: (S.EXPIRED,),
 }
 
+# Statuses reached without anyone's click only when approval was switched off.
+_AFTER_APPROVAL = frozenset(
+    {S.AUTO_APPROVED, S.SUBMITTING, S.SUBMITTED, S.SUBMIT_FAILED, S.UNDER_REVIEW, S.PASSED,
+     S.FAILED, S.SUCCEEDED, S.TRAINING_FAILED}
+)
+
+
+class NotifyBusy(Exception):
+    """Another process holds the request's notify lease; it (or a retry) posts what is due."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"request {request_id}: card and thread are being updated elsewhere")
+
+
+def due_markers(request: ApprovalRequest) -> list[str]:
+    """The replies ``request`` implies, as markers, in thread order."""
+    due = [DECISION] if request.decided_by else []
+    due += [f"posted:{status}" for status in DUE_REPLIES.get(request.status, ())]
+    return due
+
 
 def card_message(request: ApprovalRequest, *, note: str | None = None) -> Message:
+    if note is None and request.decided_by is None and request.status in _AFTER_APPROVAL:
+        note = messages.auto_approved()
     card = ApprovalCard(
         request_id=request.id,
         requester_id=request.requester,
@@ -74,11 +108,17 @@ def _admin_reason(logs: OperationLogList) -> str | None:
 
 class Notifier:
     def __init__(
-        self, client: AsyncWebClient, approvals: ApprovalStore, metastudio: MetaStudioClient
+        self,
+        client: AsyncWebClient,
+        approvals: ApprovalStore,
+        metastudio: MetaStudioClient,
+        *,
+        lease_ms: int = LEASE_MS,
     ) -> None:
         self._client = client
         self._approvals = approvals
         self._metastudio = metastudio
+        self._lease_ms = lease_ms
 
     async def update_card(self, request: ApprovalRequest, *, note: str | None = None) -> None:
         if request.card_ts is None:
@@ -95,29 +135,75 @@ class Notifier:
             **message.as_kwargs(),
         )
 
+    async def settled(self, request: ApprovalRequest) -> bool:
+        """True when the card shows ``request`` and every reply it implies is posted."""
+        if request.card_ts is None:
+            return True
+        if await self._approvals.shown_render(request.id) != request.render_key:
+            return False
+        done = await self._approvals.markers(request.id, due_markers(request))
+        return all(done.values())
+
     async def flush(self, request: ApprovalRequest, job: TrainingJob | None = None) -> int:
-        """Post every reply the status implies that has not been posted; update the card."""
+        """Bring the card and the thread up to the request's newest state; returns the number
+        of replies posted. ``job`` is the job as just read, if the caller has it.
+
+        Raises ``NotifyBusy`` when another process is at it, and whatever Slack, Redis or
+        MetaStudio raised; what was not posted stays due for the next flush.
+        """
+        if await self.settled(request):
+            return 0
+        token = secrets.token_hex(8)
+        if not await self._approvals.notify_lease(request.id, token, self._lease_ms):
+            raise NotifyBusy(request.id)
+        try:
+            return await self._catch_up(request.id, token, job)
+        except BaseException:
+            # Redis may be what failed; then the lease runs out on its own.
+            with contextlib.suppress(StoreUnavailable):
+                await self._approvals.notify_release(request.id, token, None)
+            raise
+
+    async def _renew(self, request_id: str, token: str) -> None:
+        if not await self._approvals.notify_renew(request_id, token, self._lease_ms):
+            raise NotifyBusy(request_id)
+
+    async def _catch_up(self, request_id: str, token: str, job: TrainingJob | None) -> int:
         posted = 0
-        card_marker = f"card:{request.status}:{request.version}"
-        if await self._approvals.claim_once(request.id, card_marker):
-            try:
-                await self.update_card(request)
-            except Exception:
-                await self._approvals.release_once(request.id, card_marker)
-                raise
-        if request.decided_by and not await self._approvals.has_marker(request.id, DECISION):
-            await self.reply(request, decision_reply(request))
-            await self._approvals.claim_once(request.id, DECISION)
-            posted += 1
-        for status in DUE_REPLIES.get(request.status, ()):
-            marker = f"posted:{status}"
-            if await self._approvals.has_marker(request.id, marker):
-                continue
-            message = await self._reply_for(request, status, job)
-            await self.reply(request, addressed(message, request.requester))
-            await self._approvals.claim_once(request.id, marker)
-            posted += 1
-        return posted
+        while True:
+            current = await self._approvals.get(request_id)
+            if current is None or current.card_ts is None:
+                # Nothing to update or reply under; the card may be posted later by the web.
+                await self._approvals.notify_release(request_id, token, None)
+                return posted
+            if await self._approvals.shown_render(request_id) != current.render_key:
+                await self._renew(request_id, token)
+                await self.update_card(current)
+                await self._approvals.set_shown_render(request_id, current.render_key)
+            due = due_markers(current)
+            done = await self._approvals.markers(request_id, due)
+            seen = job if job is not None and str(job.state) == current.job_state else None
+            for marker in due:
+                if done[marker]:
+                    continue
+                message = await self._message_for(current, marker, seen)
+                await self._renew(request_id, token)
+                await self.reply(current, message)
+                await self._approvals.mark(request_id, marker)
+                posted += 1
+            released = await self._approvals.notify_release(request_id, token, current.render_key)
+            if released == 1:
+                return posted
+            if released == -1:
+                raise NotifyBusy(request_id)
+
+    async def _message_for(
+        self, request: ApprovalRequest, marker: str, job: TrainingJob | None
+    ) -> Message:
+        if marker == DECISION:
+            return decision_reply(request)
+        status = ApprovalStatus(marker.removeprefix("posted:"))
+        return addressed(await self._reply_for(request, status, job), request.requester)
 
     async def _reply_for(
         self, request: ApprovalRequest, status: ApprovalStatus, job: TrainingJob | None
@@ -141,8 +227,12 @@ class Notifier:
             current = job or await self._metastudio.show_job(request.job_id, request.app_user_id)
             return blocks.training_outcome_message(current)
         if status == S.SUBMIT_FAILED:
-            code, _, text = (request.submit_error or "").partition(": ")
-            return blocks.submit_failed_message(request.job_id, code or None, text or None, None)
+            code, sep, text = (request.submit_error or "").partition(": ")
+            if not sep:
+                code, text = "", code
+            return blocks.submit_failed_message(
+                request.job_id, code or None, text or None, request.submit_hint
+            )
         return blocks.text_message(messages.request_expired(request.id))
 
 

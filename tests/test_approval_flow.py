@@ -1,0 +1,484 @@
+"""The approval flow end to end: signed Slack deliveries to the web app, the worker as a
+process, real Redis, the local Slack and the local MetaStudio.
+
+Each test reads like the feature: a requester submits, an approver clicks, and the test
+checks what reached Slack (card, thread, ephemerals), MetaStudio (commits) and the audit.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.approvals import ApprovalStore
+from bot.audit import AuditEvent, AuditLog
+from bot.metastudio import CommitJobRequest, MetaStudioClient
+from bot.sandbox.metastudio import AuditError, AuditFailure, LocalMetaStudio
+from bot.sandbox.slack import LocalSlack, SlackDriver
+from bot.sandbox.slack.state import Message
+from tests.conftest import (
+    ADMIN,
+    APPROVER,
+    CHANNEL,
+    OUTSIDER,
+    REQUESTER,
+    WorkerProcess,
+    settings_from,
+    wait_until,
+)
+
+APPROVE = "approval_approve"
+REJECT = "approval_reject"
+
+
+@pytest.fixture
+def bot_env(bot_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
+    """The conftest environment plus this test's overrides (``indirect`` parametrization)."""
+    bot_env.update(getattr(request, "param", {}))
+    return bot_env
+
+
+def with_env(**env: str) -> Any:
+    return pytest.mark.parametrize("bot_env", [env], indirect=True, ids=["env"])
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+async def grant(driver: SlackDriver, user: str, role: str) -> None:
+    result = await driver.slash_command(
+        "/voice", f"grant <@{user}> {role}", user=ADMIN, channel=CHANNEL
+    )
+    assert result.acked
+
+
+async def roles(driver: SlackDriver) -> None:
+    await grant(driver, REQUESTER, "requester")
+    await grant(driver, APPROVER, "approver")
+
+
+async def submit(
+    driver: SlackDriver, slack: LocalSlack, job: str, extra: str = "", user: str = REQUESTER
+) -> Message:
+    """``/voice submit`` for ``job``; returns the approval card it posted."""
+    result = await driver.slash_command(
+        "/voice", f"submit {job} voice_name=narrator sex=female {extra}".strip(),
+        user=user, channel=CHANNEL,
+    )
+    assert result.acked
+    return await slack.wait_for_async(lambda: card_of(slack, job), timeout=10)
+
+
+def card_of(slack: LocalSlack, job: str) -> Message | None:
+    found = [m for m in slack.messages(CHANNEL) if job in m.text]
+    return found[-1] if found else None
+
+
+def card(slack: LocalSlack, posted: Message) -> Message:
+    return slack.message(CHANNEL, posted.ts)
+
+
+def replies(slack: LocalSlack, posted: Message) -> list[str]:
+    return [m.text for m in slack.thread(CHANNEL, posted.ts)[1:]]
+
+
+def block_text(message: Message) -> str:
+    return json.dumps(message.blocks, ensure_ascii=False)
+
+
+def has_buttons(message: Message) -> bool:
+    return any(block.get("type") == "actions" for block in message.blocks)
+
+
+def ephemerals(slack: LocalSlack, user: str) -> list[str]:
+    return [m.text for m in slack.ephemerals(CHANNEL, user)]
+
+
+def commits(metastudio: LocalMetaStudio) -> list[str]:
+    return [r.path for r in metastudio.requests if r.method == "POST"]
+
+
+async def audit(redis_client: aioredis.Redis, prefix: str, job: str) -> list[AuditEvent]:
+    return await AuditLog(redis_client, prefix).read(job_id=job, limit=100)
+
+
+async def count_with(slack: LocalSlack, posted: Message, needle: str, n: int) -> None:
+    """Wait until exactly ``n`` thread replies contain ``needle``."""
+    await wait_until(lambda: sum(needle in t for t in replies(slack, posted)) >= n, within=15)
+
+
+async def stale_click(
+    driver: SlackDriver, slack: LocalSlack, user: str, message: Message, action_id: str
+) -> None:
+    """A click on a button of ``message`` as it looked then: a Slack client that has not
+    refreshed the card still shows buttons the bot already took away."""
+    element = next(
+        e for b in message.blocks if b.get("type") == "actions"
+        for e in b["elements"] if e.get("action_id") == action_id
+    )
+    block_id = next(
+        b["block_id"] for b in message.blocks
+        if b.get("type") == "actions" and element in b["elements"]
+    )
+    name = slack.state.ensure_user(user).name
+    record = slack.issue_response_url("interaction", CHANNEL, user, origin=message)
+    trigger = slack.state.issue_trigger(user)
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": name, "name": name, "team_id": slack.team_id},
+        "api_app_id": slack.app_id,
+        "token": slack.verification_token,
+        "team": {"id": slack.team_id, "domain": slack.team_domain},
+        "container": {"type": "message", "message_ts": message.ts, "channel_id": CHANNEL,
+                      "is_ephemeral": False},
+        "trigger_id": trigger.id,
+        "channel": {"id": CHANNEL, "name": "voice"},
+        "message": {"type": "message", "ts": message.ts, "text": message.text,
+                    "blocks": copy.deepcopy(message.blocks)},
+        "state": {"values": {}},
+        "response_url": record.url,
+        "actions": [{"action_id": action_id, "block_id": block_id, "type": "button",
+                     "text": element["text"], "value": element["value"],
+                     "action_ts": f"{time.time():.6f}"}],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = {**driver.sign(body), "Content-Type": "application/x-www-form-urlencoded"}
+    result = await driver.send_raw(body, headers)
+    assert result.acked
+
+
+# -- 1. approve -> submit -> review passed ---------------------------------------------------
+
+
+async def test_approve_submit_review_passed(
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job, "language=en tag=news")
+
+    # The card: who asks, the job's name and state, every field that will be sent, buttons.
+    shown = block_text(posted)
+    assert f"<@{REQUESTER}> asks to submit job" in shown
+    assert "*narrator*" in shown
+    assert "uploading training data" in shown
+    for label, value in (("Voice name", "narrator"), ("Sex", "FEMALE"), ("Language", "EN"),
+                         ("Tag", "NEWS")):
+        assert f"*{label}*\\n{value}" in shown
+    assert has_buttons(posted)
+    # The requester's ephemeral note links the card.
+    note = await slack.wait_for_async(
+        lambda: [r for r in slack.responses if "Approval requested" in r.text]
+    )
+    assert "Open the approval card" in note[0].text
+    assert commits(metastudio) == []
+
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    await count_with(slack, posted, "passed review", 1)
+    thread = replies(slack, posted)
+    assert len(thread) == 3, thread
+    assert thread[0] == f"<@{REQUESTER}> Approved by <@{APPROVER}>."
+    assert thread[1].startswith(f"<@{REQUESTER}> Submitted job `{job}`")
+    assert thread[2].startswith(f"<@{REQUESTER}> Job {job} passed review")
+    await wait_until(lambda: "Review passed" in card(slack, posted).text)
+    final = card(slack, posted)
+    assert not has_buttons(final)
+    assert f"by <@{APPROVER}>" in block_text(final)
+    assert metastudio.commit_count(job) == 1
+
+    store = ApprovalStore(redis_client, redis_prefix, ttl_seconds=60, allow_self_approval=False)
+    [request] = await store.for_job(job)
+    events = await audit(redis_client, redis_prefix, job)
+    actions = [e.action for e in events]
+    assert actions == ["requested", "approved", "submitting", "submitted", "review_passed"]
+    assert {e.payload_hash for e in events} == {request.payload_hash}
+    assert {e.job_id for e in events} == {job}
+    assert {e.request_id for e in events} == {request.id}
+    assert events[0].actor == REQUESTER
+    assert events[1].actor == APPROVER
+
+    # An admin reads the trail.
+    await grant(driver, ADMIN, "requester")  # roles are independent; audit needs admin only
+    result = await driver.slash_command("/voice", f"audit {job}", user=ADMIN, channel=CHANNEL)
+    assert result.acked
+    trail = await slack.wait_for_async(
+        lambda: [r for r in slack.responses if r.text.startswith("Audit trail for job")]
+    )
+    listed = json.dumps(trail[-1].body.get("blocks"))
+    for action in actions:
+        assert f"*{action}*" in listed
+    assert request.payload_hash[:12] in listed
+    assert job in listed
+
+
+# -- 2. reject with a reason -----------------------------------------------------------------
+
+
+async def test_reject_with_reason(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, REJECT)
+    modal = await slack.wait_for_async(
+        lambda: [v for v in slack.views if v.callback_id == "approval_reject_reason"]
+    )
+    await driver.view_submission(APPROVER, modal[0].id, {"reason": {"reason": "Wrong voice"}})
+
+    await count_with(slack, posted, "Rejected by", 1)
+    assert replies(slack, posted) == [f"<@{REQUESTER}> Rejected by <@{APPROVER}>: Wrong voice"]
+    await wait_until(lambda: "Rejected" in card(slack, posted).text)
+    final = card(slack, posted)
+    assert not has_buttons(final)
+    assert f"*Rejected* by <@{APPROVER}>: Wrong voice" in block_text(final)
+    events = await audit(redis_client, redis_prefix, job)
+    assert [e.action for e in events] == ["requested", "rejected"]
+    assert events[1].detail == "Wrong voice"
+    assert events[1].actor == APPROVER
+    assert commits(metastudio) == []
+    assert metastudio.commit_count(job) == 0
+
+
+# -- 3. review failed, with every reason ------------------------------------------------------
+
+
+async def test_review_failed_shows_every_reason(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    await roles(driver)
+    errors = (
+        AuditError(audio_name="a_1.wav", text_name="t_1.txt", error_code="MSS.12000101",
+                   error_message="audio clipped"),
+        AuditError(audio_name="a_7.wav", text_name="t_7.txt", error_code="MSS.12000103",
+                   error_message="signal-to-noise ratio too low"),
+    )
+    failure = AuditFailure(stage="admin", errors=errors,
+                           admin_message="The authorization letter is unsigned")
+    job = metastudio.seed_job(voice_name="narrator", outcome="fail", failure=failure)
+    posted = await submit(driver, slack, job)
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+
+    await count_with(slack, posted, "did not pass review", 1)
+    [failed] = [m for m in slack.thread(CHANNEL, posted.ts) if "did not pass" in m.text]
+    shown = block_text(failed)
+    assert failed.text.startswith(f"<@{REQUESTER}>")
+    for error in errors:
+        for part in (error.audio_name, error.text_name, error.error_code, error.error_message):
+            assert part in shown
+    assert "The authorization letter is unsigned" in shown
+    await wait_until(lambda: "Review failed" in card(slack, posted).text)
+    assert not has_buttons(card(slack, posted))
+    assert len(replies(slack, posted)) == 3
+    actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
+    assert actions[-1] == "review_failed"
+    assert metastudio.commit_count(job) == 1
+
+
+# -- 4. expiry ------------------------------------------------------------------------------
+
+
+@with_env(VOICEBOT_APPROVAL_TTL="1")
+async def test_expiry_removes_buttons_and_refuses_late_clicks(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+    as_first_shown = copy.deepcopy(posted)  # the local Slack edits messages in place
+    assert has_buttons(as_first_shown)
+
+    await wait_until(lambda: "Expired" in card(slack, posted).text, within=15)
+    assert not has_buttons(card(slack, posted))
+    await count_with(slack, posted, "has expired", 1)
+
+    await stale_click(driver, slack, APPROVER, as_first_shown, APPROVE)
+    await wait_until(lambda: any("expired" in t for t in ephemerals(slack, APPROVER)))
+    assert commits(metastudio) == []
+    actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
+    assert actions == ["requested", "expired"]
+    assert sum("has expired" in t for t in replies(slack, posted)) == 1
+
+
+# -- 5. self-approval --------------------------------------------------------------------------
+
+
+async def test_self_approval_refused(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+) -> None:
+    await roles(driver)
+    await grant(driver, REQUESTER, "approver")
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+
+    await driver.block_action(REQUESTER, CHANNEL, posted.ts, APPROVE)
+    await slack.wait_for_async(
+        lambda: any("can't approve your own request" in t for t in ephemerals(slack, REQUESTER))
+    )
+    assert has_buttons(card(slack, posted))
+    assert replies(slack, posted) == []
+    assert commits(metastudio) == []
+
+
+@with_env(VOICEBOT_ALLOW_SELF_APPROVAL="true")
+async def test_self_approval_allowed_when_configured(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+) -> None:
+    await roles(driver)
+    await grant(driver, REQUESTER, "approver")
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+
+    await driver.block_action(REQUESTER, CHANNEL, posted.ts, APPROVE)
+    await count_with(slack, posted, "Submitted job", 1)
+    assert replies(slack, posted)[0] == f"<@{REQUESTER}> Approved by <@{REQUESTER}>."
+    assert metastudio.commit_count(job) == 1
+
+
+# -- 6. not an approver --------------------------------------------------------------------
+
+
+async def test_non_approver_refused(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+
+    for action in (APPROVE, REJECT):
+        await driver.block_action(OUTSIDER, CHANNEL, posted.ts, action)
+    await slack.wait_for_async(lambda: len(ephemerals(slack, OUTSIDER)) >= 2)
+    said = ephemerals(slack, OUTSIDER)
+    assert len(said) == 2
+    for text in said:
+        assert "*approver* role" in text
+        assert f"<@{ADMIN}>" in text
+    assert [v for v in slack.views if v.user == OUTSIDER] == []
+    assert has_buttons(card(slack, posted))
+    assert commits(metastudio) == []
+
+
+# -- 7. dry run ------------------------------------------------------------------------------
+
+
+async def test_dry_run_sends_nothing(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    result = await driver.slash_command(
+        "/voice", f"submit {job} voice_name=narrator sex=female --dry-run",
+        user=REQUESTER, channel=CHANNEL,
+    )
+    assert result.acked
+    shown = await slack.wait_for_async(
+        lambda: [r for r in slack.responses if r.text.startswith("Dry run")]
+    )
+    text = "\n".join(
+        b["text"]["text"] for b in shown[0].body.get("blocks", []) if b["type"] == "section"
+    )
+    url = f"{metastudio.url}/v1/"  # type: ignore[attr-defined]
+    assert f"POST {url}" in text
+    assert f"/user/jobs/{job}" in text
+    assert '"voice_name":"narrator"' in text
+    assert '"sex":"FEMALE"' in text
+    assert "authorization: ***redacted***" in text
+    assert commits(metastudio) == []
+    assert [k async for k in redis_client.scan_iter(match=f"{redis_prefix}approval*")] == []
+    assert slack.messages(CHANNEL) == []
+
+
+# -- 8. approval switched off ----------------------------------------------------------------
+
+
+@with_env(VOICEBOT_REQUIRE_APPROVAL="false")
+async def test_without_approval_goes_straight_through(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+    assert not has_buttons(posted)
+    assert "Approval is not required" in block_text(posted)
+
+    await count_with(slack, posted, "passed review", 1)
+    assert len(replies(slack, posted)) == 2  # submitted, passed: no decision to report
+    await wait_until(lambda: "Review passed" in card(slack, posted).text)
+    assert "Approval is not required" in block_text(card(slack, posted))
+    actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
+    assert actions == ["requested", "auto_approved", "submitting", "submitted", "review_passed"]
+    assert metastudio.commit_count(job) == 1
+
+
+# -- 9. submit failed --------------------------------------------------------------------------
+
+
+async def test_submit_failed_when_the_job_moved_on(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    bot_env: dict[str, str], redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+    # Someone submits the job outside the bot between the request and the approval.
+    async with MetaStudioClient.from_settings(settings_from(bot_env)) as client:
+        await client.commit_job(job, CommitJobRequest(voice_name="other"))
+
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    await count_with(slack, posted, "failed", 1)
+    [failed] = [m for m in slack.thread(CHANNEL, posted.ts) if "Submitting job" in m.text]
+    shown = block_text(failed)
+    assert "MSS.41000005" in shown  # MetaStudio's code, in words
+    assert "not while it is already in review" in shown  # what to do
+    assert "Nothing was submitted" in shown
+    await wait_until(lambda: "Submit to MetaStudio failed" in card(slack, posted).text)
+    assert "MSS.41000005" in block_text(card(slack, posted))
+    assert metastudio.commit_count(job) == 1  # the outside one only
+    actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
+    assert actions[-1] == "submit_failed"
+
+
+# -- 10. a lost enqueue is recovered ----------------------------------------------------------
+
+
+async def test_lost_tracking_job_is_revived_by_the_sweep(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    bot_env: dict[str, str], redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    await roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit(driver, slack, job)
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    await count_with(slack, posted, "Approved by", 1)
+    # No worker yet: drop the queued job, as if the enqueue after the click had failed.
+    queue = bot_env["VOICEBOT_QUEUE_NAME"]
+    queued = await redis_client.zrange(queue, 0, -1)
+    assert len(queued) == 1
+    assert redis_prefix in queued[0]
+    await redis_client.delete(f"arq:job:{queued[0]}")
+    await redis_client.zrem(queue, queued[0])
+
+    process = WorkerProcess(bot_env).start()
+    try:
+        await count_with(slack, posted, "passed review", 1)
+    finally:
+        process.stop()
+    assert metastudio.commit_count(job) == 1
+
