@@ -1,5 +1,6 @@
 """The HTTP face of the bot: Slack requests, health, readiness and metrics; and the two ways
-to run the Slack app (HTTP on ``$PORT``, or Socket Mode).
+to run the Slack app (HTTP on ``$PORT``, or Socket Mode; ``socket_mode`` is the reusable
+async context manager behind the latter).
 
 Routes: ``POST /slack/events`` (commands, interactivity, options), ``GET /healthz`` (the
 process is up), ``GET /readyz`` (Redis answers), ``GET /metrics`` (Prometheus).
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -85,19 +87,31 @@ def run_http(settings: Settings) -> None:
     asyncio.run(serve_http(settings))
 
 
-async def serve_socket_mode(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+@asynccontextmanager
+async def socket_mode(settings: Settings) -> AsyncIterator[AsyncSocketModeHandler]:
+    """The bot connected over Socket Mode for the duration of the block, in the caller's loop.
 
+    Services are opened first and closed last, so no envelope is handled without them.
+    """
     if settings.slack_app_token is None:
         raise ConfigError("invalid setting SLACK_APP_TOKEN: required for Socket Mode")
     services = await open_services(settings)
-    app = build_app(settings, services)
-    handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
-    log.info("voicebot connecting over Socket Mode")
     try:
-        await handler.start_async()  # type: ignore[no-untyped-call]
+        app = build_app(settings, services)
+        handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        try:
+            yield handler
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
     finally:
         await services.aclose()
+
+
+async def serve_socket_mode(settings: Settings) -> None:
+    async with socket_mode(settings):
+        log.info("voicebot connected over Socket Mode")
+        await asyncio.Event().wait()
 
 
 def run_socket_mode(settings: Settings) -> None:

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from bot.metastudio.models import STATE_WORDS, JobState, category_of
 from bot.sandbox.metastudio import LocalMetaStudio
+from bot.sandbox.metastudio.faults import FaultConfig
 from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.sandbox.slack.driver import DeliveryResult
 from bot.slack import modal
@@ -385,6 +386,29 @@ async def test_modal_round_trip(
     assert ready in card.text or ready in str(card.blocks)
     note = await slack.wait_for_async(lambda: slack.ephemerals(CHANNEL, REQUESTER))
     assert "Approval requested" in note[-1].text
+
+
+async def test_job_picker_says_when_metastudio_is_down(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
+) -> None:
+    await grant(driver, slack, REQUESTER, "requester")
+    await driver.slash_command("/voice", "submit", user=REQUESTER, channel=CHANNEL)
+    (form,) = await slack.wait_for_async(lambda: slack.views)
+    metastudio.faults = FaultConfig(error_rate=1.0, methods=frozenset({"GET"}))
+    suggested = await driver.block_suggestion(REQUESTER, form.id, modal.ACTION_JOB, "")
+    assert suggested.acked
+    assert suggested.elapsed < ACK_DEADLINE
+    (option,) = (suggested.json or {})["options"]
+    assert "MetaStudio is unavailable" in option["text"]["text"]
+    chosen = (option["text"]["text"], option["value"])
+    refused = await driver.view_submission(
+        REQUESTER,
+        form.id,
+        {modal.BLOCK_JOB: {modal.ACTION_JOB: chosen}, "voice_name": {"voice_name": "v"}},
+    )
+    errors = (refused.json or {}).get("errors", {})
+    assert errors[modal.BLOCK_JOB].startswith("MetaStudio is not answering")
+    assert slack.messages(CHANNEL) == []
 
 
 async def test_modal_needs_the_requester_role(driver: SlackDriver, slack: LocalSlack) -> None:

@@ -322,22 +322,28 @@ class Listeners:
                 "value": ERROR_OPTION_VALUE,
             }])
             return
-        await ack(options=modal.job_options(found.jobs, query))
+        # Only submittable jobs, even if MetaStudio ignores the state filter.
+        ready = [job for job in found.jobs if job.state in SUBMITTABLE_STATES]
+        await ack(options=modal.job_options(ready, query))
 
     async def on_submit_modal(
         self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         values = view.get("state", {}).get("values", {})
+        if modal.chosen_job(values) == ERROR_OPTION_VALUE:
+            await ack(response_action="errors",
+                      errors={modal.BLOCK_JOB: _plain(messages.metastudio_unavailable())})
+            return
         parsed = modal.parse_submission(values)
         if isinstance(parsed, dict):
             await ack(response_action="errors", errors=parsed)
             return
-        if parsed.job_id == ERROR_OPTION_VALUE:
-            await ack(response_action="errors",
-                      errors={modal.BLOCK_JOB: messages.metastudio_unavailable()})
+        meta = _metadata(view.get("private_metadata"))
+        try:
+            principal = _body_principal(body)
+        except ValueError:
+            await ack(response_action="errors", errors={modal.BLOCK_JOB: messages.unknown_caller()})
             return
-        meta = json.loads(view.get("private_metadata") or "{}")
-        principal = _body_principal(body)
         channel = str(meta.get("channel") or "")
         intent = SubmitIntent(
             principal=principal,
@@ -407,7 +413,7 @@ class Listeners:
         self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        meta = json.loads(view.get("private_metadata") or "{}")
+        meta = _metadata(view.get("private_metadata"))
         fake_body = dict(body)
         fake_body["channel"] = {"id": meta.get("channel", "")}
         reason = modal.reject_reason(view.get("state", {}).get("values", {}))
@@ -489,6 +495,15 @@ class Listeners:
             await client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
         except Exception:
             log.warning("could not tell %s in %s: %s", user, channel, text)
+
+
+def _metadata(raw: object) -> dict[str, Any]:
+    """The modal's private_metadata; a view not opened by this bot just carries none."""
+    try:
+        found = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _plain(text: str) -> str:

@@ -211,6 +211,11 @@ def _chosen_value(entry: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def chosen_job(state_values: Mapping[str, Any]) -> str | None:
+    """The job picked in a submission, as sent, before any validation."""
+    return _chosen_value(_entry(state_values, BLOCK_JOB, ACTION_JOB))
+
+
 def parse_submission(state_values: Mapping[str, Any]) -> Submit | dict[str, str]:
     """A ``view.state.values`` into a ``Submit``, or ``{block_id: error}`` for
     ``{"response_action": "errors", "errors": ...}``."""
