@@ -1,6 +1,6 @@
 """The local Slack's HTTP face: Web API methods at ``/api/<method>``, response_urls at
-``/response/<id>`` and Socket Mode at ``/socket``, plus the ``LocalSlack`` object that tests
-hold to inspect what the bot did and to inject failures.
+``/response/<id>``, Socket Mode at ``/socket`` and the playground page at ``/``, plus the
+``LocalSlack`` object that tests hold to inspect what the bot did and to inject failures.
 
 Requests are decoded the way slack_sdk sends them: query parameters (``params=``), form
 bodies (``data=``) or JSON bodies (``json=``, used for ``chat.*`` and ``views.*``), with the
@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from bot.sandbox.serve import ServerThread
+from bot.sandbox.slack.playground import Playground
 from bot.sandbox.slack.socket import SocketHub
 from bot.sandbox.slack.state import (
     JSON,
@@ -119,12 +120,14 @@ class LocalSlack:
             "conversations.info": ("bot", self._conversations_info),
             "apps.connections.open": ("app", self._apps_connections_open),
         }
+        self.playground = Playground(self)
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
                 Route("/response/{url_id}", self._response_url, methods=["POST"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
                 WebSocketRoute("/socket", self.socket.endpoint),
+                *self.playground.routes,
             ]
         )
 

@@ -1,0 +1,227 @@
+"""The playground in a real headless Chromium: a person submits through the modal, another
+approves on the card, and both see the review outcome arrive in the thread.
+
+The stack is the one ``python -m bot dev`` runs (``bot.dev.DevStack``), on the tests' Redis
+and key prefix, with review delays cut to fractions of a second. Screenshots of the channel
+and the threads go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from bot.dev import (
+    DEMO_APPROVER,
+    DEMO_REQUESTER,
+    DevStack,
+    StackOptions,
+    delete_run_keys,
+    run_isolated,
+)
+from bot.sandbox.metastudio import ReviewPlan
+from bot.settings import load_settings
+
+playwright_api = pytest.importorskip(
+    "playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')"
+)
+
+CHROMIUM = os.environ.get("VOICEBOT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+FAST_REVIEW = ReviewPlan(system_delay=0.3, admin_delay=0.3, wait_delay=0.2, train_delay=0.4)
+UI_TIMEOUT_MS = 10_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(),
+        reason="Debian's chromium is not installed (scripts/bootstrap installs it as root)",
+    ),
+]
+
+
+@pytest.fixture
+def stack(
+    redis_url: str, redis_prefix: str, redis_client: aioredis.Redis
+) -> Iterator[DevStack]:
+    settings = load_settings(allow_self_approval=False, require_approval=True)
+    options = StackOptions(review=FAST_REVIEW, poll_interval=0.2, poll_max_interval=0.5)
+    running = DevStack(settings, redis_url, redis_prefix, options).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        # arq's cron jobs are keyed without our prefix; remove those still queued.
+        run_isolated(delete_run_keys(redis_url, redis_prefix, running.settings.queue_name))
+    assert running.slack.validation_errors == [], running.slack.validation_errors
+
+
+@pytest.fixture
+async def page(stack: DevStack) -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": 1440, "height": 900})
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        tab = await context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            yield tab
+        finally:
+            await browser.close()
+        assert errors == [], errors
+
+
+def _job_named(stack: DevStack, voice_name: str) -> str:
+    return next(j for j in stack.job_ids if stack.metastudio.job(j)["voice_name"] == voice_name)
+
+
+async def _act_as(page: Any, user_id: str) -> None:
+    await page.select_option("#user-picker", user_id)
+    await page.wait_for_function(
+        "id => new URL(location.href).searchParams.get('as') === id", arg=user_id
+    )
+
+
+async def _approve_card(page: Any, card_ts: str) -> None:
+    card = page.locator(f'#messages .msg[data-ts="{card_ts}"]')
+    await card.locator("[data-testid=button-approval_approve]").click()
+    confirm = page.locator("#confirm")
+    await confirm.get_by_text("Submit to MetaStudio?").wait_for()
+    await confirm.locator("[data-testid=confirm-ok]").click()
+
+
+async def test_submit_through_the_modal_approve_and_see_the_outcome_in_the_thread(
+    stack: DevStack, page: Any
+) -> None:
+    tab = page
+    passing = _job_named(stack, "warm_female_cn_01")
+    failing = _job_named(stack, "news_anchor_m_02")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    await tab.goto(f"{stack.url}/?as={DEMO_REQUESTER.id}")
+    await tab.get_by_text("voicebot is connected").wait_for()
+
+    # The requester opens the submit modal with the bare command.
+    await tab.fill("#composer-input", "/voice submit")
+    await tab.press("#composer-input", "Enter")
+    modal = tab.locator("#modal")
+    await modal.get_by_text("Submit voice training").wait_for()
+
+    # Submitting it empty shows the bot's field errors on the fields.
+    await modal.locator("[data-testid=modal-submit]").click()
+    await modal.locator("[data-testid=error-job_id]").wait_for()
+    await modal.locator("[data-testid=error-voice_name]").wait_for()
+
+    # The job picker loads its options from the bot (block_suggestion) as the user types.
+    await modal.locator("[data-testid=input-job_id]").click()
+    await modal.locator("[data-testid=input-job_id]").press_sequentially("warm")
+    options = modal.locator("[data-testid=options-job_id] .combo-option")
+    await playwright_api.expect(options).to_have_count(1)
+    await options.and_(modal.locator(f'[data-value="{passing}"]')).click()
+    await modal.locator("[data-testid=input-voice_name]").fill("narrator")
+    await modal.locator("[data-testid=input-sex]").select_option("FEMALE")
+    await tab.screenshot(path=str(ARTIFACTS / "playground-modal.png"))
+    await modal.locator("[data-testid=modal-submit]").click()
+    await tab.locator("#modal-backdrop").wait_for(state="hidden")
+
+    # The approval card is in the channel; the requester's confirmation is theirs alone.
+    channel = tab.locator("#messages")
+    await channel.get_by_text("Voice training submit request").wait_for()
+    await channel.get_by_text("Only visible to you").first.wait_for()
+    card = stack.slack.messages(stack.options.channel)[0]
+    assert passing in card.text
+    assert "Approval requested" in (await channel.inner_text())
+
+    # The approver does not see the requester's ephemeral, and approves on the card.
+    await _act_as(tab, DEMO_APPROVER.id)
+    await channel.get_by_text("Only visible to you").wait_for(state="detached")
+    await _approve_card(tab, card.ts)
+
+    # The card is edited in place and the thread fills with the decision and the outcome.
+    await channel.locator(f'.msg[data-ts="{card.ts}"] .edited').wait_for()
+    await channel.locator(f'.msg[data-ts="{card.ts}"] [data-testid=open-thread]').click()
+    thread = tab.locator("#thread-messages")
+    await thread.get_by_text("Approved by").wait_for()
+    await thread.get_by_text("passed review at MetaStudio").wait_for()
+    await thread.get_by_text("finished training").wait_for()
+    assert await thread.locator(".mention", has_text="@Abe Approver").count() >= 1
+    assert stack.metastudio.commit_count(passing) == 1
+    await tab.locator("#channel-pane").screenshot(
+        path=str(ARTIFACTS / "playground-channel.png")
+    )
+    await tab.screenshot(path=str(ARTIFACTS / "playground-thread.png"))
+
+    # A job that fails review: submitted by command, approved, and the reasons are shown.
+    await _act_as(tab, DEMO_REQUESTER.id)
+    await tab.fill(
+        "#composer-input", f"/voice submit {failing} voice_name=anchor sex=male"
+    )
+    await tab.press("#composer-input", "Enter")
+    await channel.locator(".msg .b-header").nth(1).wait_for()
+    second = next(m for m in stack.slack.messages(stack.options.channel) if failing in m.text)
+    await _act_as(tab, DEMO_APPROVER.id)
+    await _approve_card(tab, second.ts)
+    await channel.locator(f'.msg[data-ts="{second.ts}"] [data-testid=open-thread]').click()
+    await thread.get_by_text("did not pass review at MetaStudio").wait_for()
+    await thread.get_by_text("The authorization letter is unsigned").wait_for()
+    await thread.get_by_text("signal-to-noise ratio too low").wait_for()
+    await thread.get_by_text("speech does not match the text").wait_for()
+    reasons = await thread.inner_text()
+    assert re.search(r"MSS\.12000103", reasons)
+    assert stack.metastudio.commit_count(failing) == 1
+    await tab.screenshot(
+        path=str(ARTIFACTS / "playground-failed-thread.png")
+    )
+
+
+def test_state_and_act_endpoints_refuse_what_slack_would_not_deliver(stack: DevStack) -> None:
+    state = httpx.get(f"{stack.url}/playground/state", params={"user": DEMO_REQUESTER.id})
+    assert state.status_code == 200
+    body = state.json()
+    assert body["connected"] is True
+    assert [u["id"] for u in body["demo_users"]][:2] == [DEMO_REQUESTER.id, DEMO_APPROVER.id]
+    assert body["messages"] == []
+    assert body["view"] is None
+
+    unknown = httpx.post(
+        f"{stack.url}/playground/act",
+        json={"kind": "action", "user": DEMO_APPROVER.id, "channel": stack.options.channel,
+              "ts": "1.000001", "action_id": "approval_approve"},
+    )
+    assert unknown.status_code == 409
+    assert "no message" in unknown.json()["error"]
+
+    malformed = httpx.post(f"{stack.url}/playground/act", json={"kind": "dance", "user": "U1"})
+    assert malformed.status_code == 400
+
+    not_a_command = httpx.post(
+        f"{stack.url}/playground/act",
+        json={"kind": "command", "user": DEMO_REQUESTER.id, "channel": stack.options.channel,
+              "text": "hello"},
+    )
+    assert not_a_command.status_code == 409
+
+    page_html = httpx.get(f"{stack.url}/")
+    assert page_html.status_code == 200
+    assert "/playground/static/playground.js" in page_html.text
+    script = httpx.get(f"{stack.url}/playground/static/playground.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert httpx.get(f"{stack.url}/playground/static/..%2Fserver.py").status_code == 404
