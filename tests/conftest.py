@@ -6,7 +6,9 @@ Tests never flush: each test gets a unique key prefix and deletes only keys carr
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,6 +32,8 @@ from bot.sandbox.metastudio import (
 )
 from bot.sandbox.serve import ServerThread
 from bot.sandbox.slack import LocalSlack, SlackDriver
+from bot.sandbox.slack.driver import DeliveryResult
+from bot.sandbox.slack.state import Message as SlackMessage
 from bot.settings import Settings
 from bot.web import build_web
 
@@ -189,3 +194,113 @@ async def wait_until(predicate: object, within: float = 10.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+# -- approval flow helpers: what a user does, and what Slack, MetaStudio and Redis show -----
+
+APPROVE = "approval_approve"
+REJECT = "approval_reject"
+
+
+@pytest.fixture
+def second_web(bot_env: dict[str, str], slack: LocalSlack) -> Iterator[SlackDriver]:
+    """A driver for a second web process with the same settings (bot_web is the first)."""
+    with ServerThread(build_web(settings_from(bot_env))) as server:
+        yield SlackDriver(slack, f"{server.url}/slack/events", "local-signing-secret")
+
+
+async def grant_role(driver: SlackDriver, user: str, role: str) -> None:
+    result = await driver.slash_command(
+        "/voice", f"grant <@{user}> {role}", user=ADMIN, channel=CHANNEL
+    )
+    assert result.acked
+
+
+async def grant_flow_roles(driver: SlackDriver) -> None:
+    """REQUESTER may submit, APPROVER may approve."""
+    await grant_role(driver, REQUESTER, "requester")
+    await grant_role(driver, APPROVER, "approver")
+
+
+def card_of(slack: LocalSlack, job: str) -> SlackMessage | None:
+    """The newest approval card for ``job`` in CHANNEL."""
+    found = [m for m in slack.messages(CHANNEL) if job in m.text]
+    return found[-1] if found else None
+
+
+async def submit_job(
+    driver: SlackDriver, slack: LocalSlack, job: str, extra: str = "", user: str = REQUESTER
+) -> SlackMessage:
+    """``/voice submit`` for ``job``; returns the approval card it posted. The local Slack
+    edits messages in place: deepcopy the result to keep the card as first shown."""
+    result = await driver.slash_command(
+        "/voice", f"submit {job} voice_name=narrator sex=female {extra}".strip(),
+        user=user, channel=CHANNEL,
+    )
+    assert result.acked
+    return await slack.wait_for_async(lambda: card_of(slack, job), timeout=10)
+
+
+def thread_replies(slack: LocalSlack, card: SlackMessage) -> list[str]:
+    return [m.text for m in slack.thread(CHANNEL, card.ts)[1:]]
+
+
+def block_text(message: SlackMessage) -> str:
+    return json.dumps(message.blocks, ensure_ascii=False)
+
+
+def has_buttons(message: SlackMessage) -> bool:
+    return any(block.get("type") == "actions" for block in message.blocks)
+
+
+def ephemeral_texts(slack: LocalSlack, user: str) -> list[str]:
+    return [m.text for m in slack.ephemerals(CHANNEL, user)]
+
+
+def metastudio_posts(metastudio: LocalMetaStudio) -> list[str]:
+    """Paths of every POST (submit) MetaStudio received."""
+    return [r.path for r in metastudio.requests if r.method == "POST"]
+
+
+async def replies_with(slack: LocalSlack, card: SlackMessage, needle: str, n: int = 1,
+                       within: float = 15.0) -> None:
+    """Wait until at least ``n`` thread replies contain ``needle``."""
+    await wait_until(
+        lambda: sum(needle in t for t in thread_replies(slack, card)) >= n, within=within
+    )
+
+
+async def click_as_shown(
+    driver: SlackDriver, slack: LocalSlack, user: str, card: SlackMessage, action_id: str
+) -> DeliveryResult:
+    """A click on a button of ``card`` as it looked when captured. A Slack client that has
+    not refreshed still shows buttons the bot already took away, and Slack retries and many
+    users send the same click: the bot must cope with any of them arriving at any time."""
+    actions = [b for b in card.blocks if b.get("type") == "actions"]
+    block, element = next(
+        (b, e) for b in actions for e in b["elements"] if e.get("action_id") == action_id
+    )
+    name = slack.state.ensure_user(user).name
+    record = slack.issue_response_url("interaction", CHANNEL, user, origin=card)
+    trigger = slack.state.issue_trigger(user)
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": name, "name": name, "team_id": slack.team_id},
+        "api_app_id": slack.app_id,
+        "token": slack.verification_token,
+        "team": {"id": slack.team_id, "domain": slack.team_domain},
+        "container": {"type": "message", "message_ts": card.ts, "channel_id": CHANNEL,
+                      "is_ephemeral": False},
+        "trigger_id": trigger.id,
+        "channel": {"id": CHANNEL, "name": slack.state.channel(CHANNEL).name},
+        "message": {"type": "message", "ts": card.ts, "text": card.text,
+                    "blocks": copy.deepcopy(card.blocks)},
+        "state": {"values": {}},
+        "response_url": record.url,
+        "actions": [{"action_id": action_id, "block_id": block["block_id"], "type": "button",
+                     "text": element["text"], "value": element["value"],
+                     "action_ts": f"{time.time():.6f}"}],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = {**driver.sign(body), "Content-Type": "application/x-www-form-urlencoded"}
+    return await driver.send_raw(body, headers)

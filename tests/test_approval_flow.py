@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,17 +22,26 @@ from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.sandbox.slack.state import Message
 from tests.conftest import (
     ADMIN,
+    APPROVE,
     APPROVER,
     CHANNEL,
     OUTSIDER,
+    REJECT,
     REQUESTER,
     WorkerProcess,
+    block_text,
+    click_as_shown,
+    ephemeral_texts,
+    grant_flow_roles,
+    grant_role,
+    has_buttons,
+    metastudio_posts,
+    replies_with,
     settings_from,
+    submit_job,
+    thread_replies,
     wait_until,
 )
-
-APPROVE = "approval_approve"
-REJECT = "approval_reject"
 
 
 @pytest.fixture
@@ -48,109 +55,12 @@ def with_env(**env: str) -> Any:
     return pytest.mark.parametrize("bot_env", [env], indirect=True, ids=["env"])
 
 
-# -- helpers --------------------------------------------------------------------------------
-
-
-async def grant(driver: SlackDriver, user: str, role: str) -> None:
-    result = await driver.slash_command(
-        "/voice", f"grant <@{user}> {role}", user=ADMIN, channel=CHANNEL
-    )
-    assert result.acked
-
-
-async def roles(driver: SlackDriver) -> None:
-    await grant(driver, REQUESTER, "requester")
-    await grant(driver, APPROVER, "approver")
-
-
-async def submit(
-    driver: SlackDriver, slack: LocalSlack, job: str, extra: str = "", user: str = REQUESTER
-) -> Message:
-    """``/voice submit`` for ``job``; returns the approval card it posted."""
-    result = await driver.slash_command(
-        "/voice", f"submit {job} voice_name=narrator sex=female {extra}".strip(),
-        user=user, channel=CHANNEL,
-    )
-    assert result.acked
-    return await slack.wait_for_async(lambda: card_of(slack, job), timeout=10)
-
-
-def card_of(slack: LocalSlack, job: str) -> Message | None:
-    found = [m for m in slack.messages(CHANNEL) if job in m.text]
-    return found[-1] if found else None
-
-
 def card(slack: LocalSlack, posted: Message) -> Message:
     return slack.message(CHANNEL, posted.ts)
 
 
-def replies(slack: LocalSlack, posted: Message) -> list[str]:
-    return [m.text for m in slack.thread(CHANNEL, posted.ts)[1:]]
-
-
-def block_text(message: Message) -> str:
-    return json.dumps(message.blocks, ensure_ascii=False)
-
-
-def has_buttons(message: Message) -> bool:
-    return any(block.get("type") == "actions" for block in message.blocks)
-
-
-def ephemerals(slack: LocalSlack, user: str) -> list[str]:
-    return [m.text for m in slack.ephemerals(CHANNEL, user)]
-
-
-def commits(metastudio: LocalMetaStudio) -> list[str]:
-    return [r.path for r in metastudio.requests if r.method == "POST"]
-
-
 async def audit(redis_client: aioredis.Redis, prefix: str, job: str) -> list[AuditEvent]:
     return await AuditLog(redis_client, prefix).read(job_id=job, limit=100)
-
-
-async def count_with(slack: LocalSlack, posted: Message, needle: str, n: int) -> None:
-    """Wait until exactly ``n`` thread replies contain ``needle``."""
-    await wait_until(lambda: sum(needle in t for t in replies(slack, posted)) >= n, within=15)
-
-
-async def stale_click(
-    driver: SlackDriver, slack: LocalSlack, user: str, message: Message, action_id: str
-) -> None:
-    """A click on a button of ``message`` as it looked then: a Slack client that has not
-    refreshed the card still shows buttons the bot already took away."""
-    element = next(
-        e for b in message.blocks if b.get("type") == "actions"
-        for e in b["elements"] if e.get("action_id") == action_id
-    )
-    block_id = next(
-        b["block_id"] for b in message.blocks
-        if b.get("type") == "actions" and element in b["elements"]
-    )
-    name = slack.state.ensure_user(user).name
-    record = slack.issue_response_url("interaction", CHANNEL, user, origin=message)
-    trigger = slack.state.issue_trigger(user)
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": name, "name": name, "team_id": slack.team_id},
-        "api_app_id": slack.app_id,
-        "token": slack.verification_token,
-        "team": {"id": slack.team_id, "domain": slack.team_domain},
-        "container": {"type": "message", "message_ts": message.ts, "channel_id": CHANNEL,
-                      "is_ephemeral": False},
-        "trigger_id": trigger.id,
-        "channel": {"id": CHANNEL, "name": "voice"},
-        "message": {"type": "message", "ts": message.ts, "text": message.text,
-                    "blocks": copy.deepcopy(message.blocks)},
-        "state": {"values": {}},
-        "response_url": record.url,
-        "actions": [{"action_id": action_id, "block_id": block_id, "type": "button",
-                     "text": element["text"], "value": element["value"],
-                     "action_ts": f"{time.time():.6f}"}],
-    }
-    body = urlencode({"payload": json.dumps(payload)}).encode()
-    headers = {**driver.sign(body), "Content-Type": "application/x-www-form-urlencoded"}
-    result = await driver.send_raw(body, headers)
-    assert result.acked
 
 
 # -- 1. approve -> submit -> review passed ---------------------------------------------------
@@ -164,9 +74,9 @@ async def test_approve_submit_review_passed(
     redis_client: aioredis.Redis,
     redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job, "language=en tag=news")
+    posted = await submit_job(driver, slack, job, "language=en tag=news")
 
     # The card: who asks, the job's name and state, every field that will be sent, buttons.
     shown = block_text(posted)
@@ -182,11 +92,11 @@ async def test_approve_submit_review_passed(
         lambda: [r for r in slack.responses if "Approval requested" in r.text]
     )
     assert "Open the approval card" in note[0].text
-    assert commits(metastudio) == []
+    assert metastudio_posts(metastudio) == []
 
     await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
-    await count_with(slack, posted, "passed review", 1)
-    thread = replies(slack, posted)
+    await replies_with(slack, posted, "passed review")
+    thread = thread_replies(slack, posted)
     assert len(thread) == 3, thread
     assert thread[0] == f"<@{REQUESTER}> Approved by <@{APPROVER}>."
     assert thread[1].startswith(f"<@{REQUESTER}> Submitted job `{job}`")
@@ -209,7 +119,7 @@ async def test_approve_submit_review_passed(
     assert events[1].actor == APPROVER
 
     # An admin reads the trail.
-    await grant(driver, ADMIN, "requester")  # roles are independent; audit needs admin only
+    await grant_role(driver, ADMIN, "requester")  # roles are independent; audit needs admin only
     result = await driver.slash_command("/voice", f"audit {job}", user=ADMIN, channel=CHANNEL)
     assert result.acked
     trail = await slack.wait_for_async(
@@ -229,9 +139,9 @@ async def test_reject_with_reason(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
     redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
 
     await driver.block_action(APPROVER, CHANNEL, posted.ts, REJECT)
     modal = await slack.wait_for_async(
@@ -239,8 +149,9 @@ async def test_reject_with_reason(
     )
     await driver.view_submission(APPROVER, modal[0].id, {"reason": {"reason": "Wrong voice"}})
 
-    await count_with(slack, posted, "Rejected by", 1)
-    assert replies(slack, posted) == [f"<@{REQUESTER}> Rejected by <@{APPROVER}>: Wrong voice"]
+    await replies_with(slack, posted, "Rejected by")
+    rejected = f"<@{REQUESTER}> Rejected by <@{APPROVER}>: Wrong voice"
+    assert thread_replies(slack, posted) == [rejected]
     await wait_until(lambda: "Rejected" in card(slack, posted).text)
     final = card(slack, posted)
     assert not has_buttons(final)
@@ -249,7 +160,7 @@ async def test_reject_with_reason(
     assert [e.action for e in events] == ["requested", "rejected"]
     assert events[1].detail == "Wrong voice"
     assert events[1].actor == APPROVER
-    assert commits(metastudio) == []
+    assert metastudio_posts(metastudio) == []
     assert metastudio.commit_count(job) == 0
 
 
@@ -260,7 +171,7 @@ async def test_review_failed_shows_every_reason(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
     redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     errors = (
         AuditError(audio_name="a_1.wav", text_name="t_1.txt", error_code="MSS.12000101",
                    error_message="audio clipped"),
@@ -270,10 +181,10 @@ async def test_review_failed_shows_every_reason(
     failure = AuditFailure(stage="admin", errors=errors,
                            admin_message="The authorization letter is unsigned")
     job = metastudio.seed_job(voice_name="narrator", outcome="fail", failure=failure)
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
     await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
 
-    await count_with(slack, posted, "did not pass review", 1)
+    await replies_with(slack, posted, "did not pass review")
     [failed] = [m for m in slack.thread(CHANNEL, posted.ts) if "did not pass" in m.text]
     shown = block_text(failed)
     assert failed.text.startswith(f"<@{REQUESTER}>")
@@ -283,7 +194,7 @@ async def test_review_failed_shows_every_reason(
     assert "The authorization letter is unsigned" in shown
     await wait_until(lambda: "Review failed" in card(slack, posted).text)
     assert not has_buttons(card(slack, posted))
-    assert len(replies(slack, posted)) == 3
+    assert len(thread_replies(slack, posted)) == 3
     actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
     assert actions[-1] == "review_failed"
     assert metastudio.commit_count(job) == 1
@@ -297,22 +208,22 @@ async def test_expiry_removes_buttons_and_refuses_late_clicks(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
     redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
     as_first_shown = copy.deepcopy(posted)  # the local Slack edits messages in place
     assert has_buttons(as_first_shown)
 
     await wait_until(lambda: "Expired" in card(slack, posted).text, within=15)
     assert not has_buttons(card(slack, posted))
-    await count_with(slack, posted, "has expired", 1)
+    await replies_with(slack, posted, "has expired")
 
-    await stale_click(driver, slack, APPROVER, as_first_shown, APPROVE)
-    await wait_until(lambda: any("expired" in t for t in ephemerals(slack, APPROVER)))
-    assert commits(metastudio) == []
+    assert (await click_as_shown(driver, slack, APPROVER, as_first_shown, APPROVE)).acked
+    await wait_until(lambda: any("expired" in t for t in ephemeral_texts(slack, APPROVER)))
+    assert metastudio_posts(metastudio) == []
     actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
     assert actions == ["requested", "expired"]
-    assert sum("has expired" in t for t in replies(slack, posted)) == 1
+    assert sum("has expired" in t for t in thread_replies(slack, posted)) == 1
 
 
 # -- 5. self-approval --------------------------------------------------------------------------
@@ -321,32 +232,33 @@ async def test_expiry_removes_buttons_and_refuses_late_clicks(
 async def test_self_approval_refused(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
 ) -> None:
-    await roles(driver)
-    await grant(driver, REQUESTER, "approver")
+    await grant_flow_roles(driver)
+    await grant_role(driver, REQUESTER, "approver")
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
 
     await driver.block_action(REQUESTER, CHANNEL, posted.ts, APPROVE)
+    refused = "can't approve your own request"
     await slack.wait_for_async(
-        lambda: any("can't approve your own request" in t for t in ephemerals(slack, REQUESTER))
+        lambda: any(refused in t for t in ephemeral_texts(slack, REQUESTER))
     )
     assert has_buttons(card(slack, posted))
-    assert replies(slack, posted) == []
-    assert commits(metastudio) == []
+    assert thread_replies(slack, posted) == []
+    assert metastudio_posts(metastudio) == []
 
 
 @with_env(VOICEBOT_ALLOW_SELF_APPROVAL="true")
 async def test_self_approval_allowed_when_configured(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
 ) -> None:
-    await roles(driver)
-    await grant(driver, REQUESTER, "approver")
+    await grant_flow_roles(driver)
+    await grant_role(driver, REQUESTER, "approver")
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
 
     await driver.block_action(REQUESTER, CHANNEL, posted.ts, APPROVE)
-    await count_with(slack, posted, "Submitted job", 1)
-    assert replies(slack, posted)[0] == f"<@{REQUESTER}> Approved by <@{REQUESTER}>."
+    await replies_with(slack, posted, "Submitted job")
+    assert thread_replies(slack, posted)[0] == f"<@{REQUESTER}> Approved by <@{REQUESTER}>."
     assert metastudio.commit_count(job) == 1
 
 
@@ -356,21 +268,21 @@ async def test_self_approval_allowed_when_configured(
 async def test_non_approver_refused(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
 
     for action in (APPROVE, REJECT):
         await driver.block_action(OUTSIDER, CHANNEL, posted.ts, action)
-    await slack.wait_for_async(lambda: len(ephemerals(slack, OUTSIDER)) >= 2)
-    said = ephemerals(slack, OUTSIDER)
+    await slack.wait_for_async(lambda: len(ephemeral_texts(slack, OUTSIDER)) >= 2)
+    said = ephemeral_texts(slack, OUTSIDER)
     assert len(said) == 2
     for text in said:
         assert "*approver* role" in text
         assert f"<@{ADMIN}>" in text
     assert [v for v in slack.views if v.user == OUTSIDER] == []
     assert has_buttons(card(slack, posted))
-    assert commits(metastudio) == []
+    assert metastudio_posts(metastudio) == []
 
 
 # -- 7. dry run ------------------------------------------------------------------------------
@@ -380,7 +292,7 @@ async def test_dry_run_sends_nothing(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
     redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
     result = await driver.slash_command(
         "/voice", f"submit {job} voice_name=narrator sex=female --dry-run",
@@ -399,7 +311,7 @@ async def test_dry_run_sends_nothing(
     assert '"voice_name":"narrator"' in text
     assert '"sex":"FEMALE"' in text
     assert "authorization: ***redacted***" in text
-    assert commits(metastudio) == []
+    assert metastudio_posts(metastudio) == []
     assert [k async for k in redis_client.scan_iter(match=f"{redis_prefix}approval*")] == []
     assert slack.messages(CHANNEL) == []
 
@@ -412,14 +324,14 @@ async def test_without_approval_goes_straight_through(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
     redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
     assert not has_buttons(posted)
     assert "Approval is not required" in block_text(posted)
 
-    await count_with(slack, posted, "passed review", 1)
-    assert len(replies(slack, posted)) == 2  # submitted, passed: no decision to report
+    await replies_with(slack, posted, "passed review")
+    assert len(thread_replies(slack, posted)) == 2  # submitted, passed: no decision to report
     await wait_until(lambda: "Review passed" in card(slack, posted).text)
     assert "Approval is not required" in block_text(card(slack, posted))
     actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
@@ -434,15 +346,15 @@ async def test_submit_failed_when_the_job_moved_on(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
     bot_env: dict[str, str], redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
     # Someone submits the job outside the bot between the request and the approval.
     async with MetaStudioClient.from_settings(settings_from(bot_env)) as client:
         await client.commit_job(job, CommitJobRequest(voice_name="other"))
 
     await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
-    await count_with(slack, posted, "failed", 1)
+    await replies_with(slack, posted, "failed")
     [failed] = [m for m in slack.thread(CHANNEL, posted.ts) if "Submitting job" in m.text]
     shown = block_text(failed)
     assert "MSS.41000005" in shown  # MetaStudio's code, in words
@@ -462,11 +374,11 @@ async def test_lost_tracking_job_is_revived_by_the_sweep(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
     bot_env: dict[str, str], redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await roles(driver)
+    await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit(driver, slack, job)
+    posted = await submit_job(driver, slack, job)
     await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
-    await count_with(slack, posted, "Approved by", 1)
+    await replies_with(slack, posted, "Approved by")
     # No worker yet: drop the queued job, as if the enqueue after the click had failed.
     queue = bot_env["VOICEBOT_QUEUE_NAME"]
     queued = await redis_client.zrange(queue, 0, -1)
@@ -477,7 +389,7 @@ async def test_lost_tracking_job_is_revived_by_the_sweep(
 
     process = WorkerProcess(bot_env).start()
     try:
-        await count_with(slack, posted, "passed review", 1)
+        await replies_with(slack, posted, "passed review")
     finally:
         process.stop()
     assert metastudio.commit_count(job) == 1
