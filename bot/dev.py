@@ -55,6 +55,7 @@ DEV_REVIEW = ReviewPlan(system_delay=4.0, admin_delay=5.0, wait_delay=2.0, train
 DEV_CHANNEL = "C0VOICEDEV"
 DEV_CHANNEL_NAME = "voice-training"
 KEY_PREFIX_ROOT = "voicebot-dev"
+DEFAULT_PREFIX: str = Settings.model_fields["redis_prefix"].default
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 ARQ_KEY_PREFIXES = ("arq:job:", "arq:in-progress:", "arq:retry:", "arq:result:")
 
@@ -183,9 +184,11 @@ def run_isolated(work: Coroutine[Any, Any, T]) -> T:
         loop.close()
 
 
-def new_key_prefix() -> str:
-    """A prefix no other run uses, so a shared Redis keeps every run's keys apart."""
-    return f"{KEY_PREFIX_ROOT}:{secrets.token_hex(4)}:"
+def new_key_prefix(base: str = DEFAULT_PREFIX) -> str:
+    """A prefix no other run uses, so a shared Redis keeps every run's keys apart; a prefix
+    chosen in VOICEBOT_REDIS_PREFIX stays at its start."""
+    root = f"{KEY_PREFIX_ROOT}:" if base == DEFAULT_PREFIX else f"{base}dev:"
+    return f"{root}{secrets.token_hex(4)}:"
 
 
 def local_settings(
@@ -446,7 +449,7 @@ def run_dev(settings: Settings) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     logging.getLogger("arq").setLevel(logging.WARNING)
     local_redis = ensure_redis(settings.redis_url)
-    prefix = new_key_prefix()
+    prefix = new_key_prefix(settings.redis_prefix)
     where = "started here" if local_redis.started_here else "shared"
     log.info("Redis at %s (%s), keys under %s", _redis_location(local_redis.url), where, prefix)
     options = StackOptions(port=settings.port)

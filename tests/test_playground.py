@@ -158,9 +158,10 @@ async def test_submit_through_the_modal_approve_and_see_the_outcome_in_the_threa
     await channel.locator(f'.msg[data-ts="{card.ts}"] .edited').wait_for()
     await channel.locator(f'.msg[data-ts="{card.ts}"] [data-testid=open-thread]').click()
     thread = tab.locator("#thread-messages")
-    await thread.get_by_text("Approved by").wait_for()
-    await thread.get_by_text("passed review at MetaStudio").wait_for()
-    await thread.get_by_text("finished training").wait_for()
+    replies = thread.locator(".msg:not(.thread-parent)")
+    await replies.get_by_text("Approved by").wait_for()
+    await replies.get_by_text("passed review at MetaStudio").wait_for()
+    await replies.get_by_text("finished training").wait_for()
     assert await thread.locator(".mention", has_text="@Abe Approver").count() >= 1
     assert stack.metastudio.commit_count(passing) == 1
     await tab.locator("#channel-pane").screenshot(
@@ -179,10 +180,10 @@ async def test_submit_through_the_modal_approve_and_see_the_outcome_in_the_threa
     await _act_as(tab, DEMO_APPROVER.id)
     await _approve_card(tab, second.ts)
     await channel.locator(f'.msg[data-ts="{second.ts}"] [data-testid=open-thread]').click()
-    await thread.get_by_text("did not pass review at MetaStudio").wait_for()
-    await thread.get_by_text("The authorization letter is unsigned").wait_for()
-    await thread.get_by_text("signal-to-noise ratio too low").wait_for()
-    await thread.get_by_text("speech does not match the text").wait_for()
+    await replies.get_by_text("did not pass review at MetaStudio").wait_for()
+    await replies.get_by_text("The authorization letter is unsigned").wait_for()
+    await replies.get_by_text("signal-to-noise ratio too low").wait_for()
+    await replies.get_by_text("speech does not match the text").wait_for()
     reasons = await thread.inner_text()
     assert re.search(r"MSS\.12000103", reasons)
     assert stack.metastudio.commit_count(failing) == 1
