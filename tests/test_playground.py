@@ -226,3 +226,121 @@ def test_state_and_act_endpoints_refuse_what_slack_would_not_deliver(stack: DevS
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert httpx.get(f"{stack.url}/playground/static/..%2Fserver.py").status_code == 404
+
+
+RICH_BLOCKS = [
+    {"type": "header", "text": {"type": "plain_text", "text": "Release notes :tada:"}},
+    {
+        "type": "section",
+        "text": {
+            "type": "mrkdwn",
+            "text": (
+                f"*bold* _italic_ ~gone~ `inline code` for <@{DEMO_REQUESTER.id}>\n"
+                "<https://example.invalid/docs|the docs> and 1 &lt; 2 &amp; 3\n"
+                "> a quoted line\n"
+                "• first item\n• second item\n"
+                "```line one\nline <two>```"
+            ),
+        },
+    },
+    {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": "*Voice name*\nnarrator"},
+            {"type": "mrkdwn", "text": "*Sex*\nFEMALE"},
+        ],
+    },
+    {"type": "divider"},
+    {"type": "image", "image_url": "https://example.invalid/chart.png", "alt_text": "a chart"},
+    {"type": "context", "elements": [{"type": "mrkdwn", "text": "small print"}]},
+    {
+        "type": "actions",
+        "block_id": "demo_actions",
+        "elements": [
+            {"type": "button", "action_id": "demo_go", "style": "primary",
+             "text": {"type": "plain_text", "text": "Go"}, "value": "go"},
+            {
+                "type": "button", "action_id": "demo_stop", "style": "danger",
+                "text": {"type": "plain_text", "text": "Stop"}, "value": "stop",
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Really stop?"},
+                    "text": {"type": "mrkdwn", "text": "This *cannot* be undone."},
+                    "confirm": {"type": "plain_text", "text": "Stop it"},
+                    "deny": {"type": "plain_text", "text": "Keep going"},
+                    "style": "danger",
+                },
+            },
+        ],
+    },
+]
+
+
+def _web_api(stack: DevStack, method: str, **body: Any) -> dict[str, Any]:
+    reply = httpx.post(
+        f"{stack.slack.api_url}{method}",
+        json=body,
+        headers={"Authorization": f"Bearer {stack.settings.slack_bot_token.get_secret_value()}"},
+    )
+    data: dict[str, Any] = reply.json()
+    assert data["ok"], data
+    return data
+
+
+async def test_blocks_render_as_slack_shows_them_and_edits_and_ephemerals_follow_live(
+    stack: DevStack, page: Any
+) -> None:
+    channel_id = stack.options.channel
+    posted = _web_api(stack, "chat.postMessage", channel=channel_id, text="notes",
+                      blocks=RICH_BLOCKS)
+    _web_api(stack, "chat.postEphemeral", channel=channel_id, user=DEMO_APPROVER.id,
+             text="only for *Abe*")
+    await page.goto(f"{stack.url}/?as={DEMO_REQUESTER.id}")
+    message = page.locator(f'#messages .msg[data-ts="{posted["ts"]}"]')
+    await message.wait_for()
+
+    assert await message.locator(".b-header").inner_text() == "Release notes 🎉"
+    text = message.locator(".b-section .mrkdwn").first
+    assert await text.locator("b").first.inner_text() == "bold"
+    assert await text.locator("i").inner_text() == "italic"
+    assert await text.locator("s").inner_text() == "gone"
+    assert await text.locator("code").inner_text() == "inline code"
+    assert await text.locator(".mention.me").inner_text() == "@Rin Requester"
+    link = text.locator("a")
+    assert await link.inner_text() == "the docs"
+    assert await link.get_attribute("href") == "https://example.invalid/docs"
+    assert "1 < 2 & 3" in await text.inner_text()
+    assert await text.locator("blockquote").inner_text() == "a quoted line"
+    assert await text.locator(".li").count() == 2
+    assert await text.locator("pre").inner_text() == "line one\nline <two>"
+    assert await message.locator(".b-fields > div").count() == 2
+    assert await message.locator("hr.b-divider").count() == 1
+    assert await message.locator(".b-context").inner_text() == "small print"
+    # Images from other hosts are not fetched: the alt text stands in, linked to the image.
+    chart = message.locator(".b-image a", has_text="a chart")
+    assert await chart.get_attribute("href") == "https://example.invalid/chart.png"
+    assert "btn-primary" in (await message.locator("[data-testid=button-demo_go]")
+                             .get_attribute("class") or "")
+    assert "btn-danger" in (await message.locator("[data-testid=button-demo_stop]")
+                            .get_attribute("class") or "")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "playground-blocks.png"))
+
+    # A confirm dialog stands between the click and the request; "Keep going" sends nothing.
+    await message.locator("[data-testid=button-demo_stop]").click()
+    confirm = page.locator("#confirm")
+    await confirm.get_by_text("Really stop?").wait_for()
+    assert await confirm.locator("b").inner_text() == "cannot"
+    await confirm.get_by_text("Keep going").click()
+    await page.locator("#confirm-backdrop").wait_for(state="hidden")
+
+    # Another user's ephemeral is not shown; an edit appears in place without a reload.
+    assert await page.get_by_text("only for").count() == 0
+    _web_api(stack, "chat.update", channel=channel_id, ts=posted["ts"], text="notes v2",
+             blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*Edited* text"}}])
+    await message.locator(".edited").wait_for()
+    await message.locator("b", has_text="Edited").wait_for()
+    assert await page.locator(f'#messages .msg[data-ts="{posted["ts"]}"]').count() == 1
+    await _act_as(page, DEMO_APPROVER.id)
+    await page.get_by_text("only for").wait_for()
+    assert await page.get_by_text("Only visible to you").count() == 1

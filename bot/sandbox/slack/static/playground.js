@@ -242,9 +242,23 @@
 
   // -- Block Kit -------------------------------------------------------------------------
 
+  // Only images served by this machine load: the playground sends nothing elsewhere.
+  function isLocal(url) {
+    if (/^data:image\//.test(url)) return true;
+    try {
+      return new URL(url, window.location.href).origin === window.location.origin;
+    } catch (error) {
+      return false;
+    }
+  }
+
   function image(url, alt, cls) {
-    const fallback = () => h("span", { class: "img-missing", title: url }, alt || "image");
-    if (!url) return fallback();
+    const fallback = () => {
+      const box = h("span", { class: "img-missing", title: url || "" }, alt || "image");
+      const href = url && safeHref(url);
+      return href ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, box) : box;
+    };
+    if (!url || !isLocal(url)) return fallback();
     const img = h("img", { src: url, alt: alt || "", class: cls, loading: "lazy" });
     img.addEventListener("error", () => img.replaceWith(fallback()));
     return img;
