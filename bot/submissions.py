@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from bot.approvals import ApprovalRequest, ApprovalStore, Decision
+from bot.approvals import ApprovalRequest, ApprovalStore, Decision, DecisionOutcome
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     CommitJobRequest,
@@ -25,6 +25,9 @@ from bot.redis import StoreUnavailable
 from bot.settings import Settings
 
 log = logging.getLogger("bot.submissions")
+
+# How long the worker leaves a rejection or an expiry to the web process that saw the click.
+FOLLOW_UP_DEFER = 2.0
 
 
 class JobNotReady(Exception):
@@ -119,11 +122,11 @@ class SubmissionService:
             await self._enqueue(updated.id)
         return updated
 
-    async def _enqueue(self, request_id: str) -> None:
+    async def _enqueue(self, request_id: str, *, defer: float | None = None) -> None:
         # The decision is already stored; a failed enqueue must not undo it or tell the user
         # it failed. The worker's sweep re-enqueues every active request without a job.
         try:
-            await self._queue.enqueue_tracking(request_id)
+            await self._queue.enqueue_tracking(request_id, defer=defer)
         except (StoreUnavailable, OSError, RedisError) as error:
             log.warning("request %s: enqueue failed (%s); the sweep will pick it up",
                         request_id, type(error).__name__)
@@ -147,6 +150,12 @@ class SubmissionService:
             approve=approve,
             reason=reason,
         )
-        if decision.outcome == "approved" and decision.request is not None:
+        if decision.request is None:
+            return decision
+        if decision.outcome == DecisionOutcome.APPROVED:
             await self._enqueue(decision.request.id)
+        elif decision.outcome in (DecisionOutcome.REJECTED, DecisionOutcome.EXPIRED):
+            # The web process updates the card and the thread right after this; should it die
+            # first, the worker's job does it (a no-op when it finds everything posted).
+            await self._enqueue(decision.request.id, defer=FOLLOW_UP_DEFER)
         return decision

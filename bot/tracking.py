@@ -121,8 +121,11 @@ class Tracker:
             return await self._advance(request)
         except TRANSIENT as fault:
             log.warning("request %s: MetaStudio fault, backing off: %s", request_id, fault)
+            delay = self._policy.fault_delay(faults, self._rng)
+            if isinstance(fault, Throttled) and fault.retry_after is not None:
+                delay = max(delay, fault.retry_after)
             current = await self._approvals.get(request_id)
-            return Step(current, next_poll=self._policy.fault_delay(faults, self._rng), fault=fault)
+            return Step(current, next_poll=delay, fault=fault)
 
     async def _advance(self, request: ApprovalRequest) -> Step:
         if request.status in (S.APPROVED, S.AUTO_APPROVED):

@@ -7,6 +7,7 @@ checks what reached Slack (card, thread, ephemerals), MetaStudio (commits) and t
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from typing import Any
@@ -162,6 +163,27 @@ async def test_reject_with_reason(
     assert events[1].actor == APPROVER
     assert metastudio_posts(metastudio) == []
     assert metastudio.commit_count(job) == 0
+
+
+async def test_slack_failing_at_the_click_leaves_the_posts_to_the_worker(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+) -> None:
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit_job(driver, slack, job)
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, REJECT)
+    modal = await slack.wait_for_async(
+        lambda: [v for v in slack.views if v.callback_id == "approval_reject_reason"]
+    )
+    slack.fail_next("chat.update", "internal_error")
+    slack.fail_next("chat.postMessage", "internal_error")
+    await driver.view_submission(APPROVER, modal[0].id)
+
+    await replies_with(slack, posted, "Rejected by")
+    await wait_until(lambda: "Rejected" in card(slack, posted).text)
+    await asyncio.sleep(0.5)
+    assert thread_replies(slack, posted) == [f"<@{REQUESTER}> Rejected by <@{APPROVER}>."]
+    assert not has_buttons(card(slack, posted))
 
 
 # -- 3. review failed, with every reason ------------------------------------------------------
