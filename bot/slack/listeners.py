@@ -55,6 +55,11 @@ OPTIONS_BUDGET = 2.0
 # A modal submission checks the job before closing, so problems show on the field.
 MODAL_CHECK_BUDGET = 2.0
 ERROR_OPTION_VALUE = "__unavailable__"
+# Acks share the event loop with the work that follows them. Capping that work keeps a burst
+# of commands from pushing acks past Slack's 3 s (the backlog drains right after), and it is
+# no loss: Slack's own rate limits (chat.postMessage about 1 a second a channel) cap it anyway.
+# Opening a modal is not capped: its trigger_id expires 3 s after the command.
+AFTER_ACK_CONCURRENCY = 8
 
 OPEN_SUBCOMMANDS = ("help", "status")
 SUBCOMMANDS_BY_ROLE = {
@@ -81,6 +86,7 @@ def _body_principal(body: Mapping[str, Any]) -> Principal:
 class Listeners:
     def __init__(self, services: Services) -> None:
         self.s = services
+        self._after_ack_slots = asyncio.Semaphore(AFTER_ACK_CONCURRENCY)
 
     def register(self, app: AsyncApp) -> None:
         app.command("/voice")(self.on_command)
@@ -124,7 +130,9 @@ class Listeners:
         self._observe_ack(started)
         if isinstance(parsed, ParseFailure):
             self.s.metrics.commands.labels(name, "invalid").inc()
-            await self._guard(reply, channel, "", self._unreadable(principal, parsed, reply))
+            await self._after_ack(
+                self._guard(reply, channel, "", self._unreadable(principal, parsed, reply))
+            )
             return
         if isinstance(parsed, SubmitForm):
             await self._guard(reply, channel, "", self._open_submit_modal(
@@ -133,10 +141,15 @@ class Listeners:
             self.s.metrics.commands.labels(name, "ok").inc()
             return
         job_id = getattr(parsed, "job_id", None) or ""
-        await self._guard(reply, channel, job_id, self._dispatch(
+        await self._after_ack(self._guard(reply, channel, job_id, self._dispatch(
             parsed, principal, command, reply
-        ))
+        )))
         self.s.metrics.commands.labels(name, "ok").inc()
+
+    async def _after_ack(self, work: Awaitable[None]) -> None:
+        """Run work that follows an ack, at most ``AFTER_ACK_CONCURRENCY`` at a time."""
+        async with self._after_ack_slots:
+            await work
 
     def _observe_ack(self, started: float) -> None:
         self.s.metrics.ack_seconds.labels("command").observe(time.perf_counter() - started)
@@ -272,7 +285,10 @@ class Listeners:
         request = await self.s.submissions.card_posted(
             request, str(posted["channel"]), str(posted["ts"])
         )
-        link = await self._permalink(request)
+        # A card in the channel the user typed in is right in front of them; a link is only
+        # worth its extra Web API call when the card went to a separate approval channel.
+        elsewhere = request.card_channel != intent.channel_id
+        link = await self._permalink(request) if elsewhere else ""
         text = messages.approval_requested(request.id, request.card_channel)
         await reply(blocks.text_message(f"{text} {link}".strip()))
 
@@ -364,9 +380,9 @@ class Listeners:
                 channel=channel, user=principal.user, **message.as_kwargs()
             )
 
-        await self._guard(reply, channel, parsed.job_id, self._submit(
+        await self._after_ack(self._guard(reply, channel, parsed.job_id, self._submit(
             intent, parsed.dry_run, reply
-        ))
+        )))
 
     async def _modal_job_problem(self, intent: SubmitIntent) -> str | None:
         """A job that does not exist or is not ready is a field error, when MetaStudio
