@@ -62,7 +62,7 @@ async def _exists(redis_client: aioredis.Redis, pattern: str) -> bool:
 
 async def settle() -> None:
     """Give a duplicate post, if the bot were to make one, the time to show up."""
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.6)
 
 
 async def test_hundred_deliveries_of_one_approve_over_two_web_processes(
@@ -157,7 +157,9 @@ async def test_faults_every_tracked_job_gets_exactly_one_outcome(
     jobs = [metastudio.seed_job(voice_name=f"voice {n}") for n in range(10)]
     cards = [copy.deepcopy(await submit_job(driver, slack, job)) for job in jobs]
 
-    metastudio.faults = FaultConfig(error_rate=0.3, lost_reply_rate=0.1, seed=20240611)
+    metastudio.faults = FaultConfig(
+        error_rate=0.3, lost_reply_rate=0.1, throttle_rate=0.05, seed=20240611
+    )
     slack.rate_limit_next("chat.postMessage", retry_after=0, times=8)
     slack.fail_next("chat.update", "internal_error", times=4)
     slack.fail_next("chat.postMessage", "fatal_error", times=3)
@@ -183,6 +185,31 @@ async def test_faults_every_tracked_job_gets_exactly_one_outcome(
             assert count(slack, card, "passed review") == 1
             await wait_until(lambda c=card: "Review passed" in slack.message(  # type: ignore[misc]
                 CHANNEL, c.ts).text)
+
+
+async def test_a_submit_whose_answer_never_comes_is_resolved_by_reading(
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+) -> None:
+    """MetaStudio applies every submit but its answer never arrives (the client times out):
+    the bot reads the job, sees the submit landed, and never sends a second POST."""
+    await grant_flow_roles(driver)
+    jobs = [metastudio.seed_job(voice_name=f"voice {n}") for n in range(3)]
+    cards = [copy.deepcopy(await submit_job(driver, slack, job)) for job in jobs]
+    metastudio.faults = FaultConfig(lost_reply_rate=1.0, lost_reply_mode="timeout",
+                                    lost_reply_delay=5.0, methods=frozenset({"POST"}))
+    for card in cards:
+        await click_as_shown(driver, slack, APPROVER, card, APPROVE)
+
+    for card in cards:
+        await replies_with(slack, card, "passed review")
+    for job, card in zip(jobs, cards, strict=True):
+        assert metastudio.commit_count(job) == 1
+        assert sum(r.method == "POST" and job in r.path for r in metastudio.requests) == 1
+        assert count(slack, card, "Submitted job") == 1
+    assert metastudio.stats()["faults"]["lost_reply"] == 3
 
 
 @with_env(VOICEBOT_JOB_TIMEOUT="2")

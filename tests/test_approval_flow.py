@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from bot.approvals import ApprovalStore
 from bot.audit import AuditEvent, AuditLog
 from bot.metastudio import CommitJobRequest, MetaStudioClient
-from bot.sandbox.metastudio import AuditError, AuditFailure, LocalMetaStudio
+from bot.sandbox.metastudio import AuditError, AuditFailure, LocalMetaStudio, ReviewPlan
 from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.sandbox.slack.state import Message
 from tests.conftest import (
@@ -88,11 +88,11 @@ async def test_approve_submit_review_passed(
                          ("Tag", "NEWS")):
         assert f"*{label}*\\n{value}" in shown
     assert has_buttons(posted)
-    # The requester's ephemeral note links the card.
+    # The requester's ephemeral note points at the card (here, in the same channel).
     note = await slack.wait_for_async(
         lambda: [r for r in slack.responses if "Approval requested" in r.text]
     )
-    assert "Open the approval card" in note[0].text
+    assert f"Approval requested in <#{CHANNEL}>" in note[0].text
     assert metastudio_posts(metastudio) == []
 
     await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
@@ -131,6 +131,30 @@ async def test_approve_submit_review_passed(
         assert f"*{action}*" in listed
     assert request.payload_hash[:12] in listed
     assert job in listed
+
+
+@with_env(VOICEBOT_APPROVAL_CHANNEL="CAPPROVE01")
+async def test_card_in_an_approval_channel_is_linked_and_threaded_there(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+) -> None:
+    slack.add_channel("CAPPROVE01", "voice-approvals")
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    await driver.slash_command("/voice", f"submit {job} voice_name=narrator sex=female",
+                               user=REQUESTER, channel=CHANNEL)
+    note = await slack.wait_for_async(
+        lambda: [r for r in slack.responses if "Approval requested" in r.text]
+    )
+    assert "<#CAPPROVE01>" in note[0].text
+    assert "Open the approval card" in note[0].text
+    [posted] = slack.messages("CAPPROVE01")
+    assert slack.messages(CHANNEL) == []
+
+    await driver.block_action(APPROVER, "CAPPROVE01", posted.ts, APPROVE)
+    await wait_until(
+        lambda: any("passed review" in m.text for m in slack.thread("CAPPROVE01", posted.ts))
+    )
+    assert len(slack.thread("CAPPROVE01", posted.ts)) == 4
 
 
 # -- 2. reject with a reason -----------------------------------------------------------------
@@ -184,6 +208,25 @@ async def test_slack_failing_at_the_click_leaves_the_posts_to_the_worker(
     await asyncio.sleep(0.5)
     assert thread_replies(slack, posted) == [f"<@{REQUESTER}> Rejected by <@{APPROVER}>."]
     assert not has_buttons(card(slack, posted))
+
+
+async def test_training_outcome_is_posted_with_the_asset_id(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+) -> None:
+    metastudio.review = ReviewPlan(system_delay=0.2, admin_delay=0.2, train_delay=0.3)
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit_job(driver, slack, job)
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+
+    await replies_with(slack, posted, f"Job {job} succeeded")
+    asset = metastudio.job(job)["asset_id"]
+    [done] = [m for m in slack.thread(CHANNEL, posted.ts)[1:] if "succeeded" in m.text]
+    assert "finished training" in block_text(done)
+    assert asset in block_text(done)
+    assert done.text.startswith(f"<@{REQUESTER}>")
+    assert len(thread_replies(slack, posted)) == 4  # approved, submitted, passed, trained
+    await wait_until(lambda: "succeeded" in card(slack, posted).text)
 
 
 # -- 3. review failed, with every reason ------------------------------------------------------
