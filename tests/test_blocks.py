@@ -526,9 +526,9 @@ def test_submission_gives_the_same_model_as_the_command() -> None:
     [
         (state_values(job_id=None, voice_name="v"), BLOCK_JOB, "Choose the job"),
         (state_values(job_id="bad id", voice_name="v"), BLOCK_JOB, "is not a job id"),
-        (state_values(), "voice_name", "`voice_name` is required"),
+        (state_values(), "voice_name", "voice_name is required"),
         (state_values(voice_name="v" * 65), "voice_name", "the limit is 64"),
-        (state_values(voice_name="v", sex="OTHER"), "sex", "Use one of: `female`, `male`."),
+        (state_values(voice_name="v", sex="OTHER"), "sex", "Use one of: female, male."),
         (state_values(voice_name="v", phone="12"), "phone", "5 to 20 digits"),
         (state_values(voice_name="v", app_user_id="用户"), "app_user_id", "Chinese characters"),
         ({}, BLOCK_JOB, "Choose the job"),
@@ -542,6 +542,7 @@ def test_submission_errors_map_to_blocks(
     assert isinstance(result, dict)
     assert fragment in result[block_id]
     assert "&lt;" not in result[block_id]  # modal errors are plain text, not mrkdwn
+    assert "`" not in result[block_id]
 
 
 def test_job_options_for_block_suggestion() -> None:

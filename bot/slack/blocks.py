@@ -49,6 +49,8 @@ _STATUS_EMOJI: dict[str, str] = {
     "submit_failed": ":x:",
     "passed": ":tada:",
     "failed": ":x:",
+    "succeeded": ":white_check_mark:",
+    "training_failed": ":x:",
 }
 
 
@@ -217,8 +219,11 @@ def parse_approval_value(value: str) -> tuple[str, str] | None:
 def approval_decision_line(status: str, decided_by: str | None, reason: str | None) -> str:
     emoji = _STATUS_EMOJI.get(status, ":grey_question:")
     line = f"{emoji} *{messages.approval_status(status)}*"
-    if decided_by:
+    if decided_by and status in ("approved", "rejected"):
         line += f" by {mention(decided_by)}"
+    elif decided_by:
+        # Later states keep the trail of who let the request through.
+        line += f" · approved by {mention(decided_by)}"
     if reason:
         line += f": {escape(reason)}"
     return line

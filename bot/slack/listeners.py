@@ -347,8 +347,8 @@ class Listeners:
     ) -> None:
         values = view.get("state", {}).get("values", {})
         if modal.chosen_job(values) == ERROR_OPTION_VALUE:
-            await ack(response_action="errors",
-                      errors={modal.BLOCK_JOB: _plain(messages.metastudio_unavailable())})
+            unavailable = modal.plain_error(messages.metastudio_unavailable())
+            await ack(response_action="errors", errors={modal.BLOCK_JOB: unavailable})
             return
         parsed = modal.parse_submission(values)
         if isinstance(parsed, dict):
@@ -390,7 +390,7 @@ class Listeners:
         try:
             await asyncio.wait_for(self.s.submissions.check_job(intent), MODAL_CHECK_BUDGET)
         except (JobNotFound, JobNotReady) as error:
-            return _plain(error_text(error, job_id=intent.job_id))
+            return modal.plain_error(error_text(error, job_id=intent.job_id))
         except (TimeoutError, MetaStudioError):
             return None
         return None
@@ -520,8 +520,3 @@ def _metadata(raw: object) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return found if isinstance(found, dict) else {}
-
-
-def _plain(text: str) -> str:
-    """Modal field errors are plain text: drop mrkdwn backticks and asterisks."""
-    return text.replace("`", "").replace("*", "")

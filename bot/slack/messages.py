@@ -337,6 +337,8 @@ APPROVAL_STATUS_WORDS: dict[str, str] = {
     "passed": "Review passed at MetaStudio",
     "failed": "Review failed at MetaStudio",
     "auto_approved": "Auto-approved (approval is not required)",
+    "succeeded": "Training succeeded",
+    "training_failed": "Training failed at MetaStudio",
 }
 
 

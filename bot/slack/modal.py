@@ -227,7 +227,7 @@ def parse_submission(state_values: Mapping[str, Any]) -> Submit | dict[str, str]
     else:
         checked = validate_job_id(job)
         if isinstance(checked, Problem):
-            errors[BLOCK_JOB] = checked.message
+            errors[BLOCK_JOB] = plain_error(checked.message)
         else:
             job_id = checked
     fields: dict[str, str] = {}
@@ -240,7 +240,7 @@ def parse_submission(state_values: Mapping[str, Any]) -> Submit | dict[str, str]
     if isinstance(validated, list):
         for problem in validated:
             block_id = FIELD_BLOCK_IDS.get(problem.field or "", BLOCK_JOB)
-            errors.setdefault(block_id, _plain_error(problem.message))
+            errors.setdefault(block_id, plain_error(problem.message))
     if errors or job_id is None or isinstance(validated, list):
         return errors
     selected = _entry(state_values, BLOCK_DRY_RUN, ACTION_DRY_RUN).get("selected_options")
@@ -250,9 +250,10 @@ def parse_submission(state_values: Mapping[str, Any]) -> Submit | dict[str, str]
     return Submit(job_id=job_id, request=validated, dry_run=dry_run)
 
 
-def _plain_error(message: str) -> str:
-    # Modal error strings are shown as plain text, so the mrkdwn escaping has to come off.
-    return message.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+def plain_error(message: str) -> str:
+    """Modal field errors are shown as plain text: mrkdwn marks and escapes come off."""
+    plain = message.replace("`", "").replace("*", "")
+    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 # -- reject reason ------------------------------------------------------------------------
