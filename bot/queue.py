@@ -3,7 +3,9 @@
 Each request has exactly one queue job for its whole life (job id ``{prefix}track:{id}``):
 arq refuses a second job with the same id, so double clicks, Slack retries and several web
 processes enqueue it once. The job reschedules itself with ``arq.Retry`` while the review
-runs, and arq re-runs it after a worker dies mid-step.
+runs, and arq re-runs it after a worker dies mid-step. Besides it, the review sweep (one
+self-rescheduling job per queue) enqueues a one-off "wake" step for a request the moment
+its review is seen to end, so the request's own job can poll rarely.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Protocol
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 TRACK_FUNCTION = "track_request"
+SWEEP_FUNCTION = "sweep_reviews"
 # arq drops a job whose key has expired; the key is set once, at enqueue, and a job lives
 # through review and training, so it gets weeks (the worker's sweep re-enqueues it after).
 JOB_EXPIRES = timedelta(days=30)
@@ -55,6 +58,24 @@ class ArqQueue:
             _queue_name=self.queue_name,
             _defer_by=defer,
             _expires=JOB_EXPIRES,
+        )
+        return job is not None
+
+    async def enqueue_wake(self, request_id: str) -> bool:
+        """One immediate step for a request whose review ended; it does not reschedule."""
+        job = await self._pool.enqueue_job(
+            TRACK_FUNCTION,
+            request_id,
+            wake=True,
+            _job_id=f"{self._prefix}wake:{request_id}",
+            _queue_name=self.queue_name,
+        )
+        return job is not None
+
+    async def enqueue_sweep(self) -> bool:
+        """The one review sweep of this queue (it reschedules itself)."""
+        job = await self._pool.enqueue_job(
+            SWEEP_FUNCTION, _job_id=f"{self._prefix}sweep", _queue_name=self.queue_name
         )
         return job is not None
 

@@ -32,6 +32,7 @@ from bot.metastudio import (
     TransportError,
 )
 from bot.metastudio.client import submit_took_effect
+from bot.review_sweep import ReviewSweep
 
 log = logging.getLogger("bot.tracking")
 
@@ -105,7 +106,9 @@ class Tracker:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        sweep: ReviewSweep | None = None,
     ) -> None:
+        self._sweep = sweep
         self._approvals = approvals
         self._metastudio = metastudio
         self._policy = policy
@@ -149,7 +152,7 @@ class Tracker:
                       else submit_took_effect(before, job))
             if landed is True:
                 confirmed = await self._submitted(request, job, "confirmed by reading the job")
-                return self._review_step(confirmed, job)
+                return await self._review_step(confirmed, job)
             if landed is None:
                 failed = await self._submit_failed(
                     request,
@@ -172,12 +175,20 @@ class Tracker:
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
             audit_detail=detail, job_state=str(state),
         )
-        return self._review_step(moved or await self._reload(request), result.job)
+        return await self._review_step(moved or await self._reload(request), result.job)
 
-    def _review_step(self, request: ApprovalRequest, job: TrainingJob | None) -> Step:
+    async def _review_step(self, request: ApprovalRequest, job: TrainingJob | None) -> Step:
         if request.status != S.SUBMITTED:
             return Step(request, job)
-        return Step(request, job, next_poll=self._policy.review_delay(self._rng))
+        return Step(request, job, next_poll=await self._next_review_poll(request))
+
+    async def _next_review_poll(self, request: ApprovalRequest, unchanged_for: float = 0.0
+                                ) -> float:
+        """With a sweep watching the job, the request's own read is only a safety net."""
+        if self._sweep is not None:
+            await self._sweep.watch(request.job_id, request.id)
+            return self._policy.cap * self._rng.uniform(0.9, 1.0)
+        return self._policy.review_delay(self._rng, unchanged_for)
 
     async def _submitted(
         self, request: ApprovalRequest, job: TrainingJob, detail: str
@@ -204,6 +215,8 @@ class Tracker:
         try:
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
         except JobNotFound:
+            if self._sweep is not None:
+                await self._sweep.unwatch(request.job_id)
             target = S.TRAINING_FAILED if request.status == S.PASSED else S.FAILED
             moved = await self._approvals.transition(
                 request.id, target, audit_action="review_failed" if target == S.FAILED else None,
@@ -219,7 +232,9 @@ class Tracker:
                 await self._approvals.update(request.id, job_state=str(job.state))
             current = await self._reload(request)
             unchanged_for = max(0.0, self._clock() - current.updated_at)
-            return Step(current, job, self._policy.review_delay(self._rng, unchanged_for))
+            return Step(current, job, await self._next_review_poll(current, unchanged_for))
+        if self._sweep is not None:
+            await self._sweep.unwatch(request.job_id)
         if status in (S.SUBMITTED, S.UNDER_REVIEW):
             if category in (StateCategory.REVIEW_FAILED, StateCategory.FAILED):
                 await self._move(request, S.FAILED, job, "review_failed")

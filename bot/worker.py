@@ -21,8 +21,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import Services, open_services
 from bot.metastudio import MetaStudioError
-from bot.queue import TRACK_FUNCTION, redis_settings
+from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
 from bot.redis import StoreUnavailable
+from bot.review_sweep import ReviewSweep
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
 from bot.tracking import PollPolicy, Tracker
@@ -49,6 +50,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     services = await open_services(settings)
     ctx["services"] = services
+    sweep = ReviewSweep(services.redis, settings.redis_prefix, services.metastudio)
+    ctx["sweep"] = sweep
     ctx["tracker"] = Tracker(
         services.approvals,
         services.metastudio,
@@ -57,9 +60,11 @@ async def startup(ctx: dict[str, Any]) -> None:
             cap=settings.poll_max_interval,
             training_interval=settings.poll_max_interval,
         ),
+        sweep=sweep,
     )
     ctx["faults"] = {}
     ctx["notify_faults"] = {}
+    await services.queue.enqueue_sweep()
     log.info("worker ready (queue %s)", settings.queue_name)
 
 
@@ -75,7 +80,7 @@ def _backoff(counts: dict[str, int], request_id: str, base: float, cap: float) -
     return float(min(cap, base * 2 ** min(count, 10)) * random.uniform(0.5, 1.0))
 
 
-async def track_request(ctx: dict[str, Any], request_id: str) -> str:
+async def track_request(ctx: dict[str, Any], request_id: str, *, wake: bool = False) -> str:
     """One step of a request, then its posts; reschedules itself until the request is done.
 
     Every failure reschedules rather than ends the job: a job that ends while its request
@@ -87,7 +92,7 @@ async def track_request(ctx: dict[str, Any], request_id: str) -> str:
     base = min(1.0, settings.poll_interval)
     try:
         async with asyncio.timeout(settings.job_timeout * STEP_SHARE_OF_TIMEOUT):
-            return await _track(ctx, request_id)
+            return await _track(ctx, request_id, wake=wake)
     except Retry:
         raise
     except NotifyBusy:
@@ -103,7 +108,7 @@ async def track_request(ctx: dict[str, Any], request_id: str) -> str:
         raise Retry(defer=delay) from None
 
 
-async def _track(ctx: dict[str, Any], request_id: str) -> str:
+async def _track(ctx: dict[str, Any], request_id: str, *, wake: bool) -> str:
     services = _services(ctx)
     tracker: Tracker = ctx["tracker"]
     faults: dict[str, int] = ctx["faults"]
@@ -117,10 +122,28 @@ async def _track(ctx: dict[str, Any], request_id: str) -> str:
         return "missing"
     await services.notifier.flush(step.request, step.job)
     ctx["notify_faults"].pop(request_id, None)
-    if step.next_poll is not None:
+    if step.next_poll is not None and not wake:
         raise Retry(defer=step.next_poll)
     faults.pop(request_id, None)
     return str(step.request.status)
+
+
+async def sweep_reviews(ctx: dict[str, Any]) -> int:
+    """Every poll interval: wake the requests whose review ended (one step each, now)."""
+    services = _services(ctx)
+    settings: Settings = ctx["settings"]
+    sweep: ReviewSweep = ctx["sweep"]
+    try:
+        ended = await sweep.ended()
+        for request_id in ended:
+            await services.queue.enqueue_wake(request_id)
+    except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
+        faults: dict[str, int] = ctx["faults"]
+        delay = _backoff(faults, SWEEP_FUNCTION, settings.poll_interval, settings.poll_max_interval)
+        log.warning("review sweep: %s; retry in %.1fs", type(error).__name__, delay)
+        raise Retry(defer=delay) from None
+    ctx["faults"].pop(SWEEP_FUNCTION, None)
+    raise Retry(defer=settings.poll_interval * random.uniform(0.95, 1.0))
 
 
 async def expire_requests(ctx: dict[str, Any]) -> int:
@@ -137,6 +160,7 @@ async def resume_active(ctx: dict[str, Any]) -> int:
     id, so this only revives requests whose job was lost (an enqueue that failed after the
     click, a job that expired or ended on a bug); returns how many it revived."""
     services = _services(ctx)
+    await services.queue.enqueue_sweep()
     revived = 0
     for request_id in await services.approvals.active_ids():
         if await services.queue.enqueue_tracking(request_id):
@@ -160,6 +184,8 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": [
             func(track_request, name=TRACK_FUNCTION, max_tries=MAX_TRIES,
+                 timeout=settings.job_timeout),
+            func(sweep_reviews, name=SWEEP_FUNCTION, max_tries=MAX_TRIES,
                  timeout=settings.job_timeout),
         ],
         "cron_jobs": [
