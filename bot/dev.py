@@ -329,7 +329,7 @@ class WorkerThread:
         if worker is not None and loop is not None and not loop.is_closed():
             # The loop may close between the check and the call; then the worker is done.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(worker.handle_sig, signal.SIGTERM)
+                loop.call_soon_threadsafe(worker.handle_sig_wait_for_completion, signal.SIGTERM)
         self._thread.join(timeout)
 
     @property

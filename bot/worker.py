@@ -203,6 +203,8 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
         "ctx": {"settings": settings},
         "max_jobs": settings.worker_concurrency,
         "job_timeout": settings.job_timeout,
+        # SIGTERM (a deploy) lets running steps finish instead of cancelling them mid-post.
+        "job_completion_wait": int(settings.job_timeout),
         "keep_result": 0,
         "poll_delay": 0.2,
         "max_tries": MAX_TRIES,
