@@ -72,6 +72,22 @@ async def used_memory(client: aioredis.Redis) -> int:
     return int(info["used_memory"])
 
 
+async def memory_by_kind(client: aioredis.Redis) -> dict[str, int]:
+    """MEMORY USAGE of every key, summed by what the key is for."""
+    keys = [key async for key in client.scan_iter(count=1000)]
+    totals: dict[str, int] = {}
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start:start + 1000]
+        async with client.pipeline(transaction=False) as pipe:
+            for key in chunk:
+                pipe.memory_usage(key, samples=0)
+            sizes = await pipe.execute()
+        for key, size in zip(chunk, sizes, strict=True):
+            kind = "audit history" if key.startswith(f"{PREFIX}audit") else "tracking state"
+            totals[kind] = totals.get(kind, 0) + int(size or 0)
+    return totals
+
+
 async def record_requests(
     client: aioredis.Redis, slack: LocalSlack, jobs: list[str]
 ) -> tuple[dict[str, str], list[str]]:
@@ -136,6 +152,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 await queue.enqueue_tracking(request_id, defer=rng.uniform(0, args.interval))
             await queue.aclose()
             tracked_memory = await used_memory(client)
+            by_kind = await memory_by_kind(client)
             setup_done = time.time()
             print(f"setup (seed, record, enqueue) {setup_done - seeded_at:.1f}s")
             if setup_done > review_end - 2 * args.interval:
@@ -199,8 +216,10 @@ async def main_async(args: argparse.Namespace) -> None:
               f"  (p95 / poll interval = {p95 / args.interval:.2f}x, target <= 1.10x)")
     print(f"worker RSS                    idle {idle_rss:.0f} MB, peak {peak_rss:.0f} MB"
           f"  (peak / idle = {peak_rss / max(idle_rss, 1):.2f}x, target < 200 MB)")
-    print(f"Redis memory per tracked job  {per_job_bytes:.0f} B"
+    print(f"Redis memory per tracked job  {per_job_bytes:.0f} B of used_memory"
           f"  ({per_job_bytes / 2048:.2f}x of the 2 KB target)")
+    for kind, total in sorted(by_kind.items()):
+        print(f"  of which {kind:<15} {total / args.n:.0f} B per job (MEMORY USAGE)")
 
 
 def main(argv: list[str] | None = None) -> None:

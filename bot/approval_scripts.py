@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.audit import JOB_INDEX_TTL
+
 _PRELUDE = r"""
 local GRAPH = __GRAPH__
 local AUDIT_FIELDS = __AUDIT_FIELDS__
 local ACTIVE = __ACTIVE__
+local JOB_INDEX_TTL = __JOB_INDEX_TTL__
 
 local function load(key)
   local flat = redis.call('HGETALL', key)
@@ -36,24 +39,24 @@ local function allowed(from, to)
   return nexts ~= nil and nexts[to] == true
 end
 
--- Same layout as bot.audit: empty fields left out, the server clock in the stream id, and
--- the job stream copy under the same id.
+-- Same layout as bot.audit: every field (empty when unset), the server clock in the stream
+-- id, and the id pushed on the job's index list.
 local function audit(ev)
   local args = {}
   for _, name in ipairs(AUDIT_FIELDS) do
     local value = ev[name]
-    if value ~= nil and value ~= '' then
-      args[#args + 1] = name
-      args[#args + 1] = value
+    if value == nil then
+      value = ''
     end
+    args[#args + 1] = name
+    args[#args + 1] = value
   end
   local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(args))
   if ev.job_id ~= nil and ev.job_id ~= '' then
     local job_key = ARGV[1] .. ev.job_id
-    local copied = redis.pcall('XADD', job_key, 'MAXLEN', '~', ARGV[3], id, unpack(args))
-    if type(copied) == 'table' and copied.err then
-      redis.call('XADD', job_key, 'MAXLEN', '~', ARGV[3], '*', unpack(args))
-    end
+    redis.call('RPUSH', job_key, id)
+    redis.call('LTRIM', job_key, -tonumber(ARGV[3]), -1)
+    redis.call('EXPIRE', job_key, JOB_INDEX_TTL)
   end
   return id
 end
@@ -332,6 +335,7 @@ def build_sources(
         _PRELUDE.replace("__GRAPH__", _lua_graph(graph))
         .replace("__AUDIT_FIELDS__", "{" + ", ".join(_lua_string(f) for f in audit_fields) + "}")
         .replace("__ACTIVE__", _lua_set(active))
+        .replace("__JOB_INDEX_TTL__", str(JOB_INDEX_TTL))
     )
     return ScriptSources(
         create=prelude + _CREATE,

@@ -1,9 +1,11 @@
 """The audit stream: an append-only Redis stream of who did what, when and where.
 
 Every entry goes to ``{prefix}audit`` (trimmed to about ``maxlen`` entries) and, when it
-names a job, is copied under the same stream id to ``{prefix}audit:job:{job_id}`` so a
-job's history is one short read. The field layout is defined once here and shared three
-ways, so a record always has the same shape whoever writes it:
+names a job, its stream id is pushed on the list ``{prefix}audit:job:{job_id}`` so a job's
+history is one short read. Every entry carries every field (empty when unset): Redis then
+stores the field names once per stream node instead of once per entry, and a small list of
+ids costs a fraction of a per-job stream. The field layout is defined once here and shared
+three ways, so a record always has the same shape whoever writes it:
 
 - ``AuditLog.append``: one event, on its own (a Lua script, so both streams or neither);
 - ``AuditLog.queue``: inside the caller's MULTI pipeline, atomic with its other writes;
@@ -57,6 +59,8 @@ AUDIT_FIELDS = (
 )
 
 JOB_STREAM_MAXLEN = 1_000
+# A job's index outlives its requests (30 days of retention) and then goes.
+JOB_INDEX_TTL = 90 * 86400
 _SCAN_PAGE = 500
 
 
@@ -79,17 +83,16 @@ class AuditEvent(BaseModel):
     ts: datetime | None = None
 
     def fields(self) -> list[str]:
-        """Stream field/value pairs, flat, in ``AUDIT_FIELDS`` order; unset fields left out."""
+        """Stream field/value pairs, flat, every field of ``AUDIT_FIELDS`` in order."""
         flat: list[str] = []
         for name in AUDIT_FIELDS:
             value = getattr(self, name)
-            if value is not None and value != "":
-                flat += [name, str(value)]
+            flat += [name, "" if value is None else str(value)]
         return flat
 
     @classmethod
     def from_entry(cls, entry_id: str, values: Mapping[str, str]) -> AuditEvent:
-        known = {name: values[name] for name in AUDIT_FIELDS if name in values}
+        known = {name: values[name] for name in AUDIT_FIELDS if values.get(name)}
         return cls(id=entry_id, ts=stream_id_time(entry_id), **known)
 
 
@@ -105,26 +108,24 @@ def hash_payload(payload: Mapping[str, Any]) -> str:
 
 
 # Defines ``audit_append(key_index, arg_index)``. The audit keys must be the last KEYS
-# (main stream, then the job stream if the event names a job) and the audit args the last
+# (main stream, then the job index if the event names a job) and the audit args the last
 # ARGV, as built by ``AuditLog.script_keys``/``script_args``. Returns the stream id.
 LUA_AUDIT_APPEND = """
 local function audit_append(key_index, arg_index)
   local stream_key = KEYS[key_index]
   local job_key = KEYS[key_index + 1]
   local maxlen = ARGV[arg_index]
-  local job_maxlen = ARGV[arg_index + 1]
+  local job_maxlen = tonumber(ARGV[arg_index + 1])
+  local job_ttl = ARGV[arg_index + 2]
   local fields = {}
-  for i = arg_index + 2, #ARGV do
+  for i = arg_index + 3, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
   local id = redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
   if job_key then
-    -- The same id in both streams names the same event; '*' only if the job stream's
-    -- last id is somehow ahead (e.g. the main stream was deleted by hand).
-    local copied = redis.pcall('XADD', job_key, 'MAXLEN', '~', job_maxlen, id, unpack(fields))
-    if type(copied) == 'table' and copied.err then
-      redis.call('XADD', job_key, 'MAXLEN', '~', job_maxlen, '*', unpack(fields))
-    end
+    redis.call('RPUSH', job_key, id)
+    redis.call('LTRIM', job_key, -job_maxlen, -1)
+    redis.call('EXPIRE', job_key, job_ttl)
   end
   return id
 end
@@ -140,6 +141,7 @@ class AuditLog:
         self._append = redis.register_script(LUA_AUDIT_APPEND + "return audit_append(1, 1)")
 
     def job_stream_key(self, job_id: str) -> str:
+        """The job's index: a list of the ids of its entries in the main stream."""
         return self._keys("audit", "job", job_id)
 
     def script_keys(self, event: AuditEvent) -> list[str]:
@@ -150,7 +152,7 @@ class AuditLog:
 
     def script_args(self, event: AuditEvent) -> list[str]:
         """The ARGV to put last when calling a script that uses ``LUA_AUDIT_APPEND``."""
-        return [str(self.maxlen), str(JOB_STREAM_MAXLEN), *event.fields()]
+        return [str(self.maxlen), str(JOB_STREAM_MAXLEN), str(JOB_INDEX_TTL), *event.fields()]
 
     async def append(self, event: AuditEvent) -> str:
         """Store the event; returns its stream id. Raises ``StoreUnavailable``."""
@@ -160,17 +162,12 @@ class AuditLog:
             )
         return str(entry_id)
 
-    def queue(self, pipe: Pipeline, event: AuditEvent) -> None:
-        """Add the event's XADDs to a MULTI pipeline the caller executes."""
-        fields = dict(zip(event.fields()[::2], event.fields()[1::2], strict=True))
-        pipe.xadd(self.stream_key, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
-        if event.job_id:
-            pipe.xadd(
-                self.job_stream_key(event.job_id),
-                fields,  # type: ignore[arg-type]
-                maxlen=JOB_STREAM_MAXLEN,
-                approximate=True,
-            )
+    async def queue(self, pipe: Pipeline, event: AuditEvent) -> None:
+        """Add the event's writes to a MULTI pipeline the caller executes."""
+        # A script bound to a pipeline is loaded before the MULTI runs (redis-py).
+        await self._append(
+            keys=self.script_keys(event), args=self.script_args(event), client=pipe
+        )
 
     async def read(
         self,
@@ -186,7 +183,8 @@ class AuditLog:
         """
         if limit <= 0:
             return []
-        stream = self.job_stream_key(job_id) if job_id else self.stream_key
+        if job_id is not None:
+            return await self._read_job(job_id, request_id, limit)
         found: list[AuditEvent] = []
         upper = "+"
         scanned = 0
@@ -195,7 +193,9 @@ class AuditLog:
                 page_size = min(_SCAN_PAGE, scan_limit - scanned)
                 if request_id is None:
                     page_size = min(page_size, limit - len(found))
-                page = await self._redis.xrevrange(stream, max=upper, min="-", count=page_size)
+                page = await self._redis.xrevrange(
+                    self.stream_key, max=upper, min="-", count=page_size
+                )
                 for entry_id, values in page:
                     if request_id is None or values.get("request_id") == request_id:
                         found.append(AuditEvent.from_entry(entry_id, values))
@@ -207,3 +207,21 @@ class AuditLog:
                 upper = "(" + page[-1][0]
         found.reverse()
         return found
+
+    async def _read_job(
+        self, job_id: str, request_id: str | None, limit: int
+    ) -> list[AuditEvent]:
+        """A job's entries through its index; entries trimmed from the stream are gone."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            ids = await self._redis.lrange(self.job_stream_key(job_id), 0, -1)  # type: ignore[misc]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry_id in ids:
+                    pipe.xrange(self.stream_key, min=entry_id, max=entry_id, count=1)
+                pages = await pipe.execute()
+        found = [
+            AuditEvent.from_entry(entry_id, values)
+            for page in pages
+            for entry_id, values in page
+            if request_id is None or values.get("request_id") == request_id
+        ]
+        return found[-limit:]
