@@ -38,7 +38,7 @@ from bot.slack.commands import (
     parse,
     suggest,
 )
-from bot.slack.notify import card_message
+from bot.slack.notify import NotifyBusy, card_message
 from bot.slack.replies import denial_text, error_text
 from bot.submissions import JobNotReady, SubmitIntent
 
@@ -499,6 +499,8 @@ class Listeners:
         """Update the card and post the decision now; if Slack fails, the worker retries."""
         try:
             await self.s.notifier.flush(request)
+        except NotifyBusy:
+            log.debug("request %s: another process is posting for it", request.id)
         except Exception:
             log.warning("request %s: Slack update failed, left to the worker", request.id)
             await self.s.queue.enqueue_tracking(request.id)
