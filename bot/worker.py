@@ -37,6 +37,7 @@ MAX_TRIES = 1_000_000
 NOTIFY_RETRY_CAP = 30.0
 # Another process is posting for the request: look again shortly.
 BUSY_RETRY = 0.5
+SWEEPS_PER_INTERVAL = 4
 # A step is cut off before arq's own timeout would end the job for good.
 STEP_SHARE_OF_TIMEOUT = 0.8
 
@@ -129,7 +130,8 @@ async def _track(ctx: dict[str, Any], request_id: str, *, wake: bool) -> str:
 
 
 async def sweep_reviews(ctx: dict[str, Any]) -> int:
-    """Every poll interval: wake the requests whose review ended (one step each, now)."""
+    """Wake the requests whose review ended (one step each, now); runs several times per
+    poll interval (``sweep_period``)."""
     services = _services(ctx)
     settings: Settings = ctx["settings"]
     sweep: ReviewSweep = ctx["sweep"]
@@ -143,7 +145,14 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
         log.warning("review sweep: %s; retry in %.1fs", type(error).__name__, delay)
         raise Retry(defer=delay) from None
     ctx["faults"].pop(SWEEP_FUNCTION, None)
-    raise Retry(defer=settings.poll_interval * random.uniform(0.95, 1.0))
+    raise Retry(defer=sweep_period(settings.poll_interval) * random.uniform(0.95, 1.0))
+
+
+def sweep_period(poll_interval: float) -> float:
+    """A sweep is cheap (one list call per 100 jobs), so it runs four times per poll interval:
+    a review's end is seen within a quarter interval, leaving the rest of the interval for a
+    burst of outcomes to be posted."""
+    return poll_interval / SWEEPS_PER_INTERVAL
 
 
 async def expire_requests(ctx: dict[str, Any]) -> int:
