@@ -155,7 +155,7 @@ async def main_async(args: argparse.Namespace) -> None:
             by_kind = await memory_by_kind(client)
             setup_done = time.time()
             print(f"setup (seed, record, enqueue) {setup_done - seeded_at:.1f}s")
-            if setup_done > review_end - 2 * args.interval:
+            if setup_done > review_end - args.interval / 2:
                 print("warning: the review ends too soon after setup; raise --review")
             requests_before = ms.stats()["requests"]
 
