@@ -36,6 +36,7 @@ from bot.audit import AuditLog
 from bot.localredis import start_redis_server
 from bot.metastudio import JobState
 from bot.queue import ArqQueue
+from bot.review_sweep import ReviewSweep
 from bot.sandbox.metastudio import (
     LOCAL_AK,
     LOCAL_PROJECT_ID,
@@ -50,6 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 PREFIX = "vbbench:"
 CHANNEL = "CBENCH0001"
 REQUESTER = "UBENCHREQ1"
+# VOICEBOT_POLL_MAX_INTERVAL as a multiple of the poll interval (the defaults: 300 / 30).
+SAFETY_NET_FACTOR = 10
 
 
 def rss_mb(pid: int) -> float:
@@ -146,10 +149,15 @@ async def main_async(args: argparse.Namespace) -> None:
             cards, ids = await record_requests(client, slack, jobs)
             queue = await ArqQueue.connect(url, prefix=PREFIX, queue_name=f"{PREFIX}queue")
             rng = random.Random(1)
-            # A steady state: first polls spread over one interval, as they would be after
-            # requests approved at different times.
+            # The steady state a submit leaves behind: the job watched by the review sweep,
+            # and the request's own safety-net read due some time within its long interval.
+            sweep = ReviewSweep(client, PREFIX, None)  # type: ignore[arg-type]
+            for job_id, request_id in zip(jobs, ids, strict=True):
+                await sweep.watch(job_id, request_id)
             for request_id in ids:
-                await queue.enqueue_tracking(request_id, defer=rng.uniform(0, args.interval))
+                await queue.enqueue_tracking(
+                    request_id, defer=rng.uniform(0, args.interval * SAFETY_NET_FACTOR)
+                )
             await queue.aclose()
             tracked_memory = await used_memory(client)
             by_kind = await memory_by_kind(client)
@@ -172,7 +180,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 "HUAWEICLOUD_SDK_PROJECT_ID": LOCAL_PROJECT_ID,
                 "METASTUDIO_ENDPOINT": ms_server.url,
                 "VOICEBOT_POLL_INTERVAL": str(args.interval),
-                "VOICEBOT_POLL_MAX_INTERVAL": str(args.interval * 10),
+                "VOICEBOT_POLL_MAX_INTERVAL": str(args.interval * SAFETY_NET_FACTOR),
                 "VOICEBOT_WORKER_CONCURRENCY": "100",
             })
             worker = subprocess.Popen(  # noqa: ASYNC220 (started once, before timing)
