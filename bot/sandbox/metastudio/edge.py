@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,26 +150,15 @@ class Edge:
         replay = _replay(body, receive)
         request_id = uuid.uuid4().hex.encode("ascii")
         status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [*message.get("headers", []), (b"x-request-id", request_id)]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-            await self.app(scope, replay, send_with_id)
-            return
-        headers = decode_headers(scope["headers"])
         fault: Fault | None = None
-        try:
-            if path.startswith(API_PREFIX):
-                fault = await self._api(scope, receive, replay, send_with_id, headers, body)
-            else:
-                await self.app(scope, replay, send_with_id)
-        finally:
+        recorded = False
+        headers = decode_headers(scope["headers"])
+
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             self.recorder.add(
                 method=scope["method"],
                 path=path,
@@ -180,6 +169,35 @@ class Edge:
                 fault=fault.value if fault else None,
             )
 
+        def mark(decided: Fault | None) -> None:
+            nonlocal fault
+            fault = decided
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id)]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Recorded before the last byte leaves, so a client that has its answer
+                # always finds its request in ``requests``.
+                record()
+            await send(message)
+
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            recorded = True  # admin traffic is not the API's: never recorded
+            await self.app(scope, replay, send_with_id)
+            return
+        try:
+            if path.startswith(API_PREFIX):
+                await self._api(scope, receive, replay, send_with_id, headers, body, mark)
+            else:
+                await self.app(scope, replay, send_with_id)
+        finally:
+            if not recorded:
+                record()
+
     async def _api(
         self,
         scope: Scope,
@@ -188,7 +206,8 @@ class Edge:
         send: Send,
         headers: Mapping[str, str],
         body: bytes,
-    ) -> Fault | None:
+        mark: Callable[[Fault | None], None],
+    ) -> None:
         async def answer(error: errors.ApiError) -> None:
             response = JSONResponse(error.body(), error.status, headers=error.headers)
             await response(scope, replay, send)
@@ -205,9 +224,10 @@ class Edge:
         except errors.ApiError as exc:
             self.counters[f"rejected:{exc.code}"] += 1
             await answer(exc)
-            return None
+            return
 
         latency, fault = self.faults.decide(scope["method"])
+        mark(fault)
         if latency:
             await asyncio.sleep(latency)
         if fault is Fault.THROTTLE:
@@ -231,4 +251,3 @@ class Edge:
                     await send(message)
         else:
             await self.app(scope, replay, send)
-        return fault
