@@ -36,18 +36,6 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
-        self.submits = Counter(
-            "voicebot_submits",
-            "Submit calls to MetaStudio, by result.",
-            ["result"],
-            registry=self.registry,
-        )
-        self.review_outcomes = Counter(
-            "voicebot_review_outcomes",
-            "Review outcomes posted, by outcome.",
-            ["outcome"],
-            registry=self.registry,
-        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
