@@ -68,6 +68,11 @@ SUBCOMMANDS_BY_ROLE = {
 }
 
 
+def _usage_text(allowed: set[str], roles_known: bool) -> str:
+    usage = messages.usage_text(allowed)
+    return usage if roles_known else usage + "\n" + messages.permission_store_unavailable()
+
+
 def _principal(enterprise_id: str | None, team_id: str | None, user_id: str) -> Principal:
     return Principal.from_ids(enterprise_id or None, team_id or None, user_id)
 
@@ -213,9 +218,7 @@ class Listeners:
         return allowed, True
 
     async def _usage(self, principal: Principal) -> str:
-        allowed, known = await self._allowed(principal)
-        usage = messages.usage_text(allowed)
-        return usage if known else usage + "\n" + messages.permission_store_unavailable()
+        return _usage_text(*await self._allowed(principal))
 
     async def _unreadable(self, principal: Principal, failure: ParseFailure, reply: Reply) -> None:
         """No subcommand could be read: say what was wrong, then the caller's usage."""
@@ -228,9 +231,7 @@ class Listeners:
             ]
         else:
             problems = [p.message for p in failure.problems]
-        usage = messages.usage_text(allowed)
-        if not known:
-            usage += "\n" + messages.permission_store_unavailable()
+        usage = _usage_text(allowed, known)
         await reply(blocks.text_message(messages.unreadable_with_usage(problems, usage)))
 
     async def _roles(
