@@ -1,16 +1,18 @@
 """Track many jobs under review at once with the real worker, and measure what it costs.
 
-Seeds N jobs that enter MetaStudio review together at the local MetaStudio, records N
-submitted approval requests (each with its card in the local Slack) and one tracking job
-each, then starts ``python -m bot worker`` against a private Redis and waits until every
-job's outcome is posted in its thread. Prints:
+Seeds N jobs that enter MetaStudio review together at the local MetaStudio and records N
+approval requests the way the bot leaves them after an approve click and a submit: decided
+by an approver, submitted, the card in the local Slack updated, the decision and submit
+replies posted, the job watched by the review sweep. Then starts ``python -m bot worker``
+against a private Redis and waits until every job's outcome is posted in its thread. Prints:
 
 - MetaStudio calls per job per review (and the ideal: one poll per interval of review);
 - delay from the review's end to the outcome post, p50 / p95, and as a ratio of the poll
   interval (target: p95 within 1.1x);
 - worker RSS, idle and at its peak (target: under 200 MB);
-- Redis memory per tracked job: everything the bot keeps for it (request, audit records,
-  queue job), measured on a private server (target: under 2 KB).
+- Redis memory per tracked job: everything the bot keeps for it (request, job index, audit
+  records, the sweep's watch, queue entries), measured on a private server (target: under
+  2 KB).
 
     .venv/bin/python -m bench.bench_tracking [-n 10000] [--interval 30] [--review 60]
                                              [--window 120]
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -35,8 +36,6 @@ from bot.approvals import ApprovalStatus, ApprovalStore
 from bot.audit import AuditLog
 from bot.localredis import start_redis_server
 from bot.metastudio import JobState
-from bot.queue import ArqQueue
-from bot.review_sweep import ReviewSweep
 from bot.sandbox.metastudio import (
     LOCAL_AK,
     LOCAL_PROJECT_ID,
@@ -51,8 +50,16 @@ REPO = Path(__file__).resolve().parents[1]
 PREFIX = "vbbench:"
 CHANNEL = "CBENCH0001"
 REQUESTER = "UBENCHREQ1"
+APPROVER = "UBENCHAPR1"
 # VOICEBOT_POLL_MAX_INTERVAL as a multiple of the poll interval (the defaults: 300 / 30).
-SAFETY_NET_FACTOR = 10
+MAX_INTERVAL_FACTOR = 10
+
+
+KINDS = (
+    (f"{PREFIX}audit", "audit stream"),
+    (f"{PREFIX}approval:", "request"),
+    (f"{PREFIX}job:", "job index"),
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -86,41 +93,47 @@ async def memory_by_kind(client: aioredis.Redis) -> dict[str, int]:
                 pipe.memory_usage(key, samples=0)
             sizes = await pipe.execute()
         for key, size in zip(chunk, sizes, strict=True):
-            kind = "audit history" if key.startswith(f"{PREFIX}audit") else "tracking state"
+            kind = next((name for start, name in KINDS if key.startswith(start)), "indexes")
             totals[kind] = totals.get(kind, 0) + int(size or 0)
     return totals
 
 
 async def record_requests(
     client: aioredis.Redis, slack: LocalSlack, jobs: list[str]
-) -> tuple[dict[str, str], list[str]]:
-    """One submitted request per job, with its card; returns (card ts -> job id, ids)."""
+) -> dict[str, str]:
+    """One approved and submitted request per job, with its card; returns card ts -> job id."""
     audit = AuditLog(client, PREFIX)
     store = ApprovalStore(client, PREFIX, ttl_seconds=86400, allow_self_approval=False,
                           audit=audit)
     cards: dict[str, str] = {}
 
-    async def one(job_id: str) -> str:
+    async def one(job_id: str) -> None:
         request = await store.create(
             tenant="T0LOCAL", team_id="T0LOCAL", enterprise_id=None, requester=REQUESTER,
             origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job_id,
-            body={"voice_name": f"bench-{job_id[:8]}", "sex": "FEMALE"}, app_user_id=None,
-            auto_approve=True,
+            body={"voice_name": f"bench-{job_id[:8]}", "sex": "FEMALE", "language": "CN"},
+            app_user_id=None, auto_approve=False, job_state=str(JobState.UPLOADING),
+            job_reject_times=0, job_updated=int(time.time() * 1000),
         )
-        await store.claim_submit(request.id)
-        await store.transition(request.id, ApprovalStatus.SUBMITTED, audit_action="submitted",
-                               job_state=str(JobState.SYSTEM_AUDITING))
         card = slack.state.post(CHANNEL, text=f"request {request.id}", blocks=[], user="U0BOT")
         await store.attach_card(request.id, CHANNEL, card.ts)
-        # The submit reply is already out, as it would be after a real submit.
-        await store.claim_once(request.id, "posted:submitted")
+        await store.decide(request.id, payload_hash=request.short_hash, actor=APPROVER,
+                           approve=True, reason=None)
+        await store.claim_submit(request.id)
+        submitted = await store.transition(
+            request.id, ApprovalStatus.SUBMITTED, audit_action="submitted",
+            job_state=str(JobState.SYSTEM_AUDITING),
+        )
+        assert submitted is not None
+        # What the notifier leaves: the card showing "submitted", both replies posted.
+        await store.set_shown_render(request.id, submitted.render_key)
+        await store.mark(request.id, "decision")
+        await store.mark(request.id, "submitted")
         cards[card.ts] = job_id
-        return request.id
 
-    ids: list[str] = []
     for start in range(0, len(jobs), 500):
-        ids += await asyncio.gather(*(one(j) for j in jobs[start:start + 500]))
-    return cards, ids
+        await asyncio.gather(*(one(j) for j in jobs[start:start + 500]))
+    return cards
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -146,23 +159,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 jobs.append(job_id)
                 ends[job_id] = time.time() + review
             review_end = seeded_at + args.review
-            cards, ids = await record_requests(client, slack, jobs)
-            queue = await ArqQueue.connect(url, prefix=PREFIX, queue_name=f"{PREFIX}queue")
-            rng = random.Random(1)
-            # The steady state a submit leaves behind: the job watched by the review sweep,
-            # and the request's own safety-net read due some time within its long interval.
-            sweep = ReviewSweep(client, PREFIX, None)  # type: ignore[arg-type]
-            for job_id, request_id in zip(jobs, ids, strict=True):
-                await sweep.watch(job_id, request_id)
-            for request_id in ids:
-                await queue.enqueue_tracking(
-                    request_id, defer=rng.uniform(0, args.interval * SAFETY_NET_FACTOR)
-                )
-            await queue.aclose()
+            cards = await record_requests(client, slack, jobs)
             tracked_memory = await used_memory(client)
             by_kind = await memory_by_kind(client)
             setup_done = time.time()
-            print(f"setup (seed, record, enqueue) {setup_done - seeded_at:.1f}s")
+            print(f"setup (seed, record, watch) {setup_done - seeded_at:.1f}s")
             if setup_done > review_end - args.interval / 2:
                 print("warning: the review ends too soon after setup; raise --review")
             requests_before = ms.stats()["requests"]
@@ -180,7 +181,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 "HUAWEICLOUD_SDK_PROJECT_ID": LOCAL_PROJECT_ID,
                 "METASTUDIO_ENDPOINT": ms_server.url,
                 "VOICEBOT_POLL_INTERVAL": str(args.interval),
-                "VOICEBOT_POLL_MAX_INTERVAL": str(args.interval * SAFETY_NET_FACTOR),
+                "VOICEBOT_POLL_MAX_INTERVAL": str(args.interval * MAX_INTERVAL_FACTOR),
                 "VOICEBOT_WORKER_CONCURRENCY": "100",
             })
             worker = subprocess.Popen(  # noqa: ASYNC220 (started once, before timing)
@@ -227,7 +228,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"Redis memory per tracked job  {per_job_bytes:.0f} B of used_memory"
           f"  ({per_job_bytes / 2048:.2f}x of the 2 KB target)")
     for kind, total in sorted(by_kind.items()):
-        print(f"  of which {kind:<15} {total / args.n:.0f} B per job (MEMORY USAGE)")
+        print(f"  of which {kind:<15} {total / args.n:4.0f} B per job (MEMORY USAGE)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,8 +5,8 @@ status change without its audit entry (or the other way round), and two processe
 the same request are serialised by Redis itself. The transition graph is not written here:
 ``build_sources`` renders it from the one Python dict in ``bot.approvals``.
 
-The per-job audit stream's key depends on stored data (the job id), so the scripts build it
-from a key prefix: they target a single Redis, not a Cluster.
+The job's index key (``bot.audit``) depends on stored data (the job id), so the scripts
+build it from a key prefix: they target a single Redis, not a Cluster.
 """
 
 from __future__ import annotations
@@ -14,10 +14,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.audit import JOB_INDEX_TTL
+from bot.audit import JOB_INDEX_TTL, LUA_JOB_INDEX_ADD
+
+# Every script reads and writes a request's fields by name through these: ``C(name)`` is the
+# code a field is stored under (``bot.approvals.FIELD_CODES``).
+_CODES = r"""
+local CODES = __CODES__
+local NAMES = {}
+for name, code in pairs(CODES) do
+  NAMES[code] = name
+end
+local function C(name)
+  return CODES[name] or name
+end
+"""
 
 _PRELUDE = r"""
 local GRAPH = __GRAPH__
+local REVIEWING = __REVIEWING__
+local RESUMABLE = __RESUMABLE__
+local BASELINE = __BASELINE__
 local AUDIT_FIELDS = __AUDIT_FIELDS__
 local ACTIVE = __ACTIVE__
 local JOB_INDEX_TTL = __JOB_INDEX_TTL__
@@ -29,7 +45,7 @@ local function load(key)
   end
   local h = {}
   for i = 1, #flat, 2 do
-    h[flat[i]] = flat[i + 1]
+    h[NAMES[flat[i]] or flat[i]] = flat[i + 1]
   end
   return h, flat
 end
@@ -40,7 +56,7 @@ local function allowed(from, to)
 end
 
 -- Same layout as bot.audit: every field (empty when unset), the server clock in the stream
--- id, and the id pushed on the job's index list.
+-- id, and the id recorded in the job's index.
 local function audit(ev)
   local args = {}
   for _, name in ipairs(AUDIT_FIELDS) do
@@ -53,17 +69,14 @@ local function audit(ev)
   end
   local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(args))
   if ev.job_id ~= nil and ev.job_id ~= '' then
-    local job_key = ARGV[1] .. ev.job_id
-    redis.call('RPUSH', job_key, id)
-    redis.call('LTRIM', job_key, -tonumber(ARGV[3]), -1)
-    redis.call('EXPIRE', job_key, JOB_INDEX_TTL)
+    job_index_add(ARGV[1] .. ev.job_id, id, tonumber(ARGV[3]), JOB_INDEX_TTL)
   end
   return id
 end
 
 local function event(h, actor, action, detail)
   return {
-    actor = actor, action = action, tenant = h.tenant,
+    actor = actor, action = action, tenant = h.tenant or h.team_id,
     channel = h.card_channel or h.origin_channel, target = h.requester, role = '',
     job_id = h.job_id, request_id = h.id, payload_hash = h.payload_hash,
     detail = detail or '',
@@ -81,35 +94,46 @@ local function keep(key, h, now, retention)
   return seconds
 end
 
--- The active index lists requests some worker must still be tracking, so a periodic sweep
--- can re-enqueue one whose queue job was lost.
-local function index_active(active_key, id, status, now)
+-- The tracked index lists the requests a worker must still be tracking: request id -> the
+-- job id while the job is under review (the review sweep watches it), else '' (it has a
+-- queue job of its own, which a periodic pass re-enqueues if it was lost).
+local function index_active(tracked_key, h, status)
   if ACTIVE[status] then
-    redis.call('ZADD', active_key, now, id)
+    local watched = ''
+    if REVIEWING[status] then
+      watched = h.job_id
+    end
+    redis.call('HSET', tracked_key, h.id, watched)
   else
-    redis.call('ZREM', active_key, id)
+    redis.call('HDEL', tracked_key, h.id)
   end
 end
 
+-- The baseline only serves a submit that may have to be resumed; past that it goes.
 local function move(key, expiry_key, h, to, now)
-  redis.call('HSET', key, 'status', to, 'updated_at', now)
-  redis.call('HINCRBY', key, 'version', 1)
+  redis.call('HSET', key, C('status'), to, C('updated_at'), now)
+  redis.call('HINCRBY', key, C('version'), 1)
+  if not RESUMABLE[to] then
+    for _, name in ipairs(BASELINE) do
+      redis.call('HDEL', key, C(name))
+    end
+  end
   if h.status == 'pending' then
     redis.call('ZREM', expiry_key, h.id)
   end
-  index_active(KEYS[4], h.id, to, now)
+  index_active(KEYS[4], h, to)
   h.status = to
 end
 """
 
 # Scripts that audit share one calling convention:
 #   KEYS[1] the request hash, KEYS[2] the expiry zset, KEYS[3] the audit stream,
-#   KEYS[4] the active zset;
-#   ARGV[1] the job audit stream key prefix, ARGV[2] the audit stream maxlen,
-#   ARGV[3] the job stream maxlen, ARGV[4] the retention in seconds; their own ARGV follow.
+#   KEYS[4] the tracked index;
+#   ARGV[1] the job index key prefix, ARGV[2] the audit stream maxlen,
+#   ARGV[3] the job index's audit maxlen, ARGV[4] the retention in seconds; their own ARGV follow.
 # They reply with the flat hash after the change (HGETALL), or false when nothing changed.
 
-# KEYS[5]: the job's request set.  ARGV[5]: the fields (JSON object of strings).
+# KEYS[5]: the job's index.  ARGV[5]: the fields (JSON object of strings).
 _CREATE = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
@@ -117,19 +141,17 @@ end
 local fields = cjson.decode(ARGV[5])
 local args = {}
 for name, value in pairs(fields) do
-  args[#args + 1] = name
+  args[#args + 1] = C(name)
   args[#args + 1] = value
 end
 redis.call('HSET', KEYS[1], unpack(args))
 if fields.status == 'pending' then
   redis.call('ZADD', KEYS[2], fields.expires_at, fields.id)
 end
-index_active(KEYS[4], fields.id, fields.status, fields.created_at)
-redis.call('SADD', KEYS[5], fields.id)
-local seconds = keep(KEYS[1], fields, fields.created_at, ARGV[4])
-if redis.call('TTL', KEYS[5]) < seconds then
-  redis.call('EXPIRE', KEYS[5], seconds)
-end
+index_active(KEYS[4], fields, fields.status)
+redis.call('HSET', KEYS[5], 'r:' .. fields.id, '')
+redis.call('EXPIRE', KEYS[5], JOB_INDEX_TTL)
+keep(KEYS[1], fields, fields.created_at, ARGV[4])
 audit(event(fields, fields.requester, 'requested', ''))
 if fields.status == 'auto_approved' then
   audit(event(fields, 'voicebot', 'auto_approved', 'approval not required'))
@@ -142,7 +164,13 @@ _ATTACH = r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
-redis.call('HSET', KEYS[1], 'card_channel', ARGV[1], 'card_ts', ARGV[2], 'updated_at', ARGV[3])
+-- The card channel is stored only when it is not the channel the request came from.
+if redis.call('HGET', KEYS[1], C('origin_channel')) == ARGV[1] then
+  redis.call('HDEL', KEYS[1], C('card_channel'))
+else
+  redis.call('HSET', KEYS[1], C('card_channel'), ARGV[1])
+end
+redis.call('HSET', KEYS[1], C('card_ts'), ARGV[2], C('updated_at'), ARGV[3])
 return redis.call('HGETALL', KEYS[1])
 """
 
@@ -153,12 +181,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 for name, value in pairs(cjson.decode(ARGV[1])) do
   if value == cjson.null then
-    redis.call('HDEL', KEYS[1], name)
+    redis.call('HDEL', KEYS[1], C(name))
   else
-    redis.call('HSET', KEYS[1], name, value)
+    redis.call('HSET', KEYS[1], C(name), value)
   end
 end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[1], C('updated_at'), ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 """
 
@@ -197,9 +225,9 @@ if approve == '1' then
   to = 'approved'
 end
 move(KEYS[1], KEYS[2], h, to, now)
-redis.call('HSET', KEYS[1], 'decided_by', actor, 'decided_at', now)
+redis.call('HSET', KEYS[1], C('decided_by'), actor, C('decided_at'), now)
 if reason ~= '' then
-  redis.call('HSET', KEYS[1], 'reason', reason)
+  redis.call('HSET', KEYS[1], C('reason'), reason)
 end
 keep(KEYS[1], h, now, retention)
 audit(event(h, actor, to, reason))
@@ -232,9 +260,9 @@ end
 move(KEYS[1], KEYS[2], h, to, now)
 for name, value in pairs(cjson.decode(ARGV[11])) do
   if value == cjson.null then
-    redis.call('HDEL', KEYS[1], name)
+    redis.call('HDEL', KEYS[1], C(name))
   else
-    redis.call('HSET', KEYS[1], name, value)
+    redis.call('HSET', KEYS[1], C(name), value)
   end
 end
 keep(KEYS[1], h, now, ARGV[4])
@@ -281,7 +309,7 @@ _RELEASE = r"""
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
 end
-local now = redis.call('HMGET', KEYS[2], 'version', 'job_state')
+local now = redis.call('HMGET', KEYS[2], C('version'), C('job_state'))
 if ARGV[2] ~= '*' and now[1] then
   local render = now[1] .. ':' .. (now[2] or '')
   if render ~= ARGV[2] then
@@ -289,6 +317,16 @@ if ARGV[2] ~= '*' and now[1] then
   end
 end
 redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: the request hash.  ARGV: field, value.  Sets the field only while the request
+# exists, so a marker never recreates a request hash without its expiry.
+_MARK = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -303,8 +341,9 @@ class ScriptSources:
     decide: str
     transition: str
     expire: str
-    renew: str = _RENEW
-    release: str = _RELEASE
+    renew: str
+    release: str
+    mark: str = _MARK
 
 
 def _lua_string(text: str) -> str:
@@ -324,24 +363,44 @@ def _lua_set(items: Sequence[str]) -> str:
     return "{" + ", ".join(f"[{_lua_string(i)}] = true" for i in items) + "}"
 
 
+def _lua_map(items: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in items.items()) + "}"
+
+
+def _lua_list(items: Sequence[str]) -> str:
+    return "{" + ", ".join(_lua_string(i) for i in items) + "}"
+
+
 def build_sources(
     graph: Mapping[str, Sequence[str]],
     audit_fields: Sequence[str],
-    active: Sequence[str] = (),
+    active: Sequence[str],
+    reviewing: Sequence[str],
+    codes: Mapping[str, str],
+    resumable: Sequence[str],
+    baseline: Sequence[str],
 ) -> ScriptSources:
-    """Render every script with ``graph`` (status -> allowed next statuses), the audit layout
-    and the ``active`` statuses (those a worker is still tracking) baked in."""
-    prelude = (
+    """Render every script with ``graph`` (status -> allowed next statuses), the audit layout,
+    the ``active`` statuses (those a worker is still tracking), the ``reviewing`` ones among
+    them (left to the review sweep), the field ``codes``, and the ``baseline`` fields kept
+    only in ``resumable`` statuses baked in."""
+    fields = _CODES.replace("__CODES__", _lua_map(codes))
+    prelude = fields + LUA_JOB_INDEX_ADD + (
         _PRELUDE.replace("__GRAPH__", _lua_graph(graph))
-        .replace("__AUDIT_FIELDS__", "{" + ", ".join(_lua_string(f) for f in audit_fields) + "}")
+        .replace("__RESUMABLE__", _lua_set(resumable))
+        .replace("__REVIEWING__", _lua_set(reviewing))
+        .replace("__BASELINE__", _lua_list(baseline))
+        .replace("__AUDIT_FIELDS__", _lua_list(audit_fields))
         .replace("__ACTIVE__", _lua_set(active))
         .replace("__JOB_INDEX_TTL__", str(JOB_INDEX_TTL))
     )
     return ScriptSources(
         create=prelude + _CREATE,
-        attach=_ATTACH,
-        update=_UPDATE,
+        attach=fields + _ATTACH,
+        update=fields + _UPDATE,
         decide=prelude + _DECIDE,
         transition=prelude + _TRANSITION,
         expire=prelude + _EXPIRE,
+        renew=_RENEW,
+        release=fields + _RELEASE,
     )

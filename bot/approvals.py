@@ -6,13 +6,14 @@ transition graph, writes the new state and appends the audit record together, so
 clicks, workers and sweepers in separate processes see exactly one winner.
 
 Keys (under the store's prefix):
-    approval:{id}                hash, flat fields, body as JSON; expires ``retention`` after expiry
-    approval:{id}:once:{marker}  exactly-once markers (``claim_once``)
+    approval:{id}                hash, flat fields, body as JSON, and what has been posted
+                                 for it (``m:{marker}``); expires ``retention`` after expiry
     approvals:expiry             zset of pending ids scored by ``expires_at``
-    approvals:active             zset of ids a worker must still track (``ACTIVE_STATUSES``)
+    approvals:tracked            hash of the ids a worker must still track (``ACTIVE_STATUSES``):
+                                 id -> job id while under review (``REVIEWING_STATUSES``), else ""
     approval:{id}:notify         the notify lease: who is updating the card and the thread
-    approvals:job:{job_id}       set of request ids for a job
-    audit, audit:job:{job_id}    the audit stream and its per-job index (see ``bot.audit``)
+    job:{job_id}                 the job's index: its request ids and audit entries
+    audit                        the audit stream (see ``bot.audit``)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from bot.approval_scripts import build_sources
-from bot.audit import AUDIT_FIELDS, JOB_STREAM_MAXLEN, AuditLog
+from bot.audit import AUDIT_FIELDS, AuditLog, index_request_ids
 from bot.redis import Keys, StoreUnavailable, unavailable_on_redis_errors
 
 SYSTEM_ACTOR = "voicebot"
@@ -70,8 +71,14 @@ TRANSITIONS: Mapping[ApprovalStatus, frozenset[ApprovalStatus]] = {
 """The one transition graph; statuses with no entry are terminal. Enforced in Lua."""
 
 TERMINAL_STATUSES: frozenset[ApprovalStatus] = frozenset(s for s in S if s not in TRANSITIONS)
-# Decided for submission and not finished: a tracking job must exist for each of these.
+# Statuses in which a submit may still have to be sent or resumed (the baseline is kept).
+RESUMABLE_STATUSES: frozenset[ApprovalStatus] = frozenset(
+    {S.PENDING, S.APPROVED, S.AUTO_APPROVED, S.SUBMITTING}
+)
+# Decided for submission and not finished: each is tracked, by a queue job of its own or,
+# while MetaStudio reviews the job, by the review sweep.
 ACTIVE_STATUSES: frozenset[ApprovalStatus] = frozenset(TRANSITIONS) - {S.PENDING}
+REVIEWING_STATUSES: frozenset[ApprovalStatus] = frozenset({S.SUBMITTED, S.UNDER_REVIEW})
 
 # Fields a transition (or ``update``) may set; identity and binding fields never change.
 MUTABLE_FIELDS: frozenset[str] = frozenset(
@@ -79,6 +86,13 @@ MUTABLE_FIELDS: frozenset[str] = frozenset(
 )
 _DETAIL_FIELDS = ("submit_error", "outcome", "job_state", "reason")
 _DECISIONS = frozenset({S.APPROVED, S.REJECTED})
+# Markers live in the request's own hash, so they go when it goes and cost no key each.
+MARKER_PREFIX = "m:"
+SHOWN_FIELD = MARKER_PREFIX + "card"
+
+
+def _marker_field(marker: str) -> str:
+    return MARKER_PREFIX + marker
 
 
 def payload_hash(job_id: str, body: Mapping[str, str], app_user_id: str | None) -> str:
@@ -144,25 +158,61 @@ class ApprovalRequest(BaseModel):
         """Changes whenever what the card shows changes (the status or the job's state)."""
         return f"{self.version}:{self.job_state or ''}"
 
-    def to_redis(self) -> dict[str, str]:
-        """Flat string fields for the Redis hash; ``None`` fields are left out."""
+    def as_fields(self) -> dict[str, str]:
+        """Flat string fields by name, stored under ``FIELD_CODES``: ``None`` fields and
+        fields equal to their default (``IMPLIED``) are left out, and each body field is one
+        ``b:{name}`` field."""
         out: dict[str, str] = {}
-        for name, value in self.model_dump(mode="python").items():
-            if value is None:
-                continue
-            out[name] = _encode(name, value)
+        values = self.model_dump(mode="python")
+        for name, value in values.items():
+            if name == "body":
+                out.update({BODY_FIELD + key: item for key, item in value.items()})
+            elif value is not None and value != values.get(IMPLIED.get(name, "")):
+                out[name] = _encode(value)
         return out
 
     @classmethod
-    def from_redis(cls, flat: Mapping[str, str]) -> ApprovalRequest:
-        data: dict[str, Any] = dict(flat)
-        data["body"] = json.loads(data["body"])
+    def from_stored(cls, flat: Mapping[str, str]) -> ApprovalRequest:
+        """The request from its hash as stored: fields under their codes, markers ignored."""
+        data: dict[str, Any] = {"body": {}}
+        for code, value in flat.items():
+            if code.startswith(BODY_FIELD):
+                data["body"][code.removeprefix(BODY_FIELD)] = value
+            elif code in _NAMES:
+                data[_NAMES[code]] = value
+        for name, default in IMPLIED.items():
+            if name not in data and default in data:
+                data[name] = data[default]
         return cls.model_validate(data)
 
 
-def _encode(name: str, value: object) -> str:
-    if name == "body":
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+# A request is one small hash, which Redis keeps in its compact listpack encoding only while
+# every value is at most 64 bytes: so each body field is a field of its own (``b:{name}``)
+# rather than one JSON value, and every other field is stored under a short code (the long
+# names were a third of the hash). Markers (``m:...``) are left alone.
+BODY_FIELD = "b:"
+FIELD_CODES: Mapping[str, str] = {
+    "id": "i", "tenant": "t", "team_id": "tm", "enterprise_id": "e", "requester": "q",
+    "origin_channel": "oc", "card_channel": "cc", "card_ts": "ct", "job_id": "j",
+    "app_user_id": "u", "payload_hash": "h", "status": "s",
+    "created_at": "ca", "expires_at": "xa", "decided_by": "db", "decided_at": "da",
+    "reason": "r", "submit_error": "se", "submit_hint": "sh", "job_state": "js",
+    "baseline_state": "bs", "baseline_reject_times": "br", "baseline_updated": "bu",
+    "outcome": "o", "updated_at": "ua", "version": "v",
+}
+_NAMES: Mapping[str, str] = {code: name for name, code in FIELD_CODES.items()}
+# Fields not stored when equal to another (the usual case): read back as that one.
+IMPLIED: Mapping[str, str] = {"tenant": "team_id", "card_channel": "origin_channel"}
+# Kept only while a submit may have to be resumed; dropped once its outcome is known.
+BASELINE_FIELDS = ("baseline_state", "baseline_reject_times", "baseline_updated")
+
+
+def _stamp(seconds: float) -> float:
+    """A stored time: to the millisecond, which is all any reader needs."""
+    return round(float(seconds), 3)
+
+
+def _encode(value: object) -> str:
     if isinstance(value, float):
         # repr round-trips a float exactly, so stored timestamps compare equal after a read.
         return repr(value)
@@ -205,14 +255,14 @@ def _parse(reply: object) -> ApprovalRequest | None:
     if not reply:
         return None
     assert isinstance(reply, list)
-    return ApprovalRequest.from_redis(_pairs(reply))
+    return ApprovalRequest.from_stored(_pairs(reply))
 
 
 def _field_values(fields: Mapping[str, object]) -> dict[str, str | None]:
     unknown = set(fields) - MUTABLE_FIELDS
     if unknown:
         raise ValueError(f"not mutable approval fields: {sorted(unknown)}")
-    return {name: None if v is None else _encode(name, v) for name, v in fields.items()}
+    return {name: None if v is None else _encode(v) for name, v in fields.items()}
 
 
 class ApprovalStore:
@@ -241,13 +291,17 @@ class ApprovalStore:
         self._retention = retention_seconds
         self.audit = audit if audit is not None else AuditLog(redis, prefix)
         self._audit_args = [
-            self.audit.job_stream_key(""),
+            self.audit.job_index_key(""),
             str(self.audit.maxlen),
-            str(JOB_STREAM_MAXLEN),
+            str(self.audit.job_maxlen),
             str(retention_seconds),
         ]
         graph = {str(k): sorted(str(v) for v in vs) for k, vs in TRANSITIONS.items()}
-        sources = build_sources(graph, AUDIT_FIELDS, sorted(str(s) for s in ACTIVE_STATUSES))
+        sources = build_sources(
+            graph, AUDIT_FIELDS, sorted(str(s) for s in ACTIVE_STATUSES),
+            sorted(str(s) for s in REVIEWING_STATUSES), FIELD_CODES,
+            [str(s) for s in RESUMABLE_STATUSES], BASELINE_FIELDS,
+        )
         self._create: AsyncScript = redis.register_script(sources.create)
         self._attach: AsyncScript = redis.register_script(sources.attach)
         self._update: AsyncScript = redis.register_script(sources.update)
@@ -256,6 +310,7 @@ class ApprovalStore:
         self._expire: AsyncScript = redis.register_script(sources.expire)
         self._renew: AsyncScript = redis.register_script(sources.renew)
         self._release: AsyncScript = redis.register_script(sources.release)
+        self._mark: AsyncScript = redis.register_script(sources.mark)
 
     @property
     def allow_self_approval(self) -> bool:
@@ -269,23 +324,20 @@ class ApprovalStore:
         return self._keys("approvals", "expiry")
 
     @property
-    def active_key(self) -> str:
-        return self._keys("approvals", "active")
+    def tracked_key(self) -> str:
+        return self._keys("approvals", "tracked")
 
     def notify_key(self, request_id: str) -> str:
         return self._keys("approval", request_id, "notify")
 
     def job_key(self, job_id: str) -> str:
-        return self._keys("approvals", "job", job_id)
-
-    def once_key(self, request_id: str, marker: str) -> str:
-        return self._keys("approval", request_id, "once", marker)
+        return self.audit.job_index_key(job_id)
 
     def _now(self) -> str:
-        return repr(float(self._clock()))
+        return repr(_stamp(self._clock()))
 
     def _script_keys(self, request_id: str) -> list[str]:
-        return [self.key(request_id), self.expiry_key, self.audit.stream_key, self.active_key]
+        return [self.key(request_id), self.expiry_key, self.audit.stream_key, self.tracked_key]
 
     async def create(
         self,
@@ -308,7 +360,7 @@ class ApprovalStore:
 
         ``job_*`` describe the job as read for this request; they become its baseline.
         """
-        now = float(self._clock())
+        now = _stamp(self._clock())
         while True:
             request = ApprovalRequest(
                 id=new_request_id(),
@@ -328,14 +380,14 @@ class ApprovalStore:
                 baseline_reject_times=job_reject_times,
                 baseline_updated=job_updated,
                 created_at=now,
-                expires_at=now + self._ttl,
+                expires_at=_stamp(now + self._ttl),
                 updated_at=now,
                 version=0,
             )
             with unavailable_on_redis_errors(StoreUnavailable):
                 created = await self._create(
                     keys=[*self._script_keys(request.id), self.job_key(job_id)],
-                    args=[*self._audit_args, json.dumps(request.to_redis(), ensure_ascii=False)],
+                    args=[*self._audit_args, json.dumps(request.as_fields(), ensure_ascii=False)],
                 )
             if created == 1:
                 return request
@@ -362,7 +414,7 @@ class ApprovalStore:
             flat = await self._redis.hgetall(self.key(request_id))  # type: ignore[misc]
         if not flat:
             return None
-        return ApprovalRequest.from_redis({_text(k): _text(v) for k, v in flat.items()})
+        return ApprovalRequest.from_stored({_text(k): _text(v) for k, v in flat.items()})
 
     async def decide(
         self,
@@ -399,12 +451,13 @@ class ApprovalStore:
         return Decision(outcome, request)
 
     async def claim_submit(self, request_id: str) -> ApprovalRequest | None:
-        """Move an approved request to ``submitting``; ``None`` if another process won."""
+        """Move an approved request to ``submitting``; ``None`` if another process won.
+
+        Not audited: the trail goes from the decision to what the submit did (``submitted``
+        or ``submit_failed``), which is what a reader of it needs.
+        """
         return await self.transition(
-            request_id,
-            S.SUBMITTING,
-            expected={S.APPROVED, S.AUTO_APPROVED},
-            audit_action="submitting",
+            request_id, S.SUBMITTING, expected={S.APPROVED, S.AUTO_APPROVED}
         )
 
     async def transition(
@@ -461,40 +514,31 @@ class ApprovalStore:
                     expired.append(request)
         return expired
 
-    async def claim_once(self, request_id: str, marker: str) -> bool:
-        """True exactly once per (request, marker): used to post each outcome once."""
-        ttl = int(self._ttl) + self._retention
-        with unavailable_on_redis_errors(StoreUnavailable):
-            won = await self._redis.set(self.once_key(request_id, marker), "1", nx=True, ex=ttl)
-        return bool(won)
-
-    async def has_marker(self, request_id: str, marker: str) -> bool:
-        """Whether ``claim_once(request_id, marker)`` has been won."""
-        with unavailable_on_redis_errors(StoreUnavailable):
-            return bool(await self._redis.exists(self.once_key(request_id, marker)))
-
-    async def release_once(self, request_id: str, marker: str) -> None:
-        """Give a marker back, when the work it guarded failed and must be done again."""
-        with unavailable_on_redis_errors(StoreUnavailable):
-            await self._redis.delete(self.once_key(request_id, marker))
-
     async def for_job(self, job_id: str) -> list[ApprovalRequest]:
         """Every stored request for ``job_id``, oldest first."""
         with unavailable_on_redis_errors(StoreUnavailable):
-            ids = await self._redis.smembers(self.job_key(job_id))  # type: ignore[misc]
-        found = [await self.get(_text(i)) for i in sorted(ids)]
+            fields = await self._redis.hkeys(self.job_key(job_id))  # type: ignore[misc]
+        found = [await self.get(i) for i in index_request_ids([_text(f) for f in fields])]
         return sorted((r for r in found if r is not None), key=lambda r: (r.created_at, r.id))
 
-    async def active_ids(self, limit: int = 10_000) -> list[str]:
-        """Ids of requests a worker must still track, least recently changed first."""
+    async def _tracked(self) -> dict[str, str]:
         with unavailable_on_redis_errors(StoreUnavailable):
-            ids = await self._redis.zrange(self.active_key, 0, limit - 1)
-        return [_text(i) for i in ids]
+            found = await self._redis.hgetall(self.tracked_key)  # type: ignore[misc]
+        return {_text(k): _text(v) for k, v in found.items()}
+
+    async def active_ids(self) -> list[str]:
+        """Ids of the requests a worker must track with a queue job of their own (every
+        active request but those under review)."""
+        return sorted(request for request, job in (await self._tracked()).items() if not job)
+
+    async def under_review(self) -> dict[str, str]:
+        """job id -> request id of every request whose job is under review."""
+        return {job: request for request, job in (await self._tracked()).items() if job}
 
     async def forget_active(self, request_id: str) -> None:
         """Drop an index entry whose request is gone (its retention ran out)."""
         with unavailable_on_redis_errors(StoreUnavailable):
-            await self._redis.zrem(self.active_key, request_id)
+            await self._redis.hdel(self.tracked_key, request_id)  # type: ignore[misc]
 
     # -- the notify lease and what has been shown -------------------------------------------
 
@@ -526,27 +570,24 @@ class ApprovalStore:
     async def shown_render(self, request_id: str) -> str | None:
         """The ``render_key`` the card was last updated to, if any."""
         with unavailable_on_redis_errors(StoreUnavailable):
-            value = await self._redis.get(self.once_key(request_id, "card"))
+            value = await self._redis.hget(self.key(request_id), SHOWN_FIELD)  # type: ignore[misc]
         return None if value is None else _text(value)
 
     async def set_shown_render(self, request_id: str, render_key: str) -> None:
-        ttl = int(self._ttl) + self._retention
         with unavailable_on_redis_errors(StoreUnavailable):
-            await self._redis.set(self.once_key(request_id, "card"), render_key, ex=ttl)
+            await self._mark(keys=[self.key(request_id)], args=[SHOWN_FIELD, render_key])
 
     async def mark(self, request_id: str, marker: str) -> None:
-        """Record that the work ``marker`` names is done (see ``has_marker``)."""
-        ttl = int(self._ttl) + self._retention
+        """Record that the work ``marker`` names is done (see ``markers``); a request that is
+        gone takes no marker."""
         with unavailable_on_redis_errors(StoreUnavailable):
-            await self._redis.set(self.once_key(request_id, marker), "1", ex=ttl)
+            await self._mark(keys=[self.key(request_id)], args=[_marker_field(marker), "1"])
 
     async def markers(self, request_id: str, names: Sequence[str]) -> dict[str, bool]:
         """Which of ``names`` have been marked, in one round trip."""
         if not names:
             return {}
+        fields = [_marker_field(name) for name in names]
         with unavailable_on_redis_errors(StoreUnavailable):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.exists(self.once_key(request_id, name))
-                found = await pipe.execute()
-        return {name: bool(hit) for name, hit in zip(names, found, strict=True)}
+            found = await self._redis.hmget(self.key(request_id), fields)  # type: ignore[misc]
+        return {name: hit is not None for name, hit in zip(names, found, strict=True)}

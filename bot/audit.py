@@ -1,13 +1,17 @@
 """The audit stream: an append-only Redis stream of who did what, when and where.
 
 Every entry goes to ``{prefix}audit`` (trimmed to about ``maxlen`` entries) and, when it
-names a job, its stream id is pushed on the list ``{prefix}audit:job:{job_id}`` so a job's
-history is one short read. Every entry carries every field (empty when unset): Redis then
-stores the field names once per stream node instead of once per entry, and a small list of
-ids costs a fraction of a per-job stream. The field layout is defined once here and shared
-three ways, so a record always has the same shape whoever writes it:
+names a job, its stream id goes in the job's index so a job's history is one short read.
+The index is one small hash per job, ``{prefix}job:{job_id}``, shared with the approval
+store: ``a:{stream id}`` fields for audit entries, ``r:{request id}`` fields for the job's
+requests. One small hash is Redis's most compact shape for both (a list and a set of
+strings each cost more than the whole hash). Every entry carries every field (empty when
+unset): Redis then stores the field names once per stream node instead of once per entry.
+The field layout is defined once here and shared three ways, so a record always has the
+same shape whoever writes it:
 
-- ``AuditLog.append``: one event, on its own (a Lua script, so both streams or neither);
+- ``AuditLog.append``: one event, on its own (a Lua script, so the stream and the index or
+  neither);
 - ``AuditLog.queue``: inside the caller's MULTI pipeline, atomic with its other writes;
 - ``LUA_AUDIT_APPEND`` + ``AuditLog.script_keys``/``script_args``: inside the caller's Lua
   script, atomic with the change it records.
@@ -58,9 +62,13 @@ AUDIT_FIELDS = (
     "detail",
 )
 
-JOB_STREAM_MAXLEN = 1_000
+# A job keeps the ids of its newest entries, up to this many fields in its index.
+JOB_INDEX_MAXLEN = 1_000
 # A job's index outlives its requests (30 days of retention) and then goes.
 JOB_INDEX_TTL = 90 * 86400
+# Field prefixes in a job's index hash.
+AUDIT_ID_FIELD = "a:"
+REQUEST_ID_FIELD = "r:"
 _SCAN_PAGE = 500
 
 
@@ -107,25 +115,64 @@ def hash_payload(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _stream_order(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def index_audit_ids(fields: list[str]) -> list[str]:
+    """The audit stream ids among a job index's fields, oldest first."""
+    ids = [f[len(AUDIT_ID_FIELD):] for f in fields if f.startswith(AUDIT_ID_FIELD)]
+    return sorted(ids, key=_stream_order)
+
+
+def index_request_ids(fields: list[str]) -> list[str]:
+    """The request ids among a job index's fields."""
+    return sorted(f[len(REQUEST_ID_FIELD):] for f in fields if f.startswith(REQUEST_ID_FIELD))
+
+
+# Defines ``job_index_add(job_key, id, maxlen, ttl)``: records an audit stream id in the
+# job's index hash, dropping the oldest ids past ``maxlen`` (a rare, whole-index pass).
+LUA_JOB_INDEX_ADD = """
+local function job_index_add(job_key, id, maxlen, ttl)
+  redis.call('HSET', job_key, 'a:' .. id, '')
+  redis.call('EXPIRE', job_key, ttl)
+  if redis.call('HLEN', job_key) <= maxlen then
+    return
+  end
+  local ids = {}
+  for _, field in ipairs(redis.call('HKEYS', job_key)) do
+    if string.sub(field, 1, 2) == 'a:' then
+      local ms, seq = string.match(field, '^a:(%d+)-(%d+)$')
+      ids[#ids + 1] = {tonumber(ms), tonumber(seq), field}
+    end
+  end
+  table.sort(ids, function(x, y)
+    return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2])
+  end)
+  for i = 1, #ids - maxlen do
+    redis.call('HDEL', job_key, ids[i][3])
+  end
+end
+"""
+
 # Defines ``audit_append(key_index, arg_index)``. The audit keys must be the last KEYS
 # (main stream, then the job index if the event names a job) and the audit args the last
 # ARGV, as built by ``AuditLog.script_keys``/``script_args``. Returns the stream id.
-LUA_AUDIT_APPEND = """
+LUA_AUDIT_APPEND = LUA_JOB_INDEX_ADD + """
 local function audit_append(key_index, arg_index)
   local stream_key = KEYS[key_index]
   local job_key = KEYS[key_index + 1]
   local maxlen = ARGV[arg_index]
   local job_maxlen = tonumber(ARGV[arg_index + 1])
-  local job_ttl = ARGV[arg_index + 2]
+  local job_ttl = tonumber(ARGV[arg_index + 2])
   local fields = {}
   for i = arg_index + 3, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
   local id = redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
   if job_key then
-    redis.call('RPUSH', job_key, id)
-    redis.call('LTRIM', job_key, -job_maxlen, -1)
-    redis.call('EXPIRE', job_key, job_ttl)
+    job_index_add(job_key, id, job_maxlen, job_ttl)
   end
   return id
 end
@@ -133,26 +180,29 @@ end
 
 
 class AuditLog:
-    def __init__(self, redis: Redis, prefix: str, maxlen: int = 100_000) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, maxlen: int = 100_000, job_maxlen: int = JOB_INDEX_MAXLEN
+    ) -> None:
         self._redis = redis
         self._keys = Keys(prefix)
         self.maxlen = maxlen
+        self.job_maxlen = job_maxlen
         self.stream_key = self._keys("audit")
         self._append = redis.register_script(LUA_AUDIT_APPEND + "return audit_append(1, 1)")
 
-    def job_stream_key(self, job_id: str) -> str:
-        """The job's index: a list of the ids of its entries in the main stream."""
-        return self._keys("audit", "job", job_id)
+    def job_index_key(self, job_id: str) -> str:
+        """The job's index hash: its audit entries' stream ids and its request ids."""
+        return self._keys("job", job_id)
 
     def script_keys(self, event: AuditEvent) -> list[str]:
         """The KEYS to put last when calling a script that uses ``LUA_AUDIT_APPEND``."""
         if event.job_id:
-            return [self.stream_key, self.job_stream_key(event.job_id)]
+            return [self.stream_key, self.job_index_key(event.job_id)]
         return [self.stream_key]
 
     def script_args(self, event: AuditEvent) -> list[str]:
         """The ARGV to put last when calling a script that uses ``LUA_AUDIT_APPEND``."""
-        return [str(self.maxlen), str(JOB_STREAM_MAXLEN), str(JOB_INDEX_TTL), *event.fields()]
+        return [str(self.maxlen), str(self.job_maxlen), str(JOB_INDEX_TTL), *event.fields()]
 
     async def append(self, event: AuditEvent) -> str:
         """Store the event; returns its stream id. Raises ``StoreUnavailable``."""
@@ -213,7 +263,8 @@ class AuditLog:
     ) -> list[AuditEvent]:
         """A job's entries through its index; entries trimmed from the stream are gone."""
         with unavailable_on_redis_errors(StoreUnavailable):
-            ids = await self._redis.lrange(self.job_stream_key(job_id), 0, -1)  # type: ignore[misc]
+            fields = await self._redis.hkeys(self.job_index_key(job_id))  # type: ignore[misc]
+            ids = index_audit_ids(list(fields))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for entry_id in ids:
                     pipe.xrange(self.stream_key, min=entry_id, max=entry_id, count=1)

@@ -1,11 +1,12 @@
 """The review-tracking queue: arq's Redis-backed jobs, one per approval request.
 
-Each request has exactly one queue job for its whole life (job id ``{prefix}track:{id}``):
-arq refuses a second job with the same id, so double clicks, Slack retries and several web
-processes enqueue it once. The job reschedules itself with ``arq.Retry`` while the review
-runs, and arq re-runs it after a worker dies mid-step. Besides it, the review sweep (one
-self-rescheduling job per queue) enqueues a one-off "wake" step for a request the moment
-its review is seen to end, so the request's own job can poll rarely.
+A request has at most one queue job at a time (job id ``{prefix}track:{id}``): arq refuses
+a second job with the same id, so double clicks, Slack retries, several web processes and
+the review sweep enqueue it once. The job reschedules itself with ``arq.Retry`` while there
+is something to wait for (a fault's backoff, the model training), and arq re-runs it after a
+worker dies mid-step. While the job is under review the request has no queue job: the review
+sweep (one self-rescheduling job per queue) watches it and enqueues its next step the moment
+the review is seen to end.
 """
 
 from __future__ import annotations
@@ -58,17 +59,6 @@ class ArqQueue:
             _queue_name=self.queue_name,
             _defer_by=defer,
             _expires=JOB_EXPIRES,
-        )
-        return job is not None
-
-    async def enqueue_wake(self, request_id: str) -> bool:
-        """One immediate step for a request whose review ended; it does not reschedule."""
-        job = await self._pool.enqueue_job(
-            TRACK_FUNCTION,
-            request_id,
-            wake=True,
-            _job_id=f"{self._prefix}wake:{request_id}",
-            _queue_name=self.queue_name,
         )
         return job is not None
 

@@ -32,7 +32,6 @@ from bot.metastudio import (
     TransportError,
 )
 from bot.metastudio.client import submit_took_effect
-from bot.review_sweep import ReviewSweep
 
 log = logging.getLogger("bot.tracking")
 
@@ -48,7 +47,11 @@ TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown, Token
 
 @dataclass(frozen=True)
 class Step:
-    """Where a request stands after one step, and when to take the next (None: never)."""
+    """Where a request stands after one step, and when to take the next.
+
+    ``next_poll`` is None when no step of the request's own is due: it is finished, or its
+    job is under review and watched by the review sweep, which starts the next step.
+    """
 
     request: ApprovalRequest | None
     job: TrainingJob | None = None
@@ -106,9 +109,9 @@ class Tracker:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
-        sweep: ReviewSweep | None = None,
+        review_sweep: bool = False,
     ) -> None:
-        self._sweep = sweep
+        self._review_sweep = review_sweep
         self._approvals = approvals
         self._metastudio = metastudio
         self._policy = policy
@@ -180,14 +183,13 @@ class Tracker:
     async def _review_step(self, request: ApprovalRequest, job: TrainingJob | None) -> Step:
         if request.status != S.SUBMITTED:
             return Step(request, job)
-        return Step(request, job, next_poll=await self._next_review_poll(request))
+        return Step(request, job, next_poll=self._next_review_poll())
 
-    async def _next_review_poll(self, request: ApprovalRequest, unchanged_for: float = 0.0
-                                ) -> float:
-        """With a sweep watching the job, the request's own read is only a safety net."""
-        if self._sweep is not None:
-            await self._sweep.watch(request.job_id, request.id)
-            return self._policy.cap * self._rng.uniform(0.9, 1.0)
+    def _next_review_poll(self, unchanged_for: float = 0.0) -> float | None:
+        """When to read the job again while its review runs; ``None`` when a review sweep
+        runs (``bot.review_sweep``): it starts the next step as soon as the review ends."""
+        if self._review_sweep:
+            return None
         return self._policy.review_delay(self._rng, unchanged_for)
 
     async def _submitted(
@@ -215,8 +217,6 @@ class Tracker:
         try:
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
         except JobNotFound:
-            if self._sweep is not None:
-                await self._sweep.unwatch(request.job_id)
             target = S.TRAINING_FAILED if request.status == S.PASSED else S.FAILED
             moved = await self._approvals.transition(
                 request.id, target, audit_action="review_failed" if target == S.FAILED else None,
@@ -232,9 +232,7 @@ class Tracker:
                 await self._approvals.update(request.id, job_state=str(job.state))
             current = await self._reload(request)
             unchanged_for = max(0.0, self._clock() - current.updated_at)
-            return Step(current, job, await self._next_review_poll(current, unchanged_for))
-        if self._sweep is not None:
-            await self._sweep.unwatch(request.job_id)
+            return Step(current, job, self._next_review_poll(unchanged_for))
         if status in (S.SUBMITTED, S.UNDER_REVIEW):
             if category in (StateCategory.REVIEW_FAILED, StateCategory.FAILED):
                 await self._move(request, S.FAILED, job, "review_failed")

@@ -1,9 +1,11 @@
 """The review-tracking worker (``python -m bot worker``): arq functions and their settings.
 
 ``track_request`` takes one step of a request (``Tracker.step``), posts what the step made
-due (``Notifier.flush``) and reschedules itself with ``arq.Retry`` until the request is
-finished. Cron jobs expire pending requests past their deadline and re-enqueue any tracked
-request whose queue job was lost. All state is in Redis, so a worker killed at any point is
+due (``Notifier.flush``) and reschedules itself with ``arq.Retry`` while the step says when to
+look again. A job under review is left to ``sweep_reviews``, which lists the jobs still under
+review and enqueues the next step of each request whose review ended. Cron jobs expire
+pending requests past their deadline and re-enqueue any tracked request that has neither a
+queue job nor the sweep's watch. All state is in Redis, so a worker killed at any point is
 replaced by the next one without losing a step.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Any
 
 from arq import Retry, cron
@@ -51,8 +54,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     services = await open_services(settings)
     ctx["services"] = services
-    sweep = ReviewSweep(services.redis, settings.redis_prefix, services.metastudio)
-    ctx["sweep"] = sweep
+    ctx["sweep"] = ReviewSweep(services.approvals, services.metastudio)
     ctx["tracker"] = Tracker(
         services.approvals,
         services.metastudio,
@@ -61,10 +63,11 @@ async def startup(ctx: dict[str, Any]) -> None:
             cap=settings.poll_max_interval,
             training_interval=settings.poll_max_interval,
         ),
-        sweep=sweep,
+        review_sweep=True,
     )
     ctx["faults"] = {}
     ctx["notify_faults"] = {}
+    ctx["sweep_seen_at"] = time.time()
     await services.queue.enqueue_sweep()
     log.info("worker ready (queue %s)", settings.queue_name)
 
@@ -81,11 +84,11 @@ def _backoff(counts: dict[str, int], request_id: str, base: float, cap: float) -
     return float(min(cap, base * 2 ** min(count, 10)) * random.uniform(0.5, 1.0))
 
 
-async def track_request(ctx: dict[str, Any], request_id: str, *, wake: bool = False) -> str:
-    """One step of a request, then its posts; reschedules itself until the request is done.
+async def track_request(ctx: dict[str, Any], request_id: str) -> str:
+    """One step of a request, then its posts; reschedules itself while the step asks to.
 
     Every failure reschedules rather than ends the job: a job that ends while its request
-    is still active would leave the request to the sweep.
+    is still active would leave the request to the once-a-minute ``resume_active``.
     """
     settings: Settings = ctx["settings"]
     faults: dict[str, int] = ctx["faults"]
@@ -93,7 +96,7 @@ async def track_request(ctx: dict[str, Any], request_id: str, *, wake: bool = Fa
     base = min(1.0, settings.poll_interval)
     try:
         async with asyncio.timeout(settings.job_timeout * STEP_SHARE_OF_TIMEOUT):
-            return await _track(ctx, request_id, wake=wake)
+            return await _track(ctx, request_id)
     except Retry:
         raise
     except NotifyBusy:
@@ -109,7 +112,7 @@ async def track_request(ctx: dict[str, Any], request_id: str, *, wake: bool = Fa
         raise Retry(defer=delay) from None
 
 
-async def _track(ctx: dict[str, Any], request_id: str, *, wake: bool) -> str:
+async def _track(ctx: dict[str, Any], request_id: str) -> str:
     services = _services(ctx)
     tracker: Tracker = ctx["tracker"]
     faults: dict[str, int] = ctx["faults"]
@@ -123,22 +126,38 @@ async def _track(ctx: dict[str, Any], request_id: str, *, wake: bool) -> str:
         return "missing"
     await services.notifier.flush(step.request, step.job)
     ctx["notify_faults"].pop(request_id, None)
-    if step.next_poll is not None and not wake:
+    if step.next_poll is not None:
         raise Retry(defer=step.next_poll)
     faults.pop(request_id, None)
     return str(step.request.status)
 
 
 async def sweep_reviews(ctx: dict[str, Any]) -> int:
-    """Wake the requests whose review ended (one step each, now); runs several times per
-    poll interval (``sweep_period``)."""
+    """Start the next step of each request whose review ended; runs several times per poll
+    interval (``sweep_period``).
+
+    While the list call keeps failing (MetaStudio down, or an AK/SK allowed to read a job
+    but not to list them), every watched request gets a step of its own once per
+    ``VOICEBOT_POLL_MAX_INTERVAL``: each reads its job and is watched again if the review
+    still runs, so no outcome waits on the list call coming back.
+    """
     services = _services(ctx)
     settings: Settings = ctx["settings"]
     sweep: ReviewSweep = ctx["sweep"]
     try:
-        ended = await sweep.ended()
+        try:
+            ended = await sweep.ended()
+        except MetaStudioError:
+            if time.time() - ctx["sweep_seen_at"] < settings.poll_max_interval:
+                raise
+            ctx["sweep_seen_at"] = time.time()
+            ended = await sweep.watching()
+            log.warning("review sweep: listing keeps failing; reading %d job(s) one by one",
+                        len(ended))
+        else:
+            ctx["sweep_seen_at"] = time.time()
         for request_id in ended:
-            await services.queue.enqueue_wake(request_id)
+            await services.queue.enqueue_tracking(request_id)
     except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
         faults: dict[str, int] = ctx["faults"]
         delay = _backoff(faults, SWEEP_FUNCTION, settings.poll_interval, settings.poll_max_interval)
@@ -165,9 +184,10 @@ async def expire_requests(ctx: dict[str, Any]) -> int:
 
 
 async def resume_active(ctx: dict[str, Any]) -> int:
-    """Re-enqueue every request still being tracked. arq refuses a second job with the same
-    id, so this only revives requests whose job was lost (an enqueue that failed after the
-    click, a job that expired or ended on a bug); returns how many it revived."""
+    """Re-enqueue every tracked request that is not under review (the review sweep has
+    those). arq refuses a second job with the same id, so this only revives requests whose
+    job was lost (an enqueue that failed after the click, a job that expired or ended on a
+    bug); returns how many it revived."""
     services = _services(ctx)
     await services.queue.enqueue_sweep()
     revived = 0

@@ -112,7 +112,7 @@ async def test_approve_submit_review_passed(
     [request] = await store.for_job(job)
     events = await audit(redis_client, redis_prefix, job)
     actions = [e.action for e in events]
-    assert actions == ["requested", "approved", "submitting", "submitted", "review_passed"]
+    assert actions == ["requested", "approved", "submitted", "review_passed"]
     assert {e.payload_hash for e in events} == {request.payload_hash}
     assert {e.job_id for e in events} == {job}
     assert {e.request_id for e in events} == {request.id}
@@ -400,7 +400,7 @@ async def test_without_approval_goes_straight_through(
     await wait_until(lambda: "Review passed" in card(slack, posted).text)
     assert "Approval is not required" in block_text(card(slack, posted))
     actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
-    assert actions == ["requested", "auto_approved", "submitting", "submitted", "review_passed"]
+    assert actions == ["requested", "auto_approved", "submitted", "review_passed"]
     assert metastudio.commit_count(job) == 1
 
 

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.approvals import (
+    FIELD_CODES,
     MIN_HASH_PREFIX,
     TERMINAL_STATUSES,
     TRANSITIONS,
@@ -64,6 +65,7 @@ async def new_request(
     requester: str = "U_REQ",
     auto_approve: bool = False,
     app_user_id: str | None = None,
+    **job: str | int,
 ) -> ApprovalRequest:
     return await store.create(
         tenant="T1",
@@ -76,6 +78,7 @@ async def new_request(
         body=BODY,
         app_user_id=app_user_id,
         auto_approve=auto_approve,
+        **job,  # type: ignore[arg-type]
     )
 
 
@@ -115,8 +118,10 @@ async def test_create_and_get_round_trip(
 
     key = f"{redis_prefix}approval:{request.id}"
     stored = await redis_client.hgetall(key)  # type: ignore[misc]
-    assert json.loads(stored["body"]) == BODY
-    assert "card_ts" not in stored
+    assert {k: stored[f"b:{k}"] for k in BODY} == BODY
+    assert stored[FIELD_CODES["status"]] == "pending"
+    assert FIELD_CODES["card_ts"] not in stored
+    assert await redis_client.object("encoding", key) == "listpack"
     # Kept for the retention window after expiry, never forever.
     assert 30 * 86400 < await redis_client.ttl(key) <= 30 * 86400 + TTL + 1
     assert await redis_client.zscore(f"{redis_prefix}approvals:expiry", request.id) == (
@@ -128,6 +133,28 @@ async def test_create_and_get_round_trip(
     assert attached.card_ts == "1700000000.000100"
     assert await store.attach_card("rnosuchrequest", "C", "1.0") is None
     assert await audit_actions(redis_client, redis_prefix, request.id) == ["requested"]
+
+
+def test_every_field_has_its_own_short_code() -> None:
+    assert set(FIELD_CODES) == set(ApprovalRequest.model_fields) - {"body"}
+    assert len(set(FIELD_CODES.values())) == len(FIELD_CODES)
+    assert all(len(code) <= 2 and ":" not in code for code in FIELD_CODES.values())
+
+
+async def test_the_baseline_goes_once_the_submit_is_settled(store: ApprovalStore) -> None:
+    request = await new_request(store, auto_approve=True, job_state="UPLOADING",
+                                job_reject_times=0, job_updated=1700000000000)
+    claimed = await store.claim_submit(request.id)
+    assert claimed is not None
+    assert (claimed.baseline_state, claimed.baseline_reject_times) == ("UPLOADING", 0)
+
+    submitted = await store.transition(request.id, S.SUBMITTED, job_state="SYSTEM_AUDITING")
+
+    assert submitted is not None
+    assert submitted.baseline_state is None
+    assert submitted.baseline_reject_times is None
+    assert submitted.baseline_updated is None
+    assert submitted.job_state == "SYSTEM_AUDITING"
 
 
 async def test_ids_are_unique(store: ApprovalStore) -> None:
@@ -414,7 +441,6 @@ async def test_claim_submit_exactly_once_under_concurrency(
     assert await audit_actions(redis_client, redis_prefix, request.id) == [
         "requested",
         "approved",
-        "submitting",
     ]
 
 
@@ -435,7 +461,6 @@ async def test_auto_approved_request_skips_the_decision(
     assert await audit_actions(redis_client, redis_prefix, request.id) == [
         "requested",
         "auto_approved",
-        "submitting",
     ]
 
 
@@ -481,7 +506,6 @@ async def test_happy_path_through_review_with_audit_trail(
     assert [e.action for e in events] == [
         "requested",
         "approved",
-        "submitting",
         "submitted",
         "review_passed",
         "succeeded",
@@ -604,18 +628,31 @@ async def test_transition_refuses_decisions_unknown_fields_and_wrong_expectation
     assert unchanged.version == 0
 
 
-async def test_claim_once(
+async def test_markers_live_in_the_request_hash(
     store: ApprovalStore, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     request = await new_request(store)
 
-    results = await asyncio.gather(*(store.claim_once(request.id, "outcome") for _ in range(20)))
+    assert await store.markers(request.id, ["decision", "submitted"]) == {
+        "decision": False, "submitted": False,
+    }
+    await store.mark(request.id, "decision")
+    await store.set_shown_render(request.id, request.render_key)
 
-    assert results.count(True) == 1
-    assert await store.claim_once(request.id, "outcome") is False
-    assert await store.claim_once(request.id, "review_passed") is True
-    key = f"{redis_prefix}approval:{request.id}:once:outcome"
-    assert 0 < await redis_client.ttl(key) <= 30 * 86400 + TTL
+    assert await store.markers(request.id, ["decision", "submitted"]) == {
+        "decision": True, "submitted": False,
+    }
+    assert await store.shown_render(request.id) == request.render_key
+    # No key of its own: the markers expire with the request and cost no key each.
+    assert await redis_client.keys(f"{redis_prefix}approval:{request.id}:*") == []
+    assert await redis_client.hget(f"{redis_prefix}approval:{request.id}", "m:decision")
+    # The request reads back the same with its markers beside it.
+    assert await store.get(request.id) == request
+    # A request that is gone takes no marker (nothing is recreated without an expiry).
+    await store.mark("rnosuchrequest", "decision")
+    await store.set_shown_render("rnosuchrequest", "1:")
+    assert await redis_client.exists(f"{redis_prefix}approval:rnosuchrequest") == 0
+    assert await store.shown_render("rnosuchrequest") is None
 
 
 def _closed_port() -> int:

@@ -75,11 +75,27 @@ async def test_read_by_job_uses_the_job_index_and_keeps_ids(
 
     assert [e.action for e in job_a] == ["requested", "approved", "submitted"]
     assert [e.id for e in job_a] == [ids[0], ids[2], ids[3]]
-    assert await redis_client.lrange(audit.job_stream_key("A"), 0, -1) == [
-        ids[0], ids[2], ids[3]
-    ]
-    assert await redis_client.ttl(audit.job_stream_key("A")) > 0
+    assert sorted(await redis_client.hkeys(audit.job_index_key("A"))) == sorted(
+        f"a:{ids[n]}" for n in (0, 2, 3)
+    )
+    assert await redis_client.object("encoding", audit.job_index_key("A")) == "listpack"
+    assert await redis_client.ttl(audit.job_index_key("A")) > 0
     assert await redis_client.xlen(audit.stream_key) == 5
+
+
+async def test_job_index_keeps_the_newest_ids(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    audit = AuditLog(redis_client, redis_prefix, job_maxlen=3)
+    ids = [
+        await audit.append(AuditEvent(actor="U1", action="requested", job_id="A", detail=str(n)))
+        for n in range(12)
+    ]
+
+    assert [e.detail for e in await audit.read(job_id="A")] == ["9", "10", "11"]
+    assert sorted(await redis_client.hkeys(audit.job_index_key("A"))) == sorted(
+        f"a:{i}" for i in ids[-3:]
+    )
 
 
 async def test_read_returns_the_newest_events_oldest_first(audit: AuditLog) -> None:

@@ -30,7 +30,7 @@ from bot.slack.blocks import ApprovalCard, Message
 log = logging.getLogger("bot.slack.notify")
 
 S = ApprovalStatus
-DECISION = "posted:decision"
+DECISION = "decision"
 # Long enough for one Slack call with its rate-limit retries; renewed before every call.
 LEASE_MS = 20_000
 
@@ -64,7 +64,7 @@ class NotifyBusy(Exception):
 def due_markers(request: ApprovalRequest) -> list[str]:
     """The replies ``request`` implies, as markers, in thread order."""
     due = [DECISION] if request.decided_by else []
-    due += [f"posted:{status}" for status in DUE_REPLIES.get(request.status, ())]
+    due += [str(status) for status in DUE_REPLIES.get(request.status, ())]
     return due
 
 
@@ -202,7 +202,7 @@ class Notifier:
     ) -> Message:
         if marker == DECISION:
             return decision_reply(request)
-        status = ApprovalStatus(marker.removeprefix("posted:"))
+        status = ApprovalStatus(marker)
         return addressed(await self._reply_for(request, status, job), request.requester)
 
     async def _reply_for(
