@@ -18,7 +18,13 @@ import redis.asyncio as aioredis
 from bot.approvals import ApprovalStore
 from bot.audit import AuditEvent, AuditLog
 from bot.metastudio import CommitJobRequest, MetaStudioClient
-from bot.sandbox.metastudio import AuditError, AuditFailure, LocalMetaStudio, ReviewPlan
+from bot.sandbox.metastudio import (
+    AuditError,
+    AuditFailure,
+    FaultConfig,
+    LocalMetaStudio,
+    ReviewPlan,
+)
 from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.sandbox.slack.state import Message
 from tests.conftest import (
@@ -459,3 +465,28 @@ async def test_lost_tracking_job_is_revived_by_the_sweep(
         process.stop()
     assert metastudio.commit_count(job) == 1
 
+
+
+# -- 11. the list call failing --------------------------------------------------------------
+
+
+async def test_review_outcome_comes_while_listing_jobs_keeps_failing(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+) -> None:
+    # Every list call fails (as with an AK/SK allowed to read a job but not to list them);
+    # reading and submitting the job work.
+    metastudio.faults = FaultConfig(
+        error_rate=1.0, methods=frozenset({"GET"}), path=r"/voice-training-manage/user/jobs$"
+    )
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit_job(driver, slack, job)
+
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+
+    await replies_with(slack, posted, "passed review")
+    lists = [r for r in metastudio.requests if r.method == "GET" and r.path.endswith("/jobs")]
+    assert lists, "the sweep never tried to list the jobs under review"
+    assert all(r.status >= 500 for r in lists)
+    assert metastudio.commit_count(job) == 1
+    assert len(thread_replies(slack, posted)) == 3

@@ -464,6 +464,31 @@ async def test_auto_approved_request_skips_the_decision(
     ]
 
 
+async def test_tracked_index_follows_the_status(store: ApprovalStore) -> None:
+    pending = await new_request(store, job_id="job-p")
+    request = await new_request(store, job_id="job-1", auto_approve=True)
+
+    async def index() -> tuple[list[str], dict[str, str]]:
+        return await store.active_ids(), await store.under_review()
+
+    # Pending is not tracked yet; approved needs a queue job of its own.
+    assert await index() == ([request.id], {})
+    await store.claim_submit(request.id)
+    assert await index() == ([request.id], {})
+    # Under review the review sweep has it, by its job.
+    await store.transition(request.id, S.SUBMITTED)
+    assert await index() == ([], {"job-1": request.id})
+    await store.transition(request.id, S.UNDER_REVIEW)
+    assert await index() == ([], {"job-1": request.id})
+    # Training: its own queue job again; finished: not tracked at all.
+    await store.transition(request.id, S.PASSED)
+    assert await index() == ([request.id], {})
+    await store.transition(request.id, S.SUCCEEDED)
+    assert await index() == ([], {})
+    await store.forget_active(pending.id)
+    assert await index() == ([], {})
+
+
 async def test_happy_path_through_review_with_audit_trail(
     store: ApprovalStore, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:

@@ -226,7 +226,7 @@ class Edge:
             await answer(exc)
             return
 
-        latency, fault = self.faults.decide(scope["method"])
+        latency, fault = self.faults.decide(scope["method"], scope["path"])
         mark(fault)
         if latency:
             await asyncio.sleep(latency)

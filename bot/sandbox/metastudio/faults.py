@@ -7,6 +7,7 @@ same request order injects the same faults.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from enum import StrEnum
 from typing import Literal
@@ -36,6 +37,15 @@ class FaultConfig(BaseModel):
     lost_reply_delay: float = Field(default=30.0, ge=0.0)
     seed: int | None = None
     methods: frozenset[str] | None = None
+    # Only requests whose path matches this regular expression (``re.search``).
+    path: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
 
     @field_validator("methods")
     @classmethod
@@ -68,11 +78,13 @@ class FaultInjector:
             self._config = config
             self._rng = random.Random(config.seed)
 
-    def decide(self, method: str) -> tuple[float, Fault | None]:
+    def decide(self, method: str, path: str = "/") -> tuple[float, Fault | None]:
         """Return (seconds of added latency, fault to inject or None)."""
         with self._lock:
             cfg = self._config
             if cfg.methods is not None and method.upper() not in cfg.methods:
+                return 0.0, None
+            if cfg.path is not None and re.search(cfg.path, path) is None:
                 return 0.0, None
             if cfg.latency:
                 self.counts["latency"] += 1
