@@ -234,7 +234,9 @@ class Tracker:
             unchanged_for = max(0.0, self._clock() - current.updated_at)
             return Step(current, job, self._next_review_poll(unchanged_for))
         if status in (S.SUBMITTED, S.UNDER_REVIEW):
-            if category in (StateCategory.REVIEW_FAILED, StateCategory.FAILED):
+            # AUDIT_FAILED is the one rejection state; every other state a job reaches from
+            # review (FAILED and SPLIT_FAILED included) comes after the review passed.
+            if category == StateCategory.REVIEW_FAILED:
                 await self._move(request, S.FAILED, job, "review_failed")
                 return Step(await self._reload(request), job)
             status = await self._move(request, S.PASSED, job, "review_passed")

@@ -235,6 +235,32 @@ async def test_training_outcome_is_posted_with_the_asset_id(
     await wait_until(lambda: "succeeded" in card(slack, posted).text)
 
 
+async def test_training_failure_is_posted_with_its_code_and_reason(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    redis_client: aioredis.Redis, redis_prefix: str,
+) -> None:
+    metastudio.review = ReviewPlan(system_delay=0.2, admin_delay=0.2, train_delay=0.3,
+                                   train_outcome="fail")
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit_job(driver, slack, job)
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+
+    await replies_with(slack, posted, "passed review")
+    failed = await slack.wait_for_async(
+        lambda: [m for m in slack.thread(CHANNEL, posted.ts)[1:] if "ended" in block_text(m)]
+    )
+    shown = block_text(failed[0])
+    assert metastudio.job(job)["state"] == "FAILED"
+    assert metastudio.job(job)["job_failed_code"] in shown
+    assert "could not be aligned with the text" in shown
+    assert failed[0].text.startswith(f"<@{REQUESTER}>")
+    await wait_until(lambda: "Training failed" in card(slack, posted).text)
+    assert len(thread_replies(slack, posted)) == 4  # approved, submitted, passed, failed
+    actions = [e.action for e in await audit(redis_client, redis_prefix, job)]
+    assert actions[-1] == "training_failed"
+
+
 # -- 3. review failed, with every reason ------------------------------------------------------
 
 

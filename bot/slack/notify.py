@@ -214,8 +214,6 @@ class Notifier:
         if status == S.PASSED:
             return blocks.review_passed_message(request.job_id, name, request.job_state)
         if status == S.FAILED:
-            if job is not None and job.category == "failed":
-                return blocks.training_outcome_message(job)
             audit = await self._metastudio.audit_result(request.job_id)
             logs = await self._metastudio.operation_logs(request.job_id)
             reject_times = job.reject_times if job else None

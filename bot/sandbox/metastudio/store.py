@@ -69,7 +69,8 @@ class ReviewPlan(BaseModel):
     """How long each review stage takes (seconds of the store's clock).
 
     ``train_delay=None`` leaves a passed job in WAITING; otherwise it moves to PROCESSING
-    after ``wait_delay`` and to SUCCEED (with an asset id) ``train_delay`` later.
+    after ``wait_delay`` and ``train_delay`` later to SUCCEED (with an asset id) or, with
+    ``train_outcome="fail"``, to FAILED (with ``job_failed_code`` and ``job_failed_reason``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -78,6 +79,12 @@ class ReviewPlan(BaseModel):
     admin_delay: float = Field(default=5.0, ge=0.0)
     wait_delay: float = Field(default=0.0, ge=0.0)
     train_delay: float | None = Field(default=None, ge=0.0)
+    train_outcome: Literal["succeed", "fail"] = "succeed"
+
+
+# The local service's own code for a training failure (the real codes are not documented).
+TRAINING_FAILED_CODE = "MSS.41000030"
+TRAINING_FAILED_REASON = "training failed: the audio could not be aligned with the text"
 
 
 class AuditError(BaseModel):
@@ -150,6 +157,8 @@ class _Step:
     system_result: _SystemResult | None = None
     admin_result: _AdminResult | None = None
     asset_id: str | None = None
+    # (job_failed_code, job_failed_reason) of a step into FAILED.
+    failure: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -200,6 +209,13 @@ class _View:
             if step.asset_id:
                 return step.asset_id
         return self.job.asset_id
+
+    @property
+    def failure(self) -> tuple[str | None, str | None]:
+        for step in reversed(self.reached):
+            if step.failure is not None:
+                return step.failure
+        return self.job.failed_code, self.job.failed_reason
 
     def logs(self) -> list[_Log]:
         return [*self.job.logs, *(log for s in self.reached for log in s.logs)]
@@ -266,6 +282,10 @@ def review_timeline(
     at += plan.wait_delay
     steps.append(_Step(at, JobState.PROCESSING))
     at += plan.train_delay
+    if plan.train_outcome == "fail":
+        steps.append(_Step(at, JobState.FAILED, failure=(TRAINING_FAILED_CODE,
+                                                         TRAINING_FAILED_REASON)))
+        return tuple(steps)
     asset_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"asset:{job_id}:{round_no}"))
     done = tuple(_Log(at, action, "SYSTEM") for action in
                  ("TRAINING_FINISH", "UPLOADING_MODEL", "COMPLETE_JOB"))
@@ -389,8 +409,8 @@ class JobStore:
         if job.state is JobState.SUCCEED:
             job.asset_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"asset:{job.job_id}:0"))
         if job.state in (JobState.FAILED, JobState.SPLIT_FAILED):
-            job.failed_code = "MSS.41000030"
-            job.failed_reason = "training failed: the audio could not be aligned with the text"
+            job.failed_code = TRAINING_FAILED_CODE
+            job.failed_reason = TRAINING_FAILED_REASON
 
     def _fold(self, job: _Job, steps: Iterable[_Step]) -> None:
         """Make reached review steps part of the job's settled history."""
@@ -484,8 +504,7 @@ class JobStore:
         if state is JobState.SUCCEED:
             data["asset_id"] = view.asset_id
         if state in (JobState.FAILED, JobState.SPLIT_FAILED):
-            data["job_failed_code"] = job.failed_code
-            data["job_failed_reason"] = job.failed_reason
+            data["job_failed_code"], data["job_failed_reason"] = view.failure
         return {k: v for k, v in data.items() if v is not None}
 
     def job(self, job_id: str) -> Json:
