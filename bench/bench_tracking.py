@@ -72,6 +72,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -191,6 +200,7 @@ async def main_async(args: argparse.Namespace) -> None:
             await asyncio.sleep(2)
             idle_rss = rss_mb(worker.pid)
             peak_rss = idle_rss
+            cpu_start = cpu_seconds(worker.pid)
             deadline = review_end + args.window + 3 * args.interval + 120
             posted: dict[str, float] = {}
             seen = 0
@@ -204,6 +214,7 @@ async def main_async(args: argparse.Namespace) -> None:
                         posted[str(thread)] = call.at
                 seen = len(calls_so_far)
             calls = ms.stats()["requests"] - requests_before
+            cpu_used = cpu_seconds(worker.pid) - cpu_start
             await client.aclose()
     finally:
         if worker is not None:
@@ -223,6 +234,12 @@ async def main_async(args: argparse.Namespace) -> None:
         p50, p95 = statistics.median(delays), percentile(delays, 0.95)
         print(f"review end -> outcome post    p50 {p50:.2f}s  p95 {p95:.2f}s"
               f"  (p95 / poll interval = {p95 / args.interval:.2f}x, target <= 1.10x)")
+    if posted:
+        per_outcome = cpu_used / len(posted)
+        demand = args.n / args.window
+        print(f"worker CPU per outcome        {per_outcome * 1000:.1f} ms"
+              f"  (one core posts {1 / per_outcome:.0f}/s; this run's reviews end at"
+              f" {demand:.0f}/s: {demand * per_outcome:.2f}x of one core)")
     print(f"worker RSS                    idle {idle_rss:.0f} MB, peak {peak_rss:.0f} MB"
           f"  (peak / idle = {peak_rss / max(idle_rss, 1):.2f}x, target < 200 MB)")
     print(f"Redis memory per tracked job  {per_job_bytes:.0f} B of used_memory"

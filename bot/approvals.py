@@ -567,27 +567,23 @@ class ApprovalStore:
             )
         return int(result)
 
-    async def shown_render(self, request_id: str) -> str | None:
-        """The ``render_key`` the card was last updated to, if any."""
-        with unavailable_on_redis_errors(StoreUnavailable):
-            value = await self._redis.hget(self.key(request_id), SHOWN_FIELD)  # type: ignore[misc]
-        return None if value is None else _text(value)
-
     async def set_shown_render(self, request_id: str, render_key: str) -> None:
         with unavailable_on_redis_errors(StoreUnavailable):
             await self._mark(keys=[self.key(request_id)], args=[SHOWN_FIELD, render_key])
 
     async def mark(self, request_id: str, marker: str) -> None:
-        """Record that the work ``marker`` names is done (see ``markers``); a request that is
+        """Record that the work ``marker`` names is done (see ``shown``); a request that is
         gone takes no marker."""
         with unavailable_on_redis_errors(StoreUnavailable):
             await self._mark(keys=[self.key(request_id)], args=[_marker_field(marker), "1"])
 
-    async def markers(self, request_id: str, names: Sequence[str]) -> dict[str, bool]:
-        """Which of ``names`` have been marked, in one round trip."""
-        if not names:
-            return {}
-        fields = [_marker_field(name) for name in names]
+    async def shown(
+        self, request_id: str, names: Sequence[str]
+    ) -> tuple[str | None, dict[str, bool]]:
+        """What has been shown for a request, in one round trip: the ``render_key`` its card
+        was last updated to, and which of the markers ``names`` are set."""
+        fields = [SHOWN_FIELD, *(_marker_field(name) for name in names)]
         with unavailable_on_redis_errors(StoreUnavailable):
             found = await self._redis.hmget(self.key(request_id), fields)  # type: ignore[misc]
-        return {name: hit is not None for name, hit in zip(names, found, strict=True)}
+        card = None if found[0] is None else _text(found[0])
+        return card, {name: hit is not None for name, hit in zip(names, found[1:], strict=True)}

@@ -224,32 +224,32 @@ class Tracker:
             )
             return Step(moved or await self._reload(request))
         category = job.category
-        status = request.status
         if category in (StateCategory.UNDER_REVIEW, StateCategory.PRE_SUBMIT):
-            if status == S.SUBMITTED and category == StateCategory.UNDER_REVIEW:
-                await self._move(request, S.UNDER_REVIEW, job, None)
-            elif request.job_state != job.state:
-                await self._approvals.update(request.id, job_state=str(job.state))
-            current = await self._reload(request)
-            unchanged_for = max(0.0, self._clock() - current.updated_at)
-            return Step(current, job, self._next_review_poll(unchanged_for))
-        if status in (S.SUBMITTED, S.UNDER_REVIEW):
+            if request.status == S.SUBMITTED and category == StateCategory.UNDER_REVIEW:
+                request = await self._move(request, S.UNDER_REVIEW, job, None)
+            else:
+                request = await self._note_state(request, job)
+            unchanged_for = max(0.0, self._clock() - request.updated_at)
+            return Step(request, job, self._next_review_poll(unchanged_for))
+        if request.status in (S.SUBMITTED, S.UNDER_REVIEW):
             # AUDIT_FAILED is the one rejection state; every other state a job reaches from
             # review (FAILED and SPLIT_FAILED included) comes after the review passed.
             if category == StateCategory.REVIEW_FAILED:
-                await self._move(request, S.FAILED, job, "review_failed")
-                return Step(await self._reload(request), job)
-            status = await self._move(request, S.PASSED, job, "review_passed")
-        if status == S.PASSED and category == StateCategory.SUCCEEDED:
-            await self._move(request, S.SUCCEEDED, job, "succeeded")
-            return Step(await self._reload(request), job)
-        if status == S.PASSED and category == StateCategory.FAILED:
-            await self._move(request, S.TRAINING_FAILED, job, "training_failed")
-            return Step(await self._reload(request), job)
-        if request.job_state != job.state:
-            await self._approvals.update(request.id, job_state=str(job.state))
+                return Step(await self._move(request, S.FAILED, job, "review_failed"), job)
+            request = await self._move(request, S.PASSED, job, "review_passed")
+        if request.status == S.PASSED and category == StateCategory.SUCCEEDED:
+            return Step(await self._move(request, S.SUCCEEDED, job, "succeeded"), job)
+        if request.status == S.PASSED and category == StateCategory.FAILED:
+            return Step(await self._move(request, S.TRAINING_FAILED, job, "training_failed"), job)
+        request = await self._note_state(request, job)
         delay = self._policy.training_interval * self._rng.uniform(0.9, 1.0)
-        return Step(await self._reload(request), job, delay)
+        return Step(request, job, delay)
+
+    async def _note_state(self, request: ApprovalRequest, job: TrainingJob) -> ApprovalRequest:
+        """Record the job's state on the request when it changed (the card shows it)."""
+        if request.job_state == job.state:
+            return request
+        return await self._approvals.update(request.id, job_state=str(job.state)) or request
 
     async def _move(
         self,
@@ -257,9 +257,10 @@ class Tracker:
         to: ApprovalStatus,
         job: TrainingJob,
         audit_action: str | None,
-    ) -> ApprovalStatus:
+    ) -> ApprovalRequest:
+        """The request after the transition (or as it now is, if another step won)."""
         moved = await self._approvals.transition(
             request.id, to, audit_action=audit_action, job_state=str(job.state),
             outcome=job.job_failed_reason if to in (S.FAILED, S.TRAINING_FAILED) else None,
         )
-        return moved.status if moved else (await self._reload(request)).status
+        return moved or await self._reload(request)

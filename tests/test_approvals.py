@@ -658,16 +658,15 @@ async def test_markers_live_in_the_request_hash(
 ) -> None:
     request = await new_request(store)
 
-    assert await store.markers(request.id, ["decision", "submitted"]) == {
-        "decision": False, "submitted": False,
-    }
+    assert await store.shown(request.id, ["decision", "submitted"]) == (
+        None, {"decision": False, "submitted": False}
+    )
     await store.mark(request.id, "decision")
     await store.set_shown_render(request.id, request.render_key)
 
-    assert await store.markers(request.id, ["decision", "submitted"]) == {
-        "decision": True, "submitted": False,
-    }
-    assert await store.shown_render(request.id) == request.render_key
+    assert await store.shown(request.id, ["decision", "submitted"]) == (
+        request.render_key, {"decision": True, "submitted": False}
+    )
     # No key of its own: the markers expire with the request and cost no key each.
     assert await redis_client.keys(f"{redis_prefix}approval:{request.id}:*") == []
     assert await redis_client.hget(f"{redis_prefix}approval:{request.id}", "m:decision")
@@ -677,7 +676,7 @@ async def test_markers_live_in_the_request_hash(
     await store.mark("rnosuchrequest", "decision")
     await store.set_shown_render("rnosuchrequest", "1:")
     assert await redis_client.exists(f"{redis_prefix}approval:rnosuchrequest") == 0
-    assert await store.shown_render("rnosuchrequest") is None
+    assert await store.shown("rnosuchrequest", ["decision"]) == (None, {"decision": False})
 
 
 def _closed_port() -> int:

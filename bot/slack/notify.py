@@ -18,6 +18,8 @@ import contextlib
 import copy
 import logging
 import secrets
+import time
+from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -51,6 +53,15 @@ _AFTER_APPROVAL = frozenset(
     {S.AUTO_APPROVED, S.SUBMITTING, S.SUBMITTED, S.SUBMIT_FAILED, S.UNDER_REVIEW, S.PASSED,
      S.FAILED, S.SUCCEEDED, S.TRAINING_FAILED}
 )
+
+
+@dataclass(slots=True)
+class _Lease:
+    """A held notify lease: whose, its token, and when it was taken or last renewed."""
+
+    request_id: str
+    token: str
+    since: float
 
 
 class NotifyBusy(Exception):
@@ -139,10 +150,8 @@ class Notifier:
         """True when the card shows ``request`` and every reply it implies is posted."""
         if request.card_ts is None:
             return True
-        if await self._approvals.shown_render(request.id) != request.render_key:
-            return False
-        done = await self._approvals.markers(request.id, due_markers(request))
-        return all(done.values())
+        card, done = await self._approvals.shown(request.id, due_markers(request))
+        return card == request.render_key and all(done.values())
 
     async def flush(self, request: ApprovalRequest, job: TrainingJob | None = None) -> int:
         """Bring the card and the thread up to the request's newest state; returns the number
@@ -153,22 +162,29 @@ class Notifier:
         """
         if await self.settled(request):
             return 0
-        token = secrets.token_hex(8)
-        if not await self._approvals.notify_lease(request.id, token, self._lease_ms):
+        lease = _Lease(request.id, secrets.token_hex(8), time.monotonic())
+        if not await self._approvals.notify_lease(request.id, lease.token, self._lease_ms):
             raise NotifyBusy(request.id)
         try:
-            return await self._catch_up(request.id, token, job)
+            return await self._catch_up(lease, job)
         except BaseException:
             # Redis may be what failed; then the lease runs out on its own.
             with contextlib.suppress(StoreUnavailable):
-                await self._approvals.notify_release(request.id, token, None)
+                await self._approvals.notify_release(request.id, lease.token, None)
             raise
 
-    async def _renew(self, request_id: str, token: str) -> None:
-        if not await self._approvals.notify_renew(request_id, token, self._lease_ms):
-            raise NotifyBusy(request_id)
+    async def _renew(self, lease: _Lease) -> None:
+        """Make sure the lease outlasts the next Slack call: renewed unless it was taken or
+        renewed within the last quarter of its length."""
+        now = time.monotonic()
+        if now - lease.since < self._lease_ms / 1000 / 4:
+            return
+        if not await self._approvals.notify_renew(lease.request_id, lease.token, self._lease_ms):
+            raise NotifyBusy(lease.request_id)
+        lease.since = now
 
-    async def _catch_up(self, request_id: str, token: str, job: TrainingJob | None) -> int:
+    async def _catch_up(self, lease: _Lease, job: TrainingJob | None) -> int:
+        request_id, token = lease.request_id, lease.token
         posted = 0
         while True:
             current = await self._approvals.get(request_id)
@@ -176,18 +192,18 @@ class Notifier:
                 # Nothing to update or reply under; the card may be posted later by the web.
                 await self._approvals.notify_release(request_id, token, None)
                 return posted
-            if await self._approvals.shown_render(request_id) != current.render_key:
-                await self._renew(request_id, token)
+            due = due_markers(current)
+            card, done = await self._approvals.shown(request_id, due)
+            if card != current.render_key:
+                await self._renew(lease)
                 await self.update_card(current)
                 await self._approvals.set_shown_render(request_id, current.render_key)
-            due = due_markers(current)
-            done = await self._approvals.markers(request_id, due)
             seen = job if job is not None and str(job.state) == current.job_state else None
             for marker in due:
                 if done[marker]:
                     continue
                 message = await self._message_for(current, marker, seen)
-                await self._renew(request_id, token)
+                await self._renew(lease)
                 await self.reply(current, message)
                 await self._approvals.mark(request_id, marker)
                 posted += 1
