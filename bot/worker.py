@@ -25,7 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.app import Services, open_services
 from bot.metastudio import MetaStudioError
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
-from bot.redis import StoreUnavailable
+from bot.redis import Keys, StoreUnavailable
 from bot.review_sweep import ReviewSweep
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
@@ -41,6 +41,8 @@ NOTIFY_RETRY_CAP = 30.0
 # Another process is posting for the request: look again shortly.
 BUSY_RETRY = 0.5
 SWEEPS_PER_INTERVAL = 4
+# When the review sweep last listed the jobs under review (or began failing to).
+LISTED_TTL = 86400
 # A step is cut off before arq's own timeout would end the job for good.
 STEP_SHARE_OF_TIMEOUT = 0.8
 
@@ -67,7 +69,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx["faults"] = {}
     ctx["notify_faults"] = {}
-    ctx["sweep_seen_at"] = time.time()
     await services.queue.enqueue_sweep()
     log.info("worker ready (queue %s)", settings.queue_name)
 
@@ -145,17 +146,20 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     sweep: ReviewSweep = ctx["sweep"]
     try:
+        listed_key = Keys(settings.redis_prefix)("sweep", "listed")
         try:
             ended = await sweep.ended()
         except MetaStudioError:
-            if time.time() - ctx["sweep_seen_at"] < settings.poll_max_interval:
+            # Kept in Redis: whichever worker process runs the sweep sees the same clock.
+            listed = await services.redis.get(listed_key)
+            if listed is None or time.time() - float(listed) < settings.poll_max_interval:
+                if listed is None:
+                    await services.redis.set(listed_key, repr(time.time()), ex=LISTED_TTL)
                 raise
-            ctx["sweep_seen_at"] = time.time()
             ended = await sweep.watching()
             log.warning("review sweep: listing keeps failing; reading %d job(s) one by one",
                         len(ended))
-        else:
-            ctx["sweep_seen_at"] = time.time()
+        await services.redis.set(listed_key, repr(time.time()), ex=LISTED_TTL)
         for request_id in ended:
             await services.queue.enqueue_tracking(request_id)
     except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
