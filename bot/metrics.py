@@ -1,11 +1,13 @@
-"""Prometheus metrics of one bot process, on a registry of its own (no import-time globals)."""
+"""Prometheus metrics of one bot process, on a registry of its own (no import-time globals):
+``Metrics`` for the web process (served at ``/metrics``), ``WorkerMetrics`` for a worker
+(served on ``VOICEBOT_WORKER_METRICS_PORT``)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "WorkerMetrics"]
 
 
 class Metrics:
@@ -34,6 +36,49 @@ class Metrics:
             "voicebot_permission_denials",
             "Requests refused by the permission mapping, by action.",
             ["action"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.steps = Counter(
+            "voicebot_tracking_steps",
+            "Tracking steps, by the request's status after the step ('fault' when MetaStudio"
+            " failed and the step backs off).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "voicebot_tracking_retries",
+            "Steps tried again after an error outside MetaStudio's answers, by error.",
+            ["error"],
+            registry=self.registry,
+        )
+        self.replies = Counter(
+            "voicebot_thread_replies",
+            "Thread replies the worker posted (decisions, submits, review and training outcomes).",
+            registry=self.registry,
+        )
+        self.sweeps = Counter(
+            "voicebot_review_sweeps",
+            "Review sweeps, by result: ok, failed, or per_job (the list call kept failing and"
+            " every job under review was read on its own).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.reviews_ended = Counter(
+            "voicebot_reviews_ended",
+            "Reviews the sweep saw end (a step was started for each).",
+            registry=self.registry,
+        )
+        self.under_review = Gauge(
+            "voicebot_jobs_under_review",
+            "Jobs under review that the sweep watched at its last run.",
             registry=self.registry,
         )
 

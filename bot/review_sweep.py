@@ -10,11 +10,21 @@ and a request under review needs no queue job of its own. Knows nothing of Slack
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.approvals import ApprovalStore
 from bot.metastudio import UNDER_REVIEW_STATES, MetaStudioClient
 
 PAGE = 100
 _STATES = sorted(UNDER_REVIEW_STATES)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """How many jobs the sweep watched, and the requests whose review it saw end."""
+
+    watched: int
+    ended: list[str]
 
 
 class ReviewSweep:
@@ -26,14 +36,14 @@ class ReviewSweep:
         """The ids of the requests whose job is under review, as far as the bot knows."""
         return sorted((await self._approvals.under_review()).values())
 
-    async def ended(self) -> list[str]:
-        """Request ids whose job is no longer under review (raises MetaStudioError on a
+    async def ended(self) -> SweepResult:
+        """The requests whose job is no longer under review (raises MetaStudioError on a
         fault, so a sweep never reports a job it could not see as ended). A request stays
         listed until a step of its request reads the job and moves it on, so one whose step
         was not started this time is reported again by the next sweep."""
         watched = await self._approvals.under_review()
         if not watched:
-            return []
+            return SweepResult(0, [])
         reviewing: set[str] = set()
         offset = 0
         while True:
@@ -42,4 +52,5 @@ class ReviewSweep:
             offset += PAGE
             if not page.jobs or offset >= page.count:
                 break
-        return sorted(request for job, request in watched.items() if job not in reviewing)
+        ended = sorted(request for job, request in watched.items() if job not in reviewing)
+        return SweepResult(len(watched), ended)

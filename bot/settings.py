@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     )
     job_timeout: float = Field(default=60.0, gt=0, validation_alias=_env("VOICEBOT_JOB_TIMEOUT"))
     queue_name: str = Field(default="voicebot:arq", validation_alias=_env("VOICEBOT_QUEUE_NAME"))
+    # Unset: the worker serves no metrics.
+    worker_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias=_env("VOICEBOT_WORKER_METRICS_PORT")
+    )
 
     @field_validator("admins", mode="before")
     @classmethod

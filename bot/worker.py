@@ -19,11 +19,13 @@ from typing import Any
 
 from arq import Retry, cron
 from arq.worker import Worker, func
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import Services, open_services
 from bot.metastudio import MetaStudioError
+from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
 from bot.redis import Keys, StoreUnavailable
 from bot.review_sweep import ReviewSweep
@@ -47,6 +49,11 @@ LISTED_TTL = 86400
 STEP_SHARE_OF_TIMEOUT = 0.8
 
 
+def _metrics(ctx: dict[str, Any]) -> WorkerMetrics:
+    metrics: WorkerMetrics = ctx["metrics"]
+    return metrics
+
+
 def _services(ctx: dict[str, Any]) -> Services:
     services: Services = ctx["services"]
     return services
@@ -56,6 +63,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     services = await open_services(settings)
     ctx["services"] = services
+    metrics = WorkerMetrics()
+    ctx["metrics"] = metrics
+    if settings.worker_metrics_port is not None:
+        server, _ = start_http_server(settings.worker_metrics_port, registry=metrics.registry)
+        ctx["metrics_server"] = server
     ctx["sweep"] = ReviewSweep(services.approvals, services.metastudio)
     ctx["tracker"] = Tracker(
         services.approvals,
@@ -74,6 +86,9 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    server = ctx.get("metrics_server")
+    if server is not None:
+        server.shutdown()
     services = ctx.get("services")
     if services is not None:
         await services.aclose()
@@ -104,10 +119,12 @@ async def track_request(ctx: dict[str, Any], request_id: str) -> str:
         raise Retry(defer=BUSY_RETRY * random.uniform(0.5, 1.0)) from None
     except (SlackApiError, SlackClientError, StoreUnavailable, RedisError, MetaStudioError,
             OSError, TimeoutError) as error:
+        _metrics(ctx).retries.labels(error=type(error).__name__).inc()
         delay = _backoff(notify_faults, request_id, base, NOTIFY_RETRY_CAP)
         log.warning("request %s: %s; retry in %.1fs", request_id, type(error).__name__, delay)
         raise Retry(defer=delay) from None
-    except Exception:
+    except Exception as error:
+        _metrics(ctx).retries.labels(error=type(error).__name__).inc()
         delay = _backoff(faults, request_id, base, settings.poll_max_interval)
         log.exception("request %s: unexpected error; retry in %.1fs", request_id, delay)
         raise Retry(defer=delay) from None
@@ -118,6 +135,9 @@ async def _track(ctx: dict[str, Any], request_id: str) -> str:
     tracker: Tracker = ctx["tracker"]
     faults: dict[str, int] = ctx["faults"]
     step = await tracker.step(request_id, faults=faults.get(request_id, 0))
+    metrics = _metrics(ctx)
+    outcome = "fault" if step.fault else str(step.request.status) if step.request else "missing"
+    metrics.steps.labels(status=outcome).inc()
     if step.fault is not None:
         faults[request_id] = faults.get(request_id, 0) + 1
     else:
@@ -125,7 +145,7 @@ async def _track(ctx: dict[str, Any], request_id: str) -> str:
     if step.request is None:
         await services.approvals.forget_active(request_id)
         return "missing"
-    await services.notifier.flush(step.request, step.job)
+    metrics.replies.inc(await services.notifier.flush(step.request, step.job))
     ctx["notify_faults"].pop(request_id, None)
     if step.next_poll is not None:
         raise Retry(defer=step.next_poll)
@@ -145,10 +165,15 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
     services = _services(ctx)
     settings: Settings = ctx["settings"]
     sweep: ReviewSweep = ctx["sweep"]
+    metrics = _metrics(ctx)
     try:
         listed_key = Keys(settings.redis_prefix)("sweep", "listed")
         try:
-            ended = await sweep.ended()
+            result = await sweep.ended()
+            ended = result.ended
+            metrics.sweeps.labels(result="ok").inc()
+            metrics.under_review.set(result.watched)
+            metrics.reviews_ended.inc(len(ended))
         except MetaStudioError:
             # Kept in Redis: whichever worker process runs the sweep sees the same clock.
             listed = await services.redis.get(listed_key)
@@ -157,12 +182,15 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
                     await services.redis.set(listed_key, repr(time.time()), ex=LISTED_TTL)
                 raise
             ended = await sweep.watching()
+            metrics.sweeps.labels(result="per_job").inc()
+            metrics.under_review.set(len(ended))
             log.warning("review sweep: listing keeps failing; reading %d job(s) one by one",
                         len(ended))
         await services.redis.set(listed_key, repr(time.time()), ex=LISTED_TTL)
         for request_id in ended:
             await services.queue.enqueue_tracking(request_id)
     except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
+        metrics.sweeps.labels(result="failed").inc()
         faults: dict[str, int] = ctx["faults"]
         delay = _backoff(faults, SWEEP_FUNCTION, settings.poll_interval, settings.poll_max_interval)
         log.warning("review sweep: %s; retry in %.1fs", type(error).__name__, delay)

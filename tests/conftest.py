@@ -10,6 +10,7 @@ import copy
 import inspect
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -138,6 +139,13 @@ def bot_web(bot_env: dict[str, str]) -> Iterator[ServerThread]:
 @pytest.fixture
 def driver(slack: LocalSlack, bot_web: ServerThread) -> SlackDriver:
     return SlackDriver(slack, f"{bot_web.url}/slack/events", "local-signing-secret")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (free when asked; tests bind it soon after)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -12,6 +12,7 @@ import copy
 import json
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -39,6 +40,7 @@ from tests.conftest import (
     block_text,
     click_as_shown,
     ephemeral_texts,
+    free_port,
     grant_flow_roles,
     grant_role,
     has_buttons,
@@ -516,3 +518,49 @@ async def test_review_outcome_comes_while_listing_jobs_keeps_failing(
     assert all(r.status >= 500 for r in lists)
     assert metastudio.commit_count(job) == 1
     assert len(thread_replies(slack, posted)) == 3
+
+
+# -- 12. worker metrics -----------------------------------------------------------------------
+
+
+async def test_worker_serves_its_metrics(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    bot_env: dict[str, str],
+) -> None:
+    port = free_port()
+    process = WorkerProcess({**bot_env, "VOICEBOT_WORKER_METRICS_PORT": str(port)}).start()
+    try:
+        await grant_flow_roles(driver)
+        job = metastudio.seed_job(voice_name="narrator")
+        posted = await submit_job(driver, slack, job)
+        await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+        await replies_with(slack, posted, "passed review")
+
+        async with httpx.AsyncClient() as client:
+            async def scraped() -> dict[str, float]:
+                reply = await client.get(f"http://127.0.0.1:{port}/metrics")
+                return {
+                    name: float(value)
+                    for name, _, value in (
+                        line.rpartition(" ") for line in reply.text.splitlines()
+                        if line.startswith("voicebot_")
+                    )
+                }
+
+            await wait_until(
+                lambda: scraped_has(scraped, 'voicebot_tracking_steps_total{status="passed"}')
+            )
+            figures = await scraped()
+    finally:
+        process.stop()
+    assert figures['voicebot_review_sweeps_total{result="ok"}'] >= 1
+    assert figures["voicebot_reviews_ended_total"] >= 1
+    # The worker posted what the web process left: at least the review outcome.
+    assert figures["voicebot_thread_replies_total"] >= 1
+
+
+async def scraped_has(scrape: Any, name: str) -> bool:
+    try:
+        return (await scrape()).get(name, 0.0) >= 1
+    except httpx.HTTPError:
+        return False

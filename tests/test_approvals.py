@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from bot.approvals import (
 )
 from bot.audit import AuditLog
 from bot.redis import StoreUnavailable, connect
+from tests.conftest import free_port
 
 S = ApprovalStatus
 TTL = 600.0
@@ -679,14 +679,8 @@ async def test_markers_live_in_the_request_hash(
     assert await store.shown("rnosuchrequest", ["decision"]) == (None, {"decision": False})
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_redis_outage_is_store_unavailable(redis_prefix: str) -> None:
-    client = connect(f"redis://127.0.0.1:{_closed_port()}/11")
+    client = connect(f"redis://127.0.0.1:{free_port()}/11")
     store = ApprovalStore(client, redis_prefix, ttl_seconds=TTL, allow_self_approval=False)
     try:
         with pytest.raises(StoreUnavailable):

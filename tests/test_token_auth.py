@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from bot.metastudio.token import IAMAuthError, TokenAuth
 from bot.sandbox.iam import WRONG_CREDENTIALS, IAMUser, LocalIAM, project_id_for
 from bot.sandbox.metastudio import LocalMetaStudio
 from bot.sandbox.serve import ServerThread
+from tests.conftest import free_port
 
 USER, PASSWORD, DOMAIN, REGION = "voicebot", "correct horse battery staple", "acme", "cn-north-4"
 DAY = 86400.0
@@ -242,9 +242,7 @@ async def test_wrong_password_is_a_clear_error_without_secrets(
 
 
 async def test_unreachable_iam_is_an_error_with_no_status() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     auth = TokenAuth(f"http://127.0.0.1:{port}", USER, PASSWORD, DOMAIN, REGION, timeout=2.0)
     async with httpx.AsyncClient(auth=auth) as client:
         with pytest.raises(IAMAuthError) as caught:
