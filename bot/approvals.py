@@ -532,8 +532,9 @@ class ApprovalStore:
         return sorted(request for request, job in (await self._tracked()).items() if not job)
 
     async def under_review(self) -> dict[str, str]:
-        """job id -> request id of every request whose job is under review."""
-        return {job: request for request, job in (await self._tracked()).items() if job}
+        """request id -> job id of every request whose job is under review (two requests
+        may follow one job: one stranded by an outage, and the resubmit after it)."""
+        return {request: job for request, job in (await self._tracked()).items() if job}
 
     async def forget_active(self, request_id: str) -> None:
         """Drop an index entry whose request is gone (its retention ran out)."""

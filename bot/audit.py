@@ -62,7 +62,8 @@ AUDIT_FIELDS = (
     "detail",
 )
 
-# A job keeps the ids of its newest entries, up to this many fields in its index.
+# A job keeps the ids of its newest entries, up to this many fields in its index; past it,
+# the oldest are dropped down to nine tenths of it.
 JOB_INDEX_MAXLEN = 1_000
 # A job's index outlives its requests (30 days of retention) and then goes.
 JOB_INDEX_TTL = 90 * 86400
@@ -150,7 +151,8 @@ local function job_index_add(job_key, id, maxlen, ttl)
   table.sort(ids, function(x, y)
     return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2])
   end)
-  for i = 1, #ids - maxlen do
+  -- Trim a tenth below the cap, so the scan above runs once per tenth of it appended.
+  for i = 1, #ids - (maxlen - math.ceil(maxlen / 10)) do
     redis.call('HDEL', job_key, ids[i][3])
   end
 end

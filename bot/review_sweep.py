@@ -34,7 +34,7 @@ class ReviewSweep:
 
     async def watching(self) -> list[str]:
         """The ids of the requests whose job is under review, as far as the bot knows."""
-        return sorted((await self._approvals.under_review()).values())
+        return sorted(await self._approvals.under_review())
 
     async def ended(self) -> SweepResult:
         """The requests whose job is no longer under review (raises MetaStudioError on a
@@ -52,5 +52,5 @@ class ReviewSweep:
             offset += PAGE
             if not page.jobs or offset >= page.count:
                 break
-        ended = sorted(request for job, request in watched.items() if job not in reviewing)
+        ended = sorted(request for request, job in watched.items() if job not in reviewing)
         return SweepResult(len(watched), ended)

@@ -169,12 +169,15 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
     try:
         listed_key = Keys(settings.redis_prefix)("sweep", "listed")
         try:
-            result = await sweep.ended()
+            # Listing pages one after another can outlast the job's timeout (many jobs, a
+            # slow MetaStudio); running out of time counts as a failed listing.
+            async with asyncio.timeout(settings.job_timeout * STEP_SHARE_OF_TIMEOUT):
+                result = await sweep.ended()
             ended = result.ended
             metrics.sweeps.labels(result="ok").inc()
             metrics.under_review.set(result.watched)
             metrics.reviews_ended.inc(len(ended))
-        except MetaStudioError:
+        except (MetaStudioError, TimeoutError):
             # Kept in Redis: whichever worker process runs the sweep sees the same clock.
             listed = await services.redis.get(listed_key)
             if listed is None or time.time() - float(listed) < settings.poll_max_interval:
@@ -189,7 +192,7 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
         await services.redis.set(listed_key, repr(time.time()), ex=LISTED_TTL)
         for request_id in ended:
             await services.queue.enqueue_tracking(request_id)
-    except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
+    except (MetaStudioError, StoreUnavailable, RedisError, OSError, TimeoutError) as error:
         metrics.sweeps.labels(result="failed").inc()
         faults: dict[str, int] = ctx["faults"]
         delay = _backoff(faults, SWEEP_FUNCTION, settings.poll_interval, settings.poll_max_interval)

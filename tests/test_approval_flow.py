@@ -520,6 +520,32 @@ async def test_review_outcome_comes_while_listing_jobs_keeps_failing(
     assert len(thread_replies(slack, posted)) == 3
 
 
+async def test_review_outcome_comes_while_listing_jobs_is_too_slow(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    bot_env: dict[str, str],
+) -> None:
+    # Each list call answers, but later than a worker job may run (0.8 of a 1 s job
+    # timeout): the sweep must give up on listing in time, not be killed by the queue.
+    metastudio.faults = FaultConfig(
+        latency=1.5, methods=frozenset({"GET"}), path=r"/voice-training-manage/user/jobs$"
+    )
+    process = WorkerProcess({**bot_env, "VOICEBOT_JOB_TIMEOUT": "1"}).start()
+    try:
+        await grant_flow_roles(driver)
+        job = metastudio.seed_job(voice_name="narrator")
+        posted = await submit_job(driver, slack, job)
+
+        await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+
+        await replies_with(slack, posted, "passed review")
+    finally:
+        process.stop()
+    lists = [r for r in metastudio.requests if r.method == "GET" and r.path.endswith("/jobs")]
+    assert lists, "the sweep never tried to list the jobs under review"
+    assert metastudio.commit_count(job) == 1
+    assert len(thread_replies(slack, posted)) == 3
+
+
 # -- 12. worker metrics -----------------------------------------------------------------------
 
 

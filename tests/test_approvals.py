@@ -477,9 +477,9 @@ async def test_tracked_index_follows_the_status(store: ApprovalStore) -> None:
     assert await index() == ([request.id], {})
     # Under review the review sweep has it, by its job.
     await store.transition(request.id, S.SUBMITTED)
-    assert await index() == ([], {"job-1": request.id})
+    assert await index() == ([], {request.id: "job-1"})
     await store.transition(request.id, S.UNDER_REVIEW)
-    assert await index() == ([], {"job-1": request.id})
+    assert await index() == ([], {request.id: "job-1"})
     # Training: its own queue job again; finished: not tracked at all.
     await store.transition(request.id, S.PASSED)
     assert await index() == ([request.id], {})

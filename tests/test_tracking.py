@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.metastudio import CommitJobRequest, JobState, MetaStudioClient
+from bot.review_sweep import ReviewSweep
 from bot.sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio, ReviewPlan
 from bot.sandbox.serve import ServerThread
 from bot.sandbox.slack import LocalSlack
@@ -207,6 +209,35 @@ async def test_a_six_hour_review_costs_few_reads_and_is_seen_promptly(
     assert sum(r.method == "POST" for r in metastudio.requests) == 1
 
 
+# -- the review sweep ----------------------------------------------------------------------
+
+
+async def reviewing(store: ApprovalStore, job: str) -> ApprovalRequest:
+    """A request whose job the bot last saw under review."""
+    request = await submitting(store, job, None)
+    await store.transition(request.id, S.SUBMITTED)
+    moved = await store.transition(request.id, S.UNDER_REVIEW)
+    assert moved is not None
+    return request
+
+
+async def test_sweep_reports_every_request_of_a_job_whose_review_ended(
+    metastudio: LocalMetaStudio, client: MetaStudioClient, store: ApprovalStore
+) -> None:
+    """Two requests can follow one job (one left behind by an outage, then the resubmit);
+    both learn that its review ended, and a job still in review is not reported."""
+    ended_job = metastudio.seed_job(state=JobState.WAITING)
+    in_review = metastudio.seed_job(state=JobState.AUDITING)
+    first = await reviewing(store, ended_job)
+    second = await reviewing(store, ended_job)
+    await reviewing(store, in_review)
+
+    result = await ReviewSweep(store, client).ended()
+
+    assert result.watched == 3
+    assert result.ended == sorted([first.id, second.id])
+
+
 # -- two notifiers, one card --------------------------------------------------------------------
 
 
@@ -274,3 +305,44 @@ async def test_racing_notifiers_never_show_a_stale_card_or_post_twice(
     assert len(replies) == 2, replies
     assert replies[0].startswith(f"<@{REQUESTER}> Submitted job")
     assert replies[1].startswith(f"<@{REQUESTER}> Job {job} passed review")
+
+
+async def test_a_slack_call_never_outlives_the_notify_lease(
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    client: MetaStudioClient,
+    store: ApprovalStore,
+) -> None:
+    """Slack asks the first notifier to wait (429, Retry-After 3 s) longer than its 2 s lease
+    lasts. Its call is cut off before the lease runs out, so the second notifier, which
+    takes the lease once it has, is the only one to post the reply."""
+    job = metastudio.seed_job()
+    request = await store.create(
+        tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
+        origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
+        app_user_id=None, auto_approve=True, job_state="UPLOADING",
+    )
+    poster = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
+    posted = await poster.chat_postMessage(channel=CHANNEL, **card_message(request).as_kwargs())
+    assert await store.attach_card(request.id, CHANNEL, str(posted["ts"])) is not None
+    assert await store.claim_submit(request.id) is not None
+    submitted = await store.transition(request.id, S.SUBMITTED, job_state="AUDITING")
+    assert submitted is not None
+    patient = AsyncWebClient(token="xoxb-local", base_url=slack.api_url,
+                             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+    first = Notifier(patient, store, client, lease_ms=2000)
+    second = Notifier(poster, store, client, lease_ms=2000)
+    slack.rate_limit_next("chat.postMessage", retry_after=3)
+
+    waiting = asyncio.create_task(first.flush(submitted))
+    await asyncio.sleep(2.3)
+    while not await second.settled(submitted):
+        with contextlib.suppress(NotifyBusy):
+            await second.flush(submitted)
+        await asyncio.sleep(0.05)
+    (cut_off,) = await asyncio.gather(waiting, return_exceptions=True)
+
+    replies = [m.text for m in slack.thread(CHANNEL, str(posted["ts"]))[1:]]
+    assert len(replies) == 1, replies
+    assert replies[0].startswith(f"<@{REQUESTER}> Submitted job")
+    assert isinstance(cut_off, TimeoutError), cut_off

@@ -14,11 +14,13 @@ processes never post the same reply. Whoever finds the lease taken gets ``Notify
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -33,8 +35,11 @@ log = logging.getLogger("bot.slack.notify")
 
 S = ApprovalStatus
 DECISION = "decision"
-# Long enough for one Slack call with its rate-limit retries; renewed before every call.
+# Renewed before each Slack call, which must then end (its retries included) this long
+# before the lease would run out: a call still running then is cut off and retried later,
+# so no other process can take the lease and post the same reply meanwhile.
 LEASE_MS = 20_000
+LEASE_MARGIN_S = 1.0
 
 # The thread replies a status implies, in the order they happened.
 DUE_REPLIES: dict[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
@@ -173,15 +178,20 @@ class Notifier:
                 await self._approvals.notify_release(request.id, lease.token, None)
             raise
 
-    async def _renew(self, lease: _Lease) -> None:
-        """Make sure the lease outlasts the next Slack call: renewed unless it was taken or
-        renewed within the last quarter of its length."""
+    @contextlib.asynccontextmanager
+    async def _holding(self, lease: _Lease) -> AsyncIterator[None]:
+        """Run one Slack call under the lease: renewed unless it was taken or renewed within
+        the last quarter of its length, and the call cut off before the lease runs out."""
         now = time.monotonic()
-        if now - lease.since < self._lease_ms / 1000 / 4:
-            return
-        if not await self._approvals.notify_renew(lease.request_id, lease.token, self._lease_ms):
-            raise NotifyBusy(lease.request_id)
-        lease.since = now
+        if now - lease.since >= self._lease_ms / 1000 / 4:
+            if not await self._approvals.notify_renew(
+                lease.request_id, lease.token, self._lease_ms
+            ):
+                raise NotifyBusy(lease.request_id)
+            lease.since = now
+        left = lease.since + self._lease_ms / 1000 - LEASE_MARGIN_S - time.monotonic()
+        async with asyncio.timeout(max(left, 0.0)):
+            yield
 
     async def _catch_up(self, lease: _Lease, job: TrainingJob | None) -> int:
         request_id, token = lease.request_id, lease.token
@@ -195,16 +205,16 @@ class Notifier:
             due = due_markers(current)
             card, done = await self._approvals.shown(request_id, due)
             if card != current.render_key:
-                await self._renew(lease)
-                await self.update_card(current)
+                async with self._holding(lease):
+                    await self.update_card(current)
                 await self._approvals.set_shown_render(request_id, current.render_key)
             seen = job if job is not None and str(job.state) == current.job_state else None
             for marker in due:
                 if done[marker]:
                     continue
                 message = await self._message_for(current, marker, seen)
-                await self._renew(lease)
-                await self.reply(current, message)
+                async with self._holding(lease):
+                    await self.reply(current, message)
                 await self._approvals.mark(request_id, marker)
                 posted += 1
             released = await self._approvals.notify_release(request_id, token, current.render_key)
