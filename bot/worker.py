@@ -192,7 +192,7 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
         await services.redis.set(listed_key, repr(time.time()), ex=LISTED_TTL)
         for request_id in ended:
             await services.queue.enqueue_tracking(request_id)
-    except (MetaStudioError, StoreUnavailable, RedisError, OSError, TimeoutError) as error:
+    except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
         metrics.sweeps.labels(result="failed").inc()
         faults: dict[str, int] = ctx["faults"]
         delay = _backoff(faults, SWEEP_FUNCTION, settings.poll_interval, settings.poll_max_interval)

@@ -72,6 +72,17 @@ async def audit(redis_client: aioredis.Redis, prefix: str, job: str) -> list[Aud
     return await AuditLog(redis_client, prefix).read(job_id=job, limit=100)
 
 
+async def approved_job(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
+) -> tuple[str, Message]:
+    """A job asked for by the requester and approved by the approver; its card."""
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    posted = await submit_job(driver, slack, job)
+    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    return job, posted
+
+
 # -- 1. approve -> submit -> review passed ---------------------------------------------------
 
 
@@ -222,10 +233,7 @@ async def test_training_outcome_is_posted_with_the_asset_id(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
 ) -> None:
     metastudio.review = ReviewPlan(system_delay=0.2, admin_delay=0.2, train_delay=0.3)
-    await grant_flow_roles(driver)
-    job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit_job(driver, slack, job)
-    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    job, posted = await approved_job(driver, slack, metastudio)
 
     await replies_with(slack, posted, f"Job {job} succeeded")
     asset = metastudio.job(job)["asset_id"]
@@ -243,10 +251,7 @@ async def test_training_failure_is_posted_with_its_code_and_reason(
 ) -> None:
     metastudio.review = ReviewPlan(system_delay=0.2, admin_delay=0.2, train_delay=0.3,
                                    train_outcome="fail")
-    await grant_flow_roles(driver)
-    job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit_job(driver, slack, job)
-    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    job, posted = await approved_job(driver, slack, metastudio)
 
     await replies_with(slack, posted, "passed review")
     failed = await slack.wait_for_async(
@@ -473,10 +478,7 @@ async def test_lost_tracking_job_is_revived_by_the_sweep(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
     bot_env: dict[str, str], redis_client: aioredis.Redis, redis_prefix: str,
 ) -> None:
-    await grant_flow_roles(driver)
-    job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit_job(driver, slack, job)
-    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    job, posted = await approved_job(driver, slack, metastudio)
     await replies_with(slack, posted, "Approved by")
     # No worker yet: drop the queued job, as if the enqueue after the click had failed.
     queue = bot_env["VOICEBOT_QUEUE_NAME"]
@@ -506,11 +508,7 @@ async def test_review_outcome_comes_while_listing_jobs_keeps_failing(
     metastudio.faults = FaultConfig(
         error_rate=1.0, methods=frozenset({"GET"}), path=r"/voice-training-manage/user/jobs$"
     )
-    await grant_flow_roles(driver)
-    job = metastudio.seed_job(voice_name="narrator")
-    posted = await submit_job(driver, slack, job)
-
-    await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+    job, posted = await approved_job(driver, slack, metastudio)
 
     await replies_with(slack, posted, "passed review")
     lists = [r for r in metastudio.requests if r.method == "GET" and r.path.endswith("/jobs")]
@@ -531,11 +529,7 @@ async def test_review_outcome_comes_while_listing_jobs_is_too_slow(
     )
     process = WorkerProcess({**bot_env, "VOICEBOT_JOB_TIMEOUT": "1"}).start()
     try:
-        await grant_flow_roles(driver)
-        job = metastudio.seed_job(voice_name="narrator")
-        posted = await submit_job(driver, slack, job)
-
-        await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+        job, posted = await approved_job(driver, slack, metastudio)
 
         await replies_with(slack, posted, "passed review")
     finally:
@@ -556,10 +550,7 @@ async def test_worker_serves_its_metrics(
     port = free_port()
     process = WorkerProcess({**bot_env, "VOICEBOT_WORKER_METRICS_PORT": str(port)}).start()
     try:
-        await grant_flow_roles(driver)
-        job = metastudio.seed_job(voice_name="narrator")
-        posted = await submit_job(driver, slack, job)
-        await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
+        _, posted = await approved_job(driver, slack, metastudio)
         await replies_with(slack, posted, "passed review")
 
         async with httpx.AsyncClient() as client:

@@ -241,6 +241,20 @@ async def test_sweep_reports_every_request_of_a_job_whose_review_ended(
 # -- two notifiers, one card --------------------------------------------------------------------
 
 
+async def with_card(store: ApprovalStore, slack: LocalSlack, job: str
+                    ) -> tuple[ApprovalRequest, str]:
+    """An auto-approved request whose card is posted in the local Slack; returns its ts."""
+    request = await store.create(
+        tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
+        origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
+        app_user_id=None, auto_approve=True, job_state="UPLOADING",
+    )
+    poster = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
+    posted = await poster.chat_postMessage(channel=CHANNEL, **card_message(request).as_kwargs())
+    assert await store.attach_card(request.id, CHANNEL, str(posted["ts"])) is not None
+    return request, str(posted["ts"])
+
+
 def _status_of(text: str) -> ApprovalStatus:
     words = text.rsplit(": ", 1)[-1]
     return next(S(s) for s, w in APPROVAL_STATUS_WORDS.items() if w == words)
@@ -261,15 +275,7 @@ async def test_racing_notifiers_never_show_a_stale_card_or_post_twice(
 
     (web_side, store), (worker_side, _) = notifier(), notifier()
     job = metastudio.seed_job()
-    request = await store.create(
-        tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
-        origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
-        app_user_id=None, auto_approve=True, job_state="UPLOADING",
-    )
-    poster = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
-    posted = await poster.chat_postMessage(channel=CHANNEL, **card_message(request).as_kwargs())
-    attached = await store.attach_card(request.id, CHANNEL, str(posted["ts"]))
-    assert attached is not None
+    request, card_ts = await with_card(store, slack, job)
     await store.set_shown_render(request.id, request.render_key)
     path = (S.SUBMITTING, S.SUBMITTED, S.UNDER_REVIEW, S.PASSED)
 
@@ -300,8 +306,8 @@ async def test_racing_notifiers_never_show_a_stale_card_or_post_twice(
     order = [S.AUTO_APPROVED, *path]
     assert [order.index(s) for s in shown] == sorted(order.index(s) for s in shown)
     assert shown[-1] == S.PASSED
-    assert "Review passed" in slack.message(CHANNEL, str(posted["ts"])).text
-    replies = [m.text for m in slack.thread(CHANNEL, str(posted["ts"]))[1:]]
+    assert "Review passed" in slack.message(CHANNEL, card_ts).text
+    replies = [m.text for m in slack.thread(CHANNEL, card_ts)[1:]]
     assert len(replies) == 2, replies
     assert replies[0].startswith(f"<@{REQUESTER}> Submitted job")
     assert replies[1].startswith(f"<@{REQUESTER}> Job {job} passed review")
@@ -316,22 +322,15 @@ async def test_a_slack_call_never_outlives_the_notify_lease(
     """Slack asks the first notifier to wait (429, Retry-After 3 s) longer than its 2 s lease
     lasts. Its call is cut off before the lease runs out, so the second notifier, which
     takes the lease once it has, is the only one to post the reply."""
-    job = metastudio.seed_job()
-    request = await store.create(
-        tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
-        origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
-        app_user_id=None, auto_approve=True, job_state="UPLOADING",
-    )
-    poster = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
-    posted = await poster.chat_postMessage(channel=CHANNEL, **card_message(request).as_kwargs())
-    assert await store.attach_card(request.id, CHANNEL, str(posted["ts"])) is not None
+    request, card_ts = await with_card(store, slack, metastudio.seed_job())
     assert await store.claim_submit(request.id) is not None
     submitted = await store.transition(request.id, S.SUBMITTED, job_state="AUDITING")
     assert submitted is not None
     patient = AsyncWebClient(token="xoxb-local", base_url=slack.api_url,
                              retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
     first = Notifier(patient, store, client, lease_ms=2000)
-    second = Notifier(poster, store, client, lease_ms=2000)
+    plain = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
+    second = Notifier(plain, store, client, lease_ms=2000)
     slack.rate_limit_next("chat.postMessage", retry_after=3)
 
     waiting = asyncio.create_task(first.flush(submitted))
@@ -342,7 +341,7 @@ async def test_a_slack_call_never_outlives_the_notify_lease(
         await asyncio.sleep(0.05)
     (cut_off,) = await asyncio.gather(waiting, return_exceptions=True)
 
-    replies = [m.text for m in slack.thread(CHANNEL, str(posted["ts"]))[1:]]
+    replies = [m.text for m in slack.thread(CHANNEL, card_ts)[1:]]
     assert len(replies) == 1, replies
     assert replies[0].startswith(f"<@{REQUESTER}> Submitted job")
     assert isinstance(cut_off, TimeoutError), cut_off
