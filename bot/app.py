@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.approvals import ApprovalStore
+from bot.approvals import ApprovalStore, RequestLimits
 from bot.audit import AuditLog
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
@@ -89,12 +89,19 @@ async def open_services(
         settings.redis_url, prefix=prefix, queue_name=settings.queue_name
     )
     slack = slack_client(settings, aiohttp.ClientSession())
+    notifier = Notifier(slack, approvals, metastudio)
     submissions = SubmissionService(
         settings=settings,
         permissions=permissions,
         approvals=approvals,
         metastudio=metastudio,
         queue=queue,
+        cards=notifier,
+        limits=RequestLimits(
+            max_open=settings.max_open_requests,
+            per_window=settings.request_limit,
+            window_seconds=settings.request_window,
+        ),
     )
     return Services(
         settings=settings,
@@ -106,7 +113,7 @@ async def open_services(
         queue=queue,
         submissions=submissions,
         slack=slack,
-        notifier=Notifier(slack, approvals, metastudio),
+        notifier=notifier,
         metrics=Metrics(),
     )
 

@@ -18,11 +18,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as aioredis
 
+from bot.approvals import ApprovalRequest, ApprovalStore, RequestLimits
 from bot.localredis import LocalRedis, ensure_redis
 from bot.sandbox.metastudio import (
     LOCAL_AK,
@@ -69,6 +71,22 @@ async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[aiore
     await client.aclose()
 
 
+# -- requests stored as the bot stores them ------------------------------------------------
+
+NO_LIMITS = RequestLimits(max_open=1_000_000, per_window=1_000_000)
+
+
+async def record_request(
+    store: ApprovalStore, *, card_ts: str = "1700000000.000100", **fields: Any
+) -> ApprovalRequest:
+    """A request stored the way the bot stores one: drafted, its job held (one open request
+    per job and workspace), its card at ``card_ts`` in its card channel. ``fields`` are
+    ``ApprovalStore.draft``'s."""
+    request = store.draft(**fields)
+    await store.reserve(request, NO_LIMITS)
+    return await store.create(request, card_channel=request.card_channel, card_ts=card_ts)
+
+
 # -- the whole bot: local Slack, local MetaStudio, the web app, the worker ------------------
 
 
@@ -93,6 +111,7 @@ def metastudio() -> Iterator[LocalMetaStudio]:
 @pytest.fixture
 def slack() -> Iterator[LocalSlack]:
     local = LocalSlack()
+    local.add_channel(CHANNEL, "voice")  # the channel the bot was invited to
     with local.serve():
         yield local
     assert local.validation_errors == [], local.validation_errors
@@ -123,6 +142,9 @@ def bot_env(
         "VOICEBOT_POLL_INTERVAL": "0.2",
         "VOICEBOT_POLL_MAX_INTERVAL": "1",
         "VOICEBOT_JOB_TIMEOUT": "10",
+        # Most tests make many requests as one requester; the limits have tests of their own.
+        "VOICEBOT_MAX_OPEN_REQUESTS": "1000",
+        "VOICEBOT_REQUEST_LIMIT": "1000",
     }
 
 
