@@ -27,6 +27,7 @@ from bot.permissions import PermissionStore
 from bot.queue import ArqQueue
 from bot.redis import connect
 from bot.settings import Settings
+from bot.slack.deliveries import Deliveries
 from bot.slack.listeners import Listeners
 from bot.slack.notify import Notifier
 from bot.submissions import SubmissionService
@@ -124,5 +125,6 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         process_before_response=False,
     )
+    app.use(Deliveries(services.redis, settings.redis_prefix).middleware())
     Listeners(services).register(app)
     return app

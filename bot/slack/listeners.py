@@ -62,16 +62,9 @@ ERROR_OPTION_VALUE = "__unavailable__"
 # Opening a modal is not capped: its trigger_id expires 3 s after the command.
 AFTER_ACK_CONCURRENCY = 8
 
-OPEN_SUBCOMMANDS = ("help", "status")
-SUBCOMMANDS_BY_ROLE = {
-    Role.requester: ("submit",),
-    Role.admin: ("roles", "grant", "revoke", "audit"),
-}
-
-
-def _usage_text(allowed: set[str], roles_known: bool) -> str:
-    usage = messages.usage_text(allowed)
-    return usage if roles_known else usage + "\n" + messages.permission_store_unavailable()
+def _usage_text(held: set[str] | None, admins: list[str]) -> str:
+    usage = messages.usage_text(held, admins)
+    return usage if held is not None else usage + "\n" + messages.permission_store_unavailable()
 
 
 def _principal(enterprise_id: str | None, team_id: str | None, user_id: str) -> Principal:
@@ -211,37 +204,34 @@ class Listeners:
             events = await self.s.audit.read(job_id=parsed.job_id, limit=50)
             await reply(blocks.audit_message(events, job_id=parsed.job_id))
 
-    async def _allowed(self, principal: Principal) -> tuple[set[str], bool]:
-        """The subcommands ``principal`` may use, and whether the roles could be read."""
-        allowed = set(OPEN_SUBCOMMANDS)
+    async def _usage(self, principal: Principal) -> str:
+        """Every subcommand, marked with the roles the caller holds and who can grant them."""
         try:
             roles = await self.s.permissions.roles(principal)
+            admins = await self.s.permissions.admins(principal.tenant)
         except StoreUnavailable:
-            return allowed, False
-        for role in roles:
-            allowed.update(SUBCOMMANDS_BY_ROLE.get(role, ()))
-        return allowed, True
-
-    async def _usage(self, principal: Principal) -> str:
-        return _usage_text(*await self._allowed(principal))
+            return _usage_text(None, [])
+        return _usage_text({str(role) for role in roles}, admins)
 
     async def _unreadable(self, principal: Principal, failure: ParseFailure, reply: Reply) -> None:
-        """No subcommand could be read: say what was wrong, then the caller's usage."""
-        allowed, known = await self._allowed(principal)
+        """No subcommand could be read: say what was wrong, then the usage."""
         if failure.unknown is not None:
-            # Suggest only what the caller may use, so the reply does not advertise the rest.
-            names = [n for n in SUBCOMMAND_NAMES if n in allowed]
-            problems = [
-                messages.not_a_subcommand(failure.unknown, suggest(failure.unknown, names))
-            ]
+            suggestion = suggest(failure.unknown, list(SUBCOMMAND_NAMES))
+            problems = [messages.not_a_subcommand(failure.unknown, suggestion)]
         else:
             problems = [p.message for p in failure.problems]
-        usage = _usage_text(allowed, known)
+        usage = await self._usage(principal)
         await reply(blocks.text_message(messages.unreadable_with_usage(problems, usage)))
 
     async def _roles(
         self, principal: Principal, channel: str, user_id: str | None, reply: Reply
     ) -> None:
+        if user_id is None or user_id == principal.user:
+            own = await self.s.permissions.roles(principal)
+            if user_id is not None or Role.admin not in own:
+                # Anyone may see their own roles; an admin's bare `roles` lists everyone's.
+                await reply(blocks.user_roles_message(principal.user, sorted(map(str, own))))
+                return
         await self.s.permissions.require(principal, Action.manage, channel)
         if user_id is not None:
             roles = await self.s.permissions.roles(Principal(principal.tenant, user_id))

@@ -60,28 +60,53 @@ def _or_list(items: Iterable[str]) -> str:
 _USAGE_LINES: dict[str, str] = {
     "help": "`{c} help`: show this list",
     "status": "`{c} status &lt;job_id&gt;`: show a job's state at MetaStudio",
+    "roles": "`{c} roles [@user]`: your roles; admins can name a user, or see everyone's",
     "submit": (
         "`{c} submit`: open the submit form\n"
         '• `{c} submit &lt;job_id&gt; voice_name="My voice" sex=female language=cn tag=customer'
         " [--dry-run]`: ask for approval to submit a training job"
     ),
-    "roles": "`{c} roles [@user]`: list who holds which role, or one user's roles",
     "grant": "`{c} grant @user &lt;role&gt;`: give a user a role (requester, approver, admin)",
     "revoke": "`{c} revoke @user &lt;role&gt;`: take a role away from a user",
     "audit": "`{c} audit [job_id]`: show the audit trail, for one job or for all",
 }
 
-# The order in which subcommands are listed; help and status are open to everyone.
-_USAGE_ORDER = ("help", "status", "submit", "roles", "grant", "revoke", "audit")
-_ALWAYS_ALLOWED = frozenset({"help", "status"})
+# Who may use what: every subcommand is listed for everyone, under the role it needs.
+USAGE_BY_ROLE: tuple[tuple[str | None, tuple[str, ...]], ...] = (
+    (None, ("help", "status", "roles")),
+    ("requester", ("submit",)),
+    ("approver", ()),
+    ("admin", ("grant", "revoke", "audit")),
+)
+_ROLE_DUTY = {
+    "approver": "Approve or Reject on approval cards (someone else's requests)",
+}
 
 
-def usage_text(allowed: Collection[str], *, command: str = COMMAND) -> str:
-    """Short usage listing only the subcommands in ``allowed`` (help and status always)."""
-    shown = [s for s in _USAGE_ORDER if s in allowed or s in _ALWAYS_ALLOWED]
-    lines = [f"*Usage of `{escape(command)}`:*"]
-    lines += ["• " + _USAGE_LINES[s].format(c=escape(command)) for s in shown]
-    if "submit" in shown:
+def _role_heading(role: str, held: Collection[str] | None, admins: Sequence[str]) -> str:
+    heading = f"*Needs the {escape(role)} role*"
+    if held is None:
+        return heading
+    if role in held:
+        return heading + " (you have it)"
+    who = f"ask an admin: {mentions(admins)}" if admins else "ask a workspace admin"
+    return f"{heading} (you don't have it; {who})"
+
+
+def usage_text(
+    held: Collection[str] | None, admins: Sequence[str] = (), *, command: str = COMMAND
+) -> str:
+    """Every subcommand, under the role it needs, saying which roles the caller holds
+    (``held``; None when they could not be read) and who can grant the others."""
+    c = escape(command)
+    lines = [f"*Usage of `{c}`:*"]
+    for role, names in USAGE_BY_ROLE:
+        if role is not None:
+            lines.append(_role_heading(role, held, admins))
+        lines += ["• " + _USAGE_LINES[name].format(c=c) for name in names]
+        if role in _ROLE_DUTY:
+            lines.append("• " + _ROLE_DUTY[role])
+    if held is not None and "requester" in held:
         lines.append(submit_keys_text())
     return "\n".join(lines)
 

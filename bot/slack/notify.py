@@ -289,8 +289,14 @@ class Notifier:
 
 def decision_reply(request: ApprovalRequest) -> Message:
     """The thread reply for an approve or reject click."""
+    decider = request.decided_by or "?"
     if request.status == S.REJECTED:
-        text = messages.rejected_by(request.decided_by or "?", request.reason)
+        # The reason is the approver's own words: shown as typed, below the sentence.
+        message = blocks.quoting(
+            messages.rejected_by(decider, None),
+            request.reason,
+            messages.rejected_by(decider, request.reason),
+        )
     else:
-        text = messages.approved_by(request.decided_by or "?")
-    return addressed(blocks.text_message(text), request.requester)
+        message = blocks.text_message(messages.approved_by(decider))
+    return addressed(message, request.requester)
