@@ -301,28 +301,38 @@ async def replies_with(slack: LocalSlack, card: SlackMessage, needle: str, n: in
 
 
 async def click_as_shown(
-    driver: SlackDriver, slack: LocalSlack, user: str, card: SlackMessage, action_id: str
+    driver: SlackDriver,
+    slack: LocalSlack,
+    user: str,
+    card: SlackMessage,
+    action_id: str,
+    *,
+    team: str | None = None,
+    channel: str = CHANNEL,
 ) -> DeliveryResult:
     """A click on a button of ``card`` as it looked when captured. A Slack client that has
     not refreshed still shows buttons the bot already took away, and Slack retries and many
-    users send the same click: the bot must cope with any of them arriving at any time."""
+    users send the same click: the bot must cope with any of them arriving at any time.
+    ``team`` and ``channel`` say where the click came from (a Slack Connect channel shows
+    a card to users of other workspaces; a message can be seen from another channel)."""
+    team = team or slack.team_id
     actions = [b for b in card.blocks if b.get("type") == "actions"]
     block, element = next(
         (b, e) for b in actions for e in b["elements"] if e.get("action_id") == action_id
     )
     name = slack.state.ensure_user(user).name
-    record = slack.issue_response_url("interaction", CHANNEL, user, origin=card)
+    record = slack.issue_response_url("interaction", channel, user, origin=card)
     trigger = slack.state.issue_trigger(user)
     payload = {
         "type": "block_actions",
-        "user": {"id": user, "username": name, "name": name, "team_id": slack.team_id},
+        "user": {"id": user, "username": name, "name": name, "team_id": team},
         "api_app_id": slack.app_id,
         "token": slack.verification_token,
-        "team": {"id": slack.team_id, "domain": slack.team_domain},
-        "container": {"type": "message", "message_ts": card.ts, "channel_id": CHANNEL,
+        "team": {"id": team, "domain": slack.team_domain},
+        "container": {"type": "message", "message_ts": card.ts, "channel_id": channel,
                       "is_ephemeral": False},
         "trigger_id": trigger.id,
-        "channel": {"id": CHANNEL, "name": slack.state.channel(CHANNEL).name},
+        "channel": {"id": channel, "name": slack.state.channel(channel).name},
         "message": {"type": "message", "ts": card.ts, "text": card.text,
                     "blocks": copy.deepcopy(card.blocks)},
         "state": {"values": {}},
