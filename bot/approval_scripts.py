@@ -187,8 +187,7 @@ return redis.call('HGETALL', KEYS[1])
 # ARGV[5..]: payload hash (full, or a prefix of at least min_hash chars), actor,
 #            approve ('1'/'0'), reason ('' = none), now, allow self ('1'/'0'), min_hash,
 #            the actor's workspace (enterprise or team id), the channel of the click.
-# Replies {outcome, flat hash}; the hash is left out for not_found, wrong_workspace and
-# wrong_channel.
+# Replies {outcome, flat hash}; the hash is left out for not_found and wrong_workspace.
 _DECIDE = r"""
 local retention, given, actor, approve = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local reason, now, allow_self, min_hash = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
@@ -206,7 +205,7 @@ if tenant ~= (h.tenant or h.team_id) then
 end
 if channel ~= (h.card_channel or h.origin_channel) then
   audit(event(h, actor, 'decision_refused', 'another channel: ' .. channel))
-  return {'wrong_channel'}
+  return {'wrong_channel', flat}
 end
 if #given < min_hash or string.sub(h.payload_hash, 1, #given) ~= given then
   audit(event(h, actor, 'decision_refused', 'hash_mismatch'))
