@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.admin import AdminService
 from bot.approvals import ApprovalStore, RequestLimits
 from bot.audit import AuditLog
 from bot.metastudio import MetaStudioClient
@@ -28,7 +29,7 @@ from bot.queue import ArqQueue
 from bot.redis import connect
 from bot.settings import Settings
 from bot.slack.deliveries import Deliveries
-from bot.slack.listeners import Listeners
+from bot.slack.listeners import register_listeners
 from bot.slack.notify import Notifier
 from bot.submissions import SubmissionService
 
@@ -126,5 +127,15 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         process_before_response=False,
     )
     app.use(Deliveries(services.redis, settings.redis_prefix).middleware())
-    Listeners(services).register(app)
+    register_listeners(
+        app,
+        client=services.slack,
+        submissions=services.submissions,
+        admin=AdminService(services.permissions, services.audit),
+        metastudio=services.metastudio,
+        notifier=services.notifier,
+        queue=services.queue,
+        metrics=services.metrics,
+        require_approval=settings.require_approval,
+    )
     return app

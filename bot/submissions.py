@@ -117,8 +117,12 @@ class SubmissionService:
     def card_channel(self, origin_channel: str) -> str:
         return self._settings.approval_channel or origin_channel
 
+    async def may_submit(self, principal: Principal, channel_id: str) -> None:
+        """Raise ``PermissionDenied`` unless ``principal`` may ask for submits here."""
+        await self._permissions.require(principal, Action.submit, channel_id)
+
     async def authorize_submit(self, intent: SubmitIntent) -> None:
-        await self._permissions.require(intent.principal, Action.submit, intent.channel_id)
+        await self.may_submit(intent.principal, intent.channel_id)
 
     async def check_job(self, intent: SubmitIntent) -> TrainingJob:
         job = await self._metastudio.show_job(intent.job_id, intent.app_user_id)
