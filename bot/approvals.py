@@ -253,11 +253,17 @@ def _pairs(flat: Sequence[object]) -> dict[str, str]:
     return dict(zip(items[0::2], items[1::2], strict=True))
 
 
+def _script_list(reply: object) -> list[object]:
+    """A Lua script's array reply (a type check that stays under ``python -O``)."""
+    if not isinstance(reply, list):
+        raise TypeError(f"an approval script replied {type(reply).__name__}, not an array")
+    return reply
+
+
 def _parse(reply: object) -> ApprovalRequest | None:
     if not reply:
         return None
-    assert isinstance(reply, list)
-    return ApprovalRequest.from_stored(_pairs(reply))
+    return ApprovalRequest.from_stored(_pairs(_script_list(reply)))
 
 
 def _field_values(fields: Mapping[str, object]) -> dict[str, str | None]:
@@ -467,7 +473,7 @@ class ApprovalStore:
                     str(round((self._ttl + limits.window_seconds) * 1000)),
                 ],
             )
-        outcome, *rest = [_text(part) for part in reply]
+        outcome, *rest = [_text(part) for part in _script_list(reply)]
         if outcome == "ok":
             return
         if outcome == "open":
@@ -561,9 +567,9 @@ class ApprovalStore:
                     channel,
                 ],
             )
-        assert isinstance(reply, list)
-        outcome = DecisionOutcome(_text(reply[0]))
-        request = _parse(reply[1]) if len(reply) > 1 else None
+        parts = _script_list(reply)
+        outcome = DecisionOutcome(_text(parts[0]))
+        request = _parse(parts[1]) if len(parts) > 1 else None
         return Decision(outcome, request)
 
     async def claim_submit(self, request_id: str) -> ApprovalRequest | None:

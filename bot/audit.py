@@ -21,12 +21,9 @@ The time of an event is the Redis server's clock, read back from the stream id.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
@@ -47,6 +44,10 @@ class AuditAction(StrEnum):
     submit_failed = "submit_failed"
     review_passed = "review_passed"
     review_failed = "review_failed"
+    auto_approved = "auto_approved"
+    decision_refused = "decision_refused"
+    succeeded = "succeeded"
+    training_failed = "training_failed"
 
 
 AUDIT_FIELDS = (
@@ -108,12 +109,6 @@ class AuditEvent(BaseModel):
 def stream_id_time(entry_id: str) -> datetime:
     millis = int(entry_id.split("-", 1)[0])
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
-
-
-def hash_payload(payload: Mapping[str, Any]) -> str:
-    """A stable SHA-256 of a JSON body, so the audit proves which payload was approved."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _stream_order(entry_id: str) -> tuple[int, int]:
