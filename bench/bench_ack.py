@@ -237,7 +237,7 @@ async def compare(
 
 def bot_settings(fakes: Fakes, redis_url: str, prefix: str) -> Settings:
     return Settings(
-        SLACK_BOT_TOKEN="xoxb-local",  # type: ignore[call-arg]
+        SLACK_BOT_TOKEN="xoxb-local",
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=fakes.slack_api_url,
         REDIS_URL=redis_url,

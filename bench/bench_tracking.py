@@ -159,7 +159,7 @@ async def main_async(args: argparse.Namespace) -> None:
     worker: subprocess.Popen[bytes] | None = None
     try:
         with ServerThread(ms.app) as ms_server, slack.serve():
-            client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+            client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
             base_memory = await used_memory(client)
 
             seeded_at = time.time()

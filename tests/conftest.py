@@ -63,7 +63,7 @@ def redis_url(redis_server: LocalRedis) -> str:
 
 @pytest.fixture
 async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client: aioredis.Redis = aioredis.from_url(redis_url, decode_responses=True)
+    client: aioredis.Redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     keys = [key async for key in client.scan_iter(match=f"*{redis_prefix}*", count=500)]
     if keys:
@@ -117,6 +117,11 @@ def slack() -> Iterator[LocalSlack]:
     assert local.validation_errors == [], local.validation_errors
 
 
+def with_env(**env: str) -> pytest.MarkDecorator:
+    """Run a test with these settings added to ``bot_env`` (before any bot process starts)."""
+    return pytest.mark.parametrize("bot_env", [env], indirect=True, ids=["env"])
+
+
 @pytest.fixture
 def bot_env(
     redis_url: str,
@@ -124,8 +129,16 @@ def bot_env(
     redis_client: aioredis.Redis,
     metastudio: LocalMetaStudio,
     slack: LocalSlack,
+    request: pytest.FixtureRequest,
 ) -> dict[str, str]:
-    """The bot's environment for one test; extend it before the bot fixtures start."""
+    """The bot's environment for one test, plus what ``with_env`` adds; a test may extend it
+    before the bot fixtures start."""
+    return {**base_env(redis_url, redis_prefix, metastudio, slack), **getattr(request, "param", {})}
+
+
+def base_env(
+    redis_url: str, redis_prefix: str, metastudio: LocalMetaStudio, slack: LocalSlack
+) -> dict[str, str]:
     return {
         "SLACK_BOT_TOKEN": "xoxb-local",
         "SLACK_SIGNING_SECRET": "local-signing-secret",
@@ -268,7 +281,9 @@ async def submit_job(
         user=user, channel=CHANNEL,
     )
     assert result.acked
-    return await slack.wait_for_async(lambda: card_of(slack, job), timeout=10)
+    posted = await slack.wait_for_async(lambda: card_of(slack, job), timeout=10)
+    assert posted is not None
+    return posted
 
 
 def thread_replies(slack: LocalSlack, card: SlackMessage) -> list[str]:

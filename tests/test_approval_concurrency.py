@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
 from bot.audit import AuditLog
@@ -34,21 +32,12 @@ from tests.conftest import (
     submit_job,
     thread_replies,
     wait_until,
+    with_env,
 )
 
 SECOND_APPROVER = "UAPPROVE02"
 DECISIONS = ("Approved by", "Rejected by")
 OUTCOMES = ("passed review", "did not pass review", "Submitting job")
-
-
-@pytest.fixture
-def bot_env(bot_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
-    bot_env.update(getattr(request, "param", {}))
-    return bot_env
-
-
-def with_env(**env: str) -> Any:
-    return pytest.mark.parametrize("bot_env", [env], indirect=True, ids=["env"])
 
 
 def count(slack: LocalSlack, card: Message, needles: tuple[str, ...] | str) -> int:
@@ -131,7 +120,7 @@ async def test_approve_and_reject_at_once_make_one_decision(
 
     audit = AuditLog(redis_client, redis_prefix)
     for _, card in rounds:
-        await wait_until(lambda c=card: count(slack, c, DECISIONS) >= 1)  # type: ignore[misc]
+        await wait_until(lambda c=card: count(slack, c, DECISIONS) >= 1)
         approved = count(slack, card, "Approved by") == 1
         if approved:
             await replies_with(slack, card, "Submitted job")
@@ -183,7 +172,7 @@ async def test_faults_every_tracked_job_gets_exactly_one_outcome(
         if count(slack, card, "Submitted job") == 1:
             assert metastudio.commit_count(job) == 1
             assert count(slack, card, "passed review") == 1
-            await wait_until(lambda c=card: "Review passed" in slack.message(  # type: ignore[misc]
+            await wait_until(lambda c=card: "Review passed" in slack.message(
                 CHANNEL, c.ts).text)
 
 

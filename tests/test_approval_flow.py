@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 import redis.asyncio as aioredis
 
 from bot.approvals import ApprovalStore
@@ -50,18 +49,8 @@ from tests.conftest import (
     submit_job,
     thread_replies,
     wait_until,
+    with_env,
 )
-
-
-@pytest.fixture
-def bot_env(bot_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
-    """The conftest environment plus this test's overrides (``indirect`` parametrization)."""
-    bot_env.update(getattr(request, "param", {}))
-    return bot_env
-
-
-def with_env(**env: str) -> Any:
-    return pytest.mark.parametrize("bot_env", [env], indirect=True, ids=["env"])
 
 
 def card(slack: LocalSlack, posted: Message) -> Message:
@@ -580,6 +569,6 @@ async def test_worker_serves_its_metrics(
 
 async def scraped_has(scrape: Any, name: str) -> bool:
     try:
-        return (await scrape()).get(name, 0.0) >= 1
+        return bool((await scrape()).get(name, 0.0) >= 1)
     except httpx.HTTPError:
         return False

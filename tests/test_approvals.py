@@ -691,7 +691,7 @@ async def test_markers_live_in_the_request_hash(
     )
     # No key of its own: the markers expire with the request and cost no key each.
     assert await redis_client.keys(f"{redis_prefix}approval:{request.id}:*") == []
-    assert await redis_client.hget(f"{redis_prefix}approval:{request.id}", "m:decision")
+    assert await redis_client.hget(f"{redis_prefix}approval:{request.id}", "m:decision")  # type: ignore[misc]
     # The request reads back the same with its markers beside it.
     assert await store.get(request.id) == request
     # A request that is gone takes no marker (nothing is recreated without an expiry).

@@ -75,7 +75,7 @@ async def test_read_by_job_uses_the_job_index_and_keeps_ids(
 
     assert [e.action for e in job_a] == ["requested", "approved", "submitted"]
     assert [e.id for e in job_a] == [ids[0], ids[2], ids[3]]
-    assert sorted(await redis_client.hkeys(audit.job_index_key("A"))) == sorted(
+    assert sorted(await redis_client.hkeys(audit.job_index_key("A"))) == sorted(  # type: ignore[misc]
         f"a:{ids[n]}" for n in (0, 2, 3)
     )
     assert await redis_client.object("encoding", audit.job_index_key("A")) == "listpack"
@@ -92,7 +92,7 @@ async def test_job_index_keeps_the_newest_ids(
         for n in range(50)
     ]
 
-    kept = sorted(await redis_client.hkeys(audit.job_index_key("A")))
+    kept = sorted(await redis_client.hkeys(audit.job_index_key("A")))  # type: ignore[misc]
     # Past the cap it drops down to a tenth below it: 18, then grows again to 20.
     assert 18 <= len(kept) <= 20
     assert kept == sorted(f"a:{i}" for i in ids[-len(kept):])

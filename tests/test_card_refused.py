@@ -10,8 +10,6 @@ which works where the bot is not a member.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -27,6 +25,7 @@ from tests.conftest import (
     grant_flow_roles,
     submit_job,
     wait_until,
+    with_env,
 )
 from tests.test_slack_commands import answer, say
 
@@ -34,16 +33,6 @@ NOT_INVITED = "CNOBOT0001"
 PRIVATE = "GSECRET001"
 ARCHIVED = "CARCHIVE01"
 APPROVALS = "CAPPROVE02"
-
-
-@pytest.fixture
-def bot_env(bot_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
-    bot_env.update(getattr(request, "param", {}))
-    return bot_env
-
-
-def with_env(**env: str) -> Any:
-    return pytest.mark.parametrize("bot_env", [env], indirect=True, ids=["env"])
 
 
 async def stored_for(redis_client: aioredis.Redis, prefix: str, job: str) -> list[str]:

@@ -756,7 +756,7 @@ async def test_lost_reply_on_submit_is_settled_by_reading_the_job(
     job_id = ms.seed_job()
     ms.faults = FaultConfig(
         lost_reply_rate=1.0,
-        lost_reply_mode=mode,  # type: ignore[arg-type]
+        lost_reply_mode=mode,
         lost_reply_delay=2.0,
         methods=frozenset({"POST"}),
     )

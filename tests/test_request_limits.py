@@ -8,10 +8,8 @@ and a signed request can be sent again unchanged within the signature window.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from urllib.parse import urlencode
 
-import pytest
 import redis.asyncio as aioredis
 
 from bot.approvals import ApprovalStore
@@ -26,18 +24,9 @@ from tests.conftest import (
     card_of,
     grant_flow_roles,
     submit_job,
+    with_env,
 )
 from tests.test_slack_commands import say
-
-
-@pytest.fixture
-def bot_env(bot_env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
-    bot_env.update(getattr(request, "param", {}))
-    return bot_env
-
-
-def with_env(**env: str) -> Any:
-    return pytest.mark.parametrize("bot_env", [env], indirect=True, ids=["env"])
 
 
 def cards_for(slack: LocalSlack, job: str) -> int:

@@ -43,7 +43,7 @@ class FakeClock:
 
 
 def client_for(url: str) -> MetaStudioClient:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         HUAWEICLOUD_SDK_AK=LOCAL_AK, HUAWEICLOUD_SDK_SK=LOCAL_SK,
         HUAWEICLOUD_SDK_PROJECT_ID=LOCAL_PROJECT_ID, METASTUDIO_ENDPOINT=url,
         VOICEBOT_METASTUDIO_TIMEOUT=2,
@@ -75,9 +75,9 @@ async def submitting(store: ApprovalStore, job: str, baseline: dict[str, object]
         store, tenant=tenant, team_id=tenant, enterprise_id=None, requester=REQUESTER,
         origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
         app_user_id=None, auto_approve=True,
-        job_state=snapshot.get("state"),  # type: ignore[arg-type]
-        job_reject_times=snapshot.get("reject_times"),  # type: ignore[arg-type]
-        job_updated=snapshot.get("lastupdate_time"),  # type: ignore[arg-type]
+        job_state=snapshot.get("state"),
+        job_reject_times=snapshot.get("reject_times"),
+        job_updated=snapshot.get("lastupdate_time"),
     )
     claimed = await store.claim_submit(request.id)
     assert claimed is not None
