@@ -7,12 +7,34 @@ app) on real sockets without tying them to the caller's event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
+
+
+class _PromptServer(uvicorn.Server):
+    """A uvicorn server that stops as soon as it is told to, not at its next 0.1 s tick:
+    tests start and stop servers by the hundred."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
 
 class ServerThread:
@@ -29,7 +51,7 @@ class ServerThread:
         config = uvicorn.Config(
             app, log_level="warning", lifespan="on", ws="websockets-sansio", access_log=False
         )
-        self._server = uvicorn.Server(config)
+        self._server = _PromptServer(config)
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -55,6 +77,9 @@ class ServerThread:
 
     def stop(self) -> None:
         self._server.should_exit = True
+        if self.loop is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(self._server.wake)
         self._thread.join(10)
         self._sock.close()
 
