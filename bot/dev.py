@@ -42,7 +42,7 @@ from bot.sandbox.metastudio import (
 from bot.sandbox.serve import ServerThread
 from bot.sandbox.slack import LocalSlack
 from bot.sandbox.slack.playground import PlaygroundUser
-from bot.settings import LOCAL_BOT_TOKEN, Settings
+from bot.settings import Settings
 from bot.web import build_web
 from bot.worker import build_worker
 
@@ -132,6 +132,11 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+def has_real_slack(settings: Settings) -> bool:
+    """A bot token for a Slack that is not this machine's sandbox."""
+    return settings.slack_bot_token is not None and not _is_loopback(settings.slack_api_url)
+
+
 def has_real_metastudio(settings: Settings) -> bool:
     """Credentials for a MetaStudio that is not this machine's sandbox."""
     has_keys = settings.has_metastudio_credentials and (
@@ -147,7 +152,7 @@ def real_run_instructions(settings: Settings) -> str | None:
     found = [
         name
         for name, present in (
-            ("a Slack bot token", settings.has_real_slack),
+            ("a Slack bot token", has_real_slack(settings)),
             ("Huawei Cloud credentials", has_real_metastudio(settings)),
         )
         if present
@@ -197,13 +202,15 @@ def local_settings(
     redis_url: str,
     prefix: str,
     slack: LocalSlack,
+    bot_token: str,
     metastudio_url: str,
     options: StackOptions,
 ) -> Settings:
-    """The given settings rewired to the local services; the bot's policy knobs are kept."""
+    """The given settings rewired to the local services, with their credentials (which exist
+    only for this run); the bot's policy knobs are kept."""
     return settings.model_copy(
         update={
-            "slack_bot_token": LOCAL_BOT_TOKEN,
+            "slack_bot_token": SecretStr(bot_token),
             "slack_signing_secret": SecretStr(slack.signing_secret),
             "slack_app_token": None,
             "slack_api_url": slack.api_url,
@@ -378,7 +385,8 @@ class DevStack:
         ms_server = self._exits.enter_context(ServerThread(self.metastudio.app))
         log.info("local MetaStudio on %s (%d jobs)", ms_server.url, len(self.job_ids))
 
-        self.slack = LocalSlack(signing_secret=secrets.token_hex(16))
+        bot_token = f"xoxb-local-{secrets.token_hex(8)}"
+        self.slack = LocalSlack(bot_token=bot_token, signing_secret=secrets.token_hex(16))
         self.slack.add_channel(options.channel, options.channel_name)
         for user in options.users:
             self.slack.add_user(user.id, user.name, user.real_name,
@@ -393,6 +401,7 @@ class DevStack:
             redis_url=self.redis_url,
             prefix=self.prefix,
             slack=self.slack,
+            bot_token=bot_token,
             metastudio_url=ms_server.url,
             options=options,
         )
