@@ -25,7 +25,6 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from arq.worker import Worker
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
@@ -44,7 +43,7 @@ from bot.sandbox.slack import LocalSlack
 from bot.sandbox.slack.playground import PlaygroundUser
 from bot.settings import Settings
 from bot.web import build_web
-from bot.worker import build_worker
+from bot.worker import WorkerSupervisor
 
 log = logging.getLogger("bot.dev")
 T = TypeVar("T")
@@ -274,13 +273,14 @@ async def delete_run_keys(redis_url: str, prefix: str, queue_name: str) -> int:
 
 
 class WorkerThread:
-    """The arq worker on its own thread and event loop; ``stop`` finishes it like SIGTERM."""
+    """The supervised review worker on its own thread and event loop; ``stop`` finishes it
+    like SIGTERM."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: Worker | None = None
+        self._supervisor: WorkerSupervisor | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="voicebot-worker", daemon=True)
 
@@ -289,10 +289,7 @@ class WorkerThread:
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            # Signals belong to the main thread; it stops this worker through ``stop``.
-            worker = build_worker(self._settings, handle_signals=False)
-            self._worker = worker
-            loop.run_until_complete(self._serve(worker))
+            loop.run_until_complete(self._serve())
         except BaseException as error:
             self._error = error
             self._ready.set()
@@ -300,29 +297,13 @@ class WorkerThread:
         finally:
             loop.close()
 
-    async def _serve(self, worker: Worker) -> None:
-        worker.main_task = asyncio.ensure_future(worker.main())
+    async def _serve(self) -> None:
+        # Signals belong to the main thread; it stops this worker through ``stop``.
+        supervisor = WorkerSupervisor(self._settings)
+        self._supervisor = supervisor
+        running = asyncio.ensure_future(supervisor.run())
         self._ready.set()
-        try:
-            await worker.main_task
-        except asyncio.CancelledError:
-            pass
-        finally:
-            await self._close(worker)
-
-    @staticmethod
-    async def _close(worker: Worker) -> None:
-        """arq's own ``close`` ends with a ``close`` that redis-py deprecates; this is the
-        same shutdown with ``aclose``."""
-        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-        pool = worker._pool
-        if pool is None:
-            return
-        await pool.delete(worker.health_check_key)
-        if worker.on_shutdown is not None:
-            await worker.on_shutdown(worker.ctx)
-        await pool.aclose(close_connection_pool=True)
-        worker._pool = None
+        await running
 
     def start(self) -> WorkerThread:
         self._thread.start()
@@ -332,11 +313,11 @@ class WorkerThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        worker, loop = self._worker, self._loop
-        if worker is not None and loop is not None and not loop.is_closed():
+        supervisor, loop = self._supervisor, self._loop
+        if supervisor is not None and loop is not None and not loop.is_closed():
             # The loop may close between the check and the call; then the worker is done.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(worker.handle_sig_wait_for_completion, signal.SIGTERM)
+                loop.call_soon_threadsafe(supervisor.stop, signal.SIGTERM)
         self._thread.join(timeout)
 
     @property

@@ -15,6 +15,10 @@ from datetime import timedelta
 from typing import Protocol
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 TRACK_FUNCTION = "track_request"
 SWEEP_FUNCTION = "sweep_reviews"
@@ -31,10 +35,18 @@ def track_job_id(prefix: str, request_id: str) -> str:
     return f"{prefix}track:{request_id}"
 
 
-def redis_settings(url: str) -> RedisSettings:
+def redis_settings(url: str, *, ride_out_blips: bool = False) -> RedisSettings:
+    """arq's connection settings. ``ride_out_blips`` (the worker's pool): a command that
+    meets a dead connection is sent again, up to three times within about two seconds, so a
+    blip does not end the worker's arq Worker. That is safe for what arq sends: redis-py
+    never re-sends a transaction under WATCH, and the others set, delete or count tries.
+    The web's pool fails at once instead: a Slack acknowledgement cannot wait."""
     settings = RedisSettings.from_dsn(url)
     settings.conn_timeout = 2
     settings.conn_retries = 3
+    if ride_out_blips:
+        settings.retry = Retry(EqualJitterBackoff(cap=1.0, base=0.2), 3)
+        settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
     return settings
 
 
