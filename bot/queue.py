@@ -14,11 +14,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.redis import CONNECT_TIMEOUT, OPERATION_TIMEOUT
 
 TRACK_FUNCTION = "track_request"
 SWEEP_FUNCTION = "sweep_reviews"
@@ -60,7 +63,14 @@ class ArqQueue:
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str, queue_name: str) -> ArqQueue:
-        pool = await create_pool(redis_settings(url), default_queue_name=queue_name)
+        """Connects on first use, so a process can start while Redis is away (enqueueing
+        fails until it is back), with the short timeouts of the bot's own client."""
+        connections = ConnectionPool.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=OPERATION_TIMEOUT
+        )
+        pool = ArqRedis(connections, default_queue_name=queue_name)
+        # As ``Redis.from_pool``: the client owns the pool and closes it with itself.
+        pool.auto_close_connection_pool = True
         return cls(pool, prefix=prefix, queue_name=queue_name)
 
     async def enqueue_tracking(self, request_id: str, *, defer: float | None = None) -> bool:

@@ -1,7 +1,8 @@
 """Redis goes away for a while under running processes and comes back: the web app and the
 worker (``python -m bot serve`` and ``python -m bot worker``, each a process of its own)
 keep running, ``/readyz`` says not ready while Redis is down, and a request asked for
-before the outage and approved after it is submitted exactly once.
+before the outage and approved after it is submitted exactly once. Processes started while
+Redis is down wait for it the same way.
 
 The processes get a private redis-server that writes every change to an append-only file;
 it is killed (as in a crash) and started again on the same port and directory, so it comes
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from bot.approvals import ApprovalStore
 from bot.localredis import LocalRedis, start_redis_server
 from bot.sandbox.metastudio import LocalMetaStudio
 from bot.sandbox.slack import LocalSlack, SlackDriver
+from bot.sandbox.slack.state import Message
 from tests.conftest import (
     ADMIN,
     APPROVE,
@@ -92,67 +94,43 @@ class Processes:
 
 
 @pytest.fixture
-async def processes(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Processes]:
-    port = free_port()
-    logs = (tmp_path / "web.log", tmp_path / "worker.log")
-    web = WorkerProcess({**bot_env, "PORT": str(port)}, command="serve", log=logs[0]).start()
-    worker = WorkerProcess(bot_env, log=logs[1]).start()
-    started = Processes(web, worker, f"http://127.0.0.1:{port}", logs)
-    try:
-        async with httpx.AsyncClient(base_url=started.web_url) as http:
+async def start_processes(
+    bot_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[Callable[[], Awaitable[Processes]]]:
+    """Starts the web app and the worker; returns once the web app answers ``/healthz``."""
+    started: list[Processes] = []
 
-            async def web_ready() -> bool:
-                try:
-                    return (await http.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
+    async def start() -> Processes:
+        port = free_port()
+        logs = (tmp_path / "web.log", tmp_path / "worker.log")
+        web = WorkerProcess({**bot_env, "PORT": str(port)}, command="serve", log=logs[0])
+        worker = WorkerProcess(bot_env, log=logs[1])
+        processes = Processes(web.start(), worker.start(), f"http://127.0.0.1:{port}", logs)
+        started.append(processes)
+        await wait_until(lambda: answers(processes.web_url, "/healthz", 200),
+                         within=START_DEADLINE, interval=0.2)
+        return processes
 
-            await wait_until(web_ready, within=START_DEADLINE, interval=0.2)
-        yield started
-    finally:
-        web.stop()
-        worker.stop()
+    yield start
+    for processes in started:
+        processes.web.stop()
+        processes.worker.stop()
 
 
-async def readiness(web_url: str) -> int:
+async def answers(web_url: str, path: str, status: int) -> bool:
     async with httpx.AsyncClient(base_url=web_url, timeout=5) as http:
-        return (await http.get("/readyz")).status_code
+        try:
+            return (await http.get(path)).status_code == status
+        except httpx.TransportError:
+            return False
 
 
-async def test_processes_outlive_a_redis_outage_and_the_next_approval_is_submitted(
-    processes: Processes,
-    private_redis: RestartableRedis,
-    redis_prefix: str,
-    slack: LocalSlack,
-    metastudio: LocalMetaStudio,
-) -> None:
-    driver = SlackDriver(slack, f"{processes.web_url}/slack/events", "local-signing-secret")
-    await grant_flow_roles(driver)
-    job = metastudio.seed_job(voice_name="narrator")
-    card = await submit_job(driver, slack, job)
-    # The card is posted first and its place recorded after: crash once it is recorded.
-    await wait_until(lambda: card_recorded(private_redis.url, redis_prefix, job))
+async def ready(web_url: str) -> bool:
+    return await answers(web_url, "/readyz", 200)
 
-    private_redis.crash()
-    down_since = time.monotonic()
-    assert await readiness(processes.web_url) == 503
-    reply = await say(driver, slack, "roles", user=ADMIN)
-    assert STORE_DOWN in reply, reply
-    await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
-    assert await readiness(processes.web_url) == 503
-    assert processes.running(), processes.report()
 
-    private_redis.restart()
-    await wait_until(lambda: _is_ready(processes.web_url), within=10, interval=0.2)
-    await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
-    await replies_with(slack, card, "passed review", within=30)
-
-    assert metastudio.commit_count(job) == 1
-    assert processes.running(), processes.report()
-    # SIGTERM still ends the worker cleanly.
-    assert processes.worker.process is not None
-    processes.worker.process.terminate()
-    assert processes.worker.process.wait(30) == 0, processes.report()
+async def not_ready(web_url: str) -> bool:
+    return await answers(web_url, "/readyz", 503)
 
 
 async def card_recorded(url: str, prefix: str, job: str) -> bool:
@@ -164,5 +142,76 @@ async def card_recorded(url: str, prefix: str, job: str) -> bool:
         await client.aclose()
 
 
-async def _is_ready(web_url: str) -> bool:
-    return await readiness(web_url) == 200
+async def told_store_is_down(driver: SlackDriver, slack: LocalSlack) -> None:
+    reply = await say(driver, slack, "roles", user=ADMIN)
+    assert STORE_DOWN in reply, reply
+
+
+async def approved_and_passed(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, card: Message, job: str
+) -> None:
+    await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
+    await replies_with(slack, card, "passed review", within=30)
+    assert metastudio.commit_count(job) == 1
+
+
+async def stops_cleanly(worker: WorkerProcess, processes: Processes) -> None:
+    assert worker.process is not None
+    worker.process.terminate()
+    assert worker.process.wait(30) == 0, processes.report()
+
+
+async def test_processes_outlive_a_redis_outage_and_the_next_approval_is_submitted(
+    start_processes: Callable[[], Awaitable[Processes]],
+    private_redis: RestartableRedis,
+    redis_prefix: str,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+) -> None:
+    processes = await start_processes()
+    await wait_until(lambda: ready(processes.web_url), within=START_DEADLINE)
+    driver = SlackDriver(slack, f"{processes.web_url}/slack/events", "local-signing-secret")
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    card = await submit_job(driver, slack, job)
+    # The card is posted first and its place recorded after: crash once it is recorded.
+    await wait_until(lambda: card_recorded(private_redis.url, redis_prefix, job))
+
+    private_redis.crash()
+    down_since = time.monotonic()
+    assert await not_ready(processes.web_url)
+    await told_store_is_down(driver, slack)
+    await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
+    assert await not_ready(processes.web_url)
+    assert processes.running(), processes.report()
+
+    private_redis.restart()
+    await wait_until(lambda: ready(processes.web_url), within=10, interval=0.2)
+    await approved_and_passed(driver, slack, metastudio, card, job)
+    assert processes.running(), processes.report()
+    await stops_cleanly(processes.worker, processes)
+
+
+async def test_processes_started_while_redis_is_down_wait_for_it(
+    start_processes: Callable[[], Awaitable[Processes]],
+    private_redis: RestartableRedis,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+) -> None:
+    private_redis.crash()
+    down_since = time.monotonic()
+    processes = await start_processes()
+    driver = SlackDriver(slack, f"{processes.web_url}/slack/events", "local-signing-secret")
+    assert await not_ready(processes.web_url)
+    await told_store_is_down(driver, slack)
+    await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
+    assert processes.running(), processes.report()
+
+    private_redis.restart()
+    await wait_until(lambda: ready(processes.web_url), within=10, interval=0.2)
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    card = await submit_job(driver, slack, job)
+    await approved_and_passed(driver, slack, metastudio, card, job)
+    assert processes.running(), processes.report()
+    await stops_cleanly(processes.worker, processes)
