@@ -215,3 +215,19 @@ async def test_processes_started_while_redis_is_down_wait_for_it(
     await approved_and_passed(driver, slack, metastudio, card, job)
     assert processes.running(), processes.report()
     await stops_cleanly(processes.worker, processes)
+
+
+async def test_worker_stops_on_sigterm_while_redis_is_down(
+    bot_env: dict[str, str], private_redis: RestartableRedis, tmp_path: Path
+) -> None:
+    private_redis.crash()
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(bot_env, log=log).start()
+    try:
+        await wait_until(lambda: "starting a new worker" in log.read_text(), within=30)
+        assert worker.process is not None
+        worker.process.terminate()
+        assert worker.process.wait(30) == 0, log.read_text()
+        assert "Traceback" not in log.read_text()
+    finally:
+        worker.stop()
