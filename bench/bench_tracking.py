@@ -32,7 +32,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot.approvals import ApprovalStatus, ApprovalStore
+from bot.approvals import ApprovalStatus, ApprovalStore, RequestLimits
 from bot.audit import AuditLog
 from bot.localredis import start_redis_server
 from bot.metastudio import JobState
@@ -107,6 +107,10 @@ async def memory_by_kind(client: aioredis.Redis) -> dict[str, int]:
     return totals
 
 
+# The benchmark records many requests at once; the requesters' limits are not what it measures.
+NO_LIMITS = RequestLimits(max_open=1_000_000, per_window=1_000_000)
+
+
 async def record_requests(
     client: aioredis.Redis, slack: LocalSlack, jobs: list[str]
 ) -> dict[str, str]:
@@ -117,17 +121,18 @@ async def record_requests(
     cards: dict[str, str] = {}
 
     async def one(job_id: str) -> None:
-        request = await store.create(
+        draft = store.draft(
             tenant="T0LOCAL", team_id="T0LOCAL", enterprise_id=None, requester=REQUESTER,
             origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job_id,
             body={"voice_name": f"bench-{job_id[:8]}", "sex": "FEMALE", "language": "CN"},
             app_user_id=None, auto_approve=False, job_state=str(JobState.UPLOADING),
             job_reject_times=0, job_updated=int(time.time() * 1000),
         )
-        card = slack.state.post(CHANNEL, text=f"request {request.id}", blocks=[], user="U0BOT")
-        await store.attach_card(request.id, CHANNEL, card.ts)
+        await store.reserve(draft, NO_LIMITS)
+        card = slack.state.post(CHANNEL, text=f"request {draft.id}", blocks=[], user="U0BOT")
+        request = await store.create(draft, card_channel=CHANNEL, card_ts=card.ts)
         await store.decide(request.id, payload_hash=request.short_hash, actor=APPROVER,
-                           approve=True, reason=None)
+                           tenant="T0LOCAL", channel=CHANNEL, approve=True, reason=None)
         await store.claim_submit(request.id)
         submitted = await store.transition(
             request.id, ApprovalStatus.SUBMITTED, audit_action="submitted",

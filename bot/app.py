@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.approvals import ApprovalStore
+from bot.approvals import ApprovalStore, RequestLimits
 from bot.audit import AuditLog
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
@@ -27,6 +27,7 @@ from bot.permissions import PermissionStore
 from bot.queue import ArqQueue
 from bot.redis import connect
 from bot.settings import Settings
+from bot.slack.deliveries import Deliveries
 from bot.slack.listeners import Listeners
 from bot.slack.notify import Notifier
 from bot.submissions import SubmissionService
@@ -89,12 +90,19 @@ async def open_services(
         settings.redis_url, prefix=prefix, queue_name=settings.queue_name
     )
     slack = slack_client(settings, aiohttp.ClientSession())
+    notifier = Notifier(slack, approvals, metastudio)
     submissions = SubmissionService(
         settings=settings,
         permissions=permissions,
         approvals=approvals,
         metastudio=metastudio,
         queue=queue,
+        cards=notifier,
+        limits=RequestLimits(
+            max_open=settings.max_open_requests,
+            per_window=settings.request_limit,
+            window_seconds=settings.request_window,
+        ),
     )
     return Services(
         settings=settings,
@@ -106,7 +114,7 @@ async def open_services(
         queue=queue,
         submissions=submissions,
         slack=slack,
-        notifier=Notifier(slack, approvals, metastudio),
+        notifier=notifier,
         metrics=Metrics(),
     )
 
@@ -117,5 +125,6 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         signing_secret=settings.secret("slack_signing_secret"),
         process_before_response=False,
     )
+    app.use(Deliveries(services.redis, settings.redis_prefix).middleware())
     Listeners(services).register(app)
     return app

@@ -133,12 +133,21 @@ end
 #   ARGV[3] the job index's audit maxlen, ARGV[4] the retention in seconds; their own ARGV follow.
 # They reply with the flat hash after the change (HGETALL), or false when nothing changed.
 
-# KEYS[5]: the job's index.  ARGV[5]: the fields (JSON object of strings).
+# KEYS[5]: the job's index.  ARGV[5]: the fields (JSON object of strings), ARGV[6]: the
+# job index field of the workspace's open request, which must hold this request's
+# reservation (see _RESERVE).  Replies 1 (stored), 0 (the id is taken) or -1 (the
+# reservation ran out and another request holds the job now).
 _CREATE = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local fields = cjson.decode(ARGV[5])
+local held = redis.call('HGET', KEYS[5], ARGV[6])
+local mine = '~' .. fields.id .. '@'
+if not held or string.sub(held, 1, #mine) ~= mine then
+  return -1
+end
+redis.call('HSET', KEYS[5], ARGV[6], fields.id)
 local args = {}
 for name, value in pairs(fields) do
   args[#args + 1] = C(name)
@@ -159,21 +168,6 @@ end
 return 1
 """
 
-# KEYS: hash.  ARGV: channel, ts, now.
-_ATTACH = r"""
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return false
-end
--- The card channel is stored only when it is not the channel the request came from.
-if redis.call('HGET', KEYS[1], C('origin_channel')) == ARGV[1] then
-  redis.call('HDEL', KEYS[1], C('card_channel'))
-else
-  redis.call('HSET', KEYS[1], C('card_channel'), ARGV[1])
-end
-redis.call('HSET', KEYS[1], C('card_ts'), ARGV[2], C('updated_at'), ARGV[3])
-return redis.call('HGETALL', KEYS[1])
-"""
-
 # KEYS: hash.  ARGV: fields (JSON object; null deletes), now.
 _UPDATE = r"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -191,14 +185,27 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 # ARGV[5..]: payload hash (full, or a prefix of at least min_hash chars), actor,
-#            approve ('1'/'0'), reason ('' = none), now, allow self ('1'/'0'), min_hash.
-# Replies {outcome, flat hash}; the hash is left out for not_found.
+#            approve ('1'/'0'), reason ('' = none), now, allow self ('1'/'0'), min_hash,
+#            the actor's workspace (enterprise or team id), the channel of the click.
+# Replies {outcome, flat hash}; the hash is left out for not_found and wrong_workspace.
 _DECIDE = r"""
 local retention, given, actor, approve = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local reason, now, allow_self, min_hash = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+local tenant, channel = ARGV[12], ARGV[13]
 local h, flat = load(KEYS[1])
 if h == nil then
   return {'not_found'}
+end
+-- Only the request's own workspace (or Grid org) decides, and only from the card's channel
+-- (a Slack Connect channel shows the card to other organisations too). A click from
+-- elsewhere learns nothing of the request.
+if tenant ~= (h.tenant or h.team_id) then
+  audit(event(h, actor, 'decision_refused', 'another workspace: ' .. tenant))
+  return {'wrong_workspace'}
+end
+if channel ~= (h.card_channel or h.origin_channel) then
+  audit(event(h, actor, 'decision_refused', 'another channel: ' .. channel))
+  return {'wrong_channel', flat}
 end
 if #given < min_hash or string.sub(h.payload_hash, 1, #given) ~= given then
   audit(event(h, actor, 'decision_refused', 'hash_mismatch'))
@@ -291,6 +298,99 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
+# One open request per job and workspace, and each requester's limits, checked and taken in
+# one step before the card is posted. The job's index holds the workspace's open request
+# under 'o:{tenant}': '~{id}@{deadline ms}' while its card is being posted (a reservation
+# that lapses by itself if that process dies), then the request id. The requester's zset
+# holds their recent request ids scored by creation time (ms).
+# KEYS: the job's index, the requester's zset.
+# ARGV: index field, request id, now (ms), reservation hold (ms), request key prefix,
+#       max open requests, max requests per window, window (ms), the zset's lifetime (ms).
+# Replies {'ok'}, {'open', id}, {'busy', id}, {'too_many', open count, ms when the soonest
+# open request expires} or {'rate_limited', ms when the oldest recent request leaves the window}.
+_RESERVE = r"""
+local field, id, now, hold = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local prefix, max_open, rate_max = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local window, lifetime = tonumber(ARGV[8]), ARGV[9]
+local function open_state(rid)
+  local got = redis.call('HMGET', prefix .. rid, C('status'), C('expires_at'))
+  local status, expires = got[1], got[2]
+  if not status or GRAPH[status] == nil then
+    return nil
+  end
+  if status == 'pending' and tonumber(expires) * 1000 <= now then
+    return nil
+  end
+  return status, tonumber(expires) * 1000
+end
+local held = redis.call('HGET', KEYS[1], field)
+if held then
+  local rid, deadline = string.match(held, '^~(.-)@(%d+)$')
+  if rid then
+    if tonumber(deadline) > now then
+      return {'busy', rid}
+    end
+  elseif open_state(held) then
+    return {'open', held}
+  end
+end
+local open, recent, oldest, soonest = 0, 0, nil, nil
+local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #entries, 2 do
+  local rid, at = entries[i], tonumber(entries[i + 1])
+  local status, expires = open_state(rid)
+  local live = false
+  if status == 'pending' then
+    live = true
+    if soonest == nil or expires < soonest then
+      soonest = expires
+    end
+  elseif status == nil and redis.call('EXISTS', prefix .. rid) == 0 and at + hold > now then
+    live = true
+    if soonest == nil or at + hold < soonest then
+      soonest = at + hold
+    end
+  end
+  if live then
+    open = open + 1
+  end
+  if at > now - window then
+    recent = recent + 1
+    if oldest == nil or at < oldest then
+      oldest = at
+    end
+  elseif not live then
+    redis.call('ZREM', KEYS[2], rid)
+  end
+end
+if open >= max_open then
+  return {'too_many', tostring(open), tostring(soonest)}
+end
+if recent >= rate_max then
+  return {'rate_limited', tostring(oldest + window)}
+end
+redis.call('HSET', KEYS[1], field, '~' .. id .. '@' .. tostring(now + hold))
+if redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], JOB_INDEX_TTL)
+end
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('PEXPIRE', KEYS[2], lifetime)
+return {'ok'}
+"""
+
+# Gives a reservation back when no card could be posted: the request never existed.
+# KEYS: the job's index, the requester's zset.  ARGV: index field, request id.
+_UNRESERVE = r"""
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+local mine = '~' .. ARGV[2] .. '@'
+if held and string.sub(held, 1, #mine) == mine then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+
 # The notify lease: one process at a time updates a request's card and posts its replies.
 # KEYS: the lease.  ARGV: token, lease ms.  Replies 1 while the lease is still ours.
 _RENEW = r"""
@@ -336,13 +436,14 @@ class ScriptSources:
     """The complete Lua text of each approval script, graph and audit layout included."""
 
     create: str
-    attach: str
     update: str
     decide: str
     transition: str
     expire: str
     renew: str
     release: str
+    reserve: str
+    unreserve: str = _UNRESERVE
     mark: str = _MARK
 
 
@@ -396,11 +497,11 @@ def build_sources(
     )
     return ScriptSources(
         create=prelude + _CREATE,
-        attach=fields + _ATTACH,
         update=fields + _UPDATE,
         decide=prelude + _DECIDE,
         transition=prelude + _TRANSITION,
         expire=prelude + _EXPIRE,
         renew=_RENEW,
         release=fields + _RELEASE,
+        reserve=prelude + _RESERVE,
     )

@@ -227,6 +227,8 @@ class DecisionOutcome(StrEnum):
     EXPIRED = "expired"
     ALREADY_DECIDED = "already_decided"
     SELF_APPROVAL = "self_approval"
+    WRONG_WORKSPACE = "wrong_workspace"
+    WRONG_CHANNEL = "wrong_channel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +265,58 @@ def _field_values(fields: Mapping[str, object]) -> dict[str, str | None]:
     if unknown:
         raise ValueError(f"not mutable approval fields: {sorted(unknown)}")
     return {name: None if v is None else _encode(v) for name, v in fields.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """How many pending requests a requester may have, and how many they may make per
+    window. ``hold_seconds``: how long a job stays reserved while its card is posted."""
+
+    max_open: int = 5
+    per_window: int = 10
+    window_seconds: float = 3600.0
+    hold_seconds: float = 30.0
+
+
+class RequestRefused(Exception):
+    """A new request was not made; the subclass says why."""
+
+
+class OpenRequestExists(RequestRefused):
+    """The job already has an open request in this workspace (``request``, if readable)."""
+
+    def __init__(self, request: ApprovalRequest | None, request_id: str) -> None:
+        self.request = request
+        self.request_id = request_id
+        super().__init__(f"job has an open request {request_id}")
+
+
+class RequestInProgress(RequestRefused):
+    """Another request for the job is being made right now (its card is being posted)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"a request for job {job_id} is being made")
+
+
+class TooManyOpenRequests(RequestRefused):
+    """The requester has ``open`` pending requests; the soonest expires in ``retry_after``."""
+
+    def __init__(self, open_count: int, retry_after: float) -> None:
+        self.open_count = open_count
+        self.retry_after = retry_after
+        super().__init__(f"{open_count} open requests")
+
+
+class RequestRateLimited(RequestRefused):
+    """The requester made ``limit`` requests in ``window`` seconds; one more fits in
+    ``retry_after``."""
+
+    def __init__(self, limit: int, window: float, retry_after: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.retry_after = retry_after
+        super().__init__(f"more than {limit} requests in the window")
 
 
 class ApprovalStore:
@@ -303,7 +357,6 @@ class ApprovalStore:
             [str(s) for s in RESUMABLE_STATUSES], BASELINE_FIELDS,
         )
         self._create: AsyncScript = redis.register_script(sources.create)
-        self._attach: AsyncScript = redis.register_script(sources.attach)
         self._update: AsyncScript = redis.register_script(sources.update)
         self._decide: AsyncScript = redis.register_script(sources.decide)
         self._transition: AsyncScript = redis.register_script(sources.transition)
@@ -311,6 +364,8 @@ class ApprovalStore:
         self._renew: AsyncScript = redis.register_script(sources.renew)
         self._release: AsyncScript = redis.register_script(sources.release)
         self._mark: AsyncScript = redis.register_script(sources.mark)
+        self._reserve: AsyncScript = redis.register_script(sources.reserve)
+        self._unreserve: AsyncScript = redis.register_script(sources.unreserve)
 
     @property
     def allow_self_approval(self) -> bool:
@@ -339,7 +394,7 @@ class ApprovalStore:
     def _script_keys(self, request_id: str) -> list[str]:
         return [self.key(request_id), self.expiry_key, self.audit.stream_key, self.tracked_key]
 
-    async def create(
+    def draft(
         self,
         *,
         tenant: str,
@@ -356,48 +411,103 @@ class ApprovalStore:
         job_reject_times: int | None = None,
         job_updated: int | None = None,
     ) -> ApprovalRequest:
-        """Store a new request: ``pending``, or ``auto_approved`` when approval is off.
-
-        ``job_*`` describe the job as read for this request; they become its baseline.
-        """
+        """A new request, not stored yet: ``pending``, or ``auto_approved`` when approval is
+        off. It is stored by ``create`` once its card is posted (a request never exists
+        without its card). ``job_*`` describe the job as read for it: its baseline."""
         now = _stamp(self._clock())
-        while True:
-            request = ApprovalRequest(
-                id=new_request_id(),
-                tenant=tenant,
-                team_id=team_id,
-                enterprise_id=enterprise_id,
-                requester=requester,
-                origin_channel=origin_channel,
-                card_channel=card_channel,
-                job_id=job_id,
-                body=dict(body),
-                app_user_id=app_user_id,
-                payload_hash=payload_hash(job_id, body, app_user_id),
-                status=S.AUTO_APPROVED if auto_approve else S.PENDING,
-                job_state=job_state,
-                baseline_state=job_state,
-                baseline_reject_times=job_reject_times,
-                baseline_updated=job_updated,
-                created_at=now,
-                expires_at=_stamp(now + self._ttl),
-                updated_at=now,
-                version=0,
-            )
-            with unavailable_on_redis_errors(StoreUnavailable):
-                created = await self._create(
-                    keys=[*self._script_keys(request.id), self.job_key(job_id)],
-                    args=[*self._audit_args, json.dumps(request.as_fields(), ensure_ascii=False)],
-                )
-            if created == 1:
-                return request
-            # 60 random bits make a collision all but impossible; if one happens, redraw.
+        return ApprovalRequest(
+            id=new_request_id(),
+            tenant=tenant,
+            team_id=team_id,
+            enterprise_id=enterprise_id,
+            requester=requester,
+            origin_channel=origin_channel,
+            card_channel=card_channel,
+            job_id=job_id,
+            body=dict(body),
+            app_user_id=app_user_id,
+            payload_hash=payload_hash(job_id, body, app_user_id),
+            status=S.AUTO_APPROVED if auto_approve else S.PENDING,
+            job_state=job_state,
+            baseline_state=job_state,
+            baseline_reject_times=job_reject_times,
+            baseline_updated=job_updated,
+            created_at=now,
+            expires_at=_stamp(now + self._ttl),
+            updated_at=now,
+            version=0,
+        )
 
-    async def attach_card(self, request_id: str, channel: str, ts: str) -> ApprovalRequest | None:
-        """Record where the approval card was posted (its ``chat.update`` address)."""
+    def requests_key(self, tenant: str, user: str) -> str:
+        """A requester's recent requests (for the open-request and rate limits)."""
+        return self._keys("requests", tenant, user)
+
+    @staticmethod
+    def _open_field(tenant: str) -> str:
+        return "o:" + tenant
+
+    async def reserve(self, request: ApprovalRequest, limits: RequestLimits) -> None:
+        """Hold the job for ``request`` while its card is posted, within the requester's
+        limits; raise ``OpenRequestExists``, ``RequestInProgress``, ``TooManyOpenRequests``
+        or ``RequestRateLimited`` instead."""
+        now_ms = round(self._clock() * 1000)
         with unavailable_on_redis_errors(StoreUnavailable):
-            reply = await self._attach(keys=[self.key(request_id)], args=[channel, ts, self._now()])
-        return _parse(reply)
+            reply = await self._reserve(
+                keys=[self.job_key(request.job_id),
+                      self.requests_key(request.tenant, request.requester)],
+                args=[
+                    self._open_field(request.tenant),
+                    request.id,
+                    str(now_ms),
+                    str(round(limits.hold_seconds * 1000)),
+                    self._keys("approval", ""),
+                    str(limits.max_open),
+                    str(limits.per_window),
+                    str(round(limits.window_seconds * 1000)),
+                    str(round((self._ttl + limits.window_seconds) * 1000)),
+                ],
+            )
+        outcome, *rest = [_text(part) for part in reply]
+        if outcome == "ok":
+            return
+        if outcome == "open":
+            raise OpenRequestExists(await self.get(rest[0]), rest[0])
+        if outcome == "busy":
+            raise RequestInProgress(request.job_id)
+        if outcome == "too_many":
+            raise TooManyOpenRequests(int(rest[0]), max(0.0, int(rest[1]) / 1000 - now_ms / 1000))
+        raise RequestRateLimited(
+            limits.per_window, limits.window_seconds, max(0.0, int(rest[0]) / 1000 - now_ms / 1000)
+        )
+
+    async def unreserve(self, request: ApprovalRequest) -> None:
+        """Give the job back: the card could not be posted, so the request never was."""
+        with unavailable_on_redis_errors(StoreUnavailable):
+            await self._unreserve(
+                keys=[self.job_key(request.job_id),
+                      self.requests_key(request.tenant, request.requester)],
+                args=[self._open_field(request.tenant), request.id],
+            )
+
+    async def create(
+        self, request: ApprovalRequest, *, card_channel: str, card_ts: str
+    ) -> ApprovalRequest:
+        """Store ``request`` (reserved with ``reserve``) with the card posted for it."""
+        stored = request.model_copy(update={"card_channel": card_channel, "card_ts": card_ts})
+        with unavailable_on_redis_errors(StoreUnavailable):
+            created = await self._create(
+                keys=[*self._script_keys(stored.id), self.job_key(stored.job_id)],
+                args=[
+                    *self._audit_args,
+                    json.dumps(stored.as_fields(), ensure_ascii=False),
+                    self._open_field(stored.tenant),
+                ],
+            )
+        if created != 1:
+            # The reservation lapsed (the card took longer than its hold) and another
+            # request holds the job, or (all but impossibly) the id was taken.
+            raise RequestInProgress(stored.job_id)
+        return stored
 
     async def update(self, request_id: str, **fields: str | float | None) -> ApprovalRequest | None:
         """Set ``MUTABLE_FIELDS`` without a status change (e.g. the last seen ``job_state``)."""
@@ -422,14 +532,18 @@ class ApprovalStore:
         *,
         payload_hash: str,
         actor: str,
+        tenant: str,
+        channel: str,
         approve: bool,
         reason: str | None,
     ) -> Decision:
         """Approve or reject a pending request, once, bound to its exact payload.
 
         ``payload_hash`` may be the full hash or a prefix of at least ``MIN_HASH_PREFIX``
-        characters. The approver's role is the caller's concern; this enforces the binding,
-        expiry, the single decision and the self-approval rule.
+        characters. ``tenant`` is the actor's workspace (or Grid org) and ``channel`` where
+        they clicked: only the request's own workspace decides, from the card's channel.
+        The approver's role is the caller's concern; this enforces the binding, expiry, the
+        single decision and the self-approval rule.
         """
         with unavailable_on_redis_errors(StoreUnavailable):
             reply = await self._decide(
@@ -443,6 +557,8 @@ class ApprovalStore:
                     self._now(),
                     "1" if self._allow_self else "0",
                     str(MIN_HASH_PREFIX),
+                    tenant,
+                    channel,
                 ],
             )
         assert isinstance(reply, list)

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     )
     require_approval: bool = Field(default=True, validation_alias=_env("VOICEBOT_REQUIRE_APPROVAL"))
     approval_ttl: int = Field(default=86400, gt=0, validation_alias=_env("VOICEBOT_APPROVAL_TTL"))
+    # Per requester: pending requests at once, and requests per window (seconds).
+    max_open_requests: int = Field(
+        default=5, gt=0, validation_alias=_env("VOICEBOT_MAX_OPEN_REQUESTS")
+    )
+    request_limit: int = Field(default=10, gt=0, validation_alias=_env("VOICEBOT_REQUEST_LIMIT"))
+    request_window: float = Field(
+        default=3600.0, gt=0, validation_alias=_env("VOICEBOT_REQUEST_WINDOW")
+    )
     poll_interval: float = Field(
         default=30.0, gt=0, validation_alias=_env("VOICEBOT_POLL_INTERVAL")
     )

@@ -6,12 +6,20 @@ and returns domain results that the Slack edge renders.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
-from bot.approvals import ApprovalRequest, ApprovalStore, Decision, DecisionOutcome
+from bot.approvals import (
+    ApprovalRequest,
+    ApprovalStore,
+    Decision,
+    DecisionOutcome,
+    RequestLimits,
+)
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     CommitJobRequest,
@@ -36,6 +44,30 @@ class JobNotReady(Exception):
     def __init__(self, job: TrainingJob) -> None:
         self.job = job
         super().__init__(f"job {job.job_id} is {job.state}")
+
+
+class CardNotPosted(Exception):
+    """Slack refused the approval card (``error`` is Slack's code), so no request was made.
+
+    ``configured`` is True when the card was meant for ``VOICEBOT_APPROVAL_CHANNEL`` rather
+    than the channel the requester typed in.
+    """
+
+    def __init__(self, channel: str, error: str, *, configured: bool = False) -> None:
+        self.channel = channel
+        self.error = error
+        self.configured = configured
+        super().__init__(f"the approval card could not be posted in {channel}: {error}")
+
+
+class CardPoster(Protocol):
+    """Posts a request's approval card, and takes it back when the request can't be stored."""
+
+    async def post_card(self, request: ApprovalRequest) -> tuple[str, str]:
+        """Post the card; return its (channel, ts), or raise ``CardNotPosted``."""
+
+    async def withdraw_card(self, channel: str, ts: str) -> None:
+        """Remove a card whose request could not be stored (best effort)."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +103,16 @@ class SubmissionService:
         approvals: ApprovalStore,
         metastudio: MetaStudioClient,
         queue: Enqueuer,
+        cards: CardPoster,
+        limits: RequestLimits,
     ) -> None:
         self._settings = settings
         self._permissions = permissions
         self._approvals = approvals
         self._metastudio = metastudio
         self._queue = queue
+        self._cards = cards
+        self._limits = limits
 
     def card_channel(self, origin_channel: str) -> str:
         return self._settings.approval_channel or origin_channel
@@ -93,10 +129,15 @@ class SubmissionService:
     def dry_run(self, intent: SubmitIntent) -> PreparedCall:
         return self._metastudio.describe_commit(intent.job_id, intent.request, intent.app_user_id)
 
-    async def request(self, intent: SubmitIntent, job: TrainingJob) -> Requested:
-        """Record the request (pending, or auto-approved when approval is switched off)."""
-        auto = not self._settings.require_approval
-        request = await self._approvals.create(
+    async def submit(self, intent: SubmitIntent) -> Requested:
+        """The whole request: check the role and the job, hold the job (one open request
+        per job and workspace, within the requester's limits), post the card, and only
+        then store the request (pending, or auto-approved and enqueued when approval is
+        off). A request never exists without its card: if Slack refuses the card, nothing
+        is stored (``CardNotPosted``); if the request can't be stored, the card goes."""
+        await self.authorize_submit(intent)
+        job = await self.check_job(intent)
+        request = self._approvals.draft(
             tenant=intent.principal.tenant,
             team_id=intent.team_id,
             enterprise_id=intent.enterprise_id,
@@ -106,21 +147,30 @@ class SubmissionService:
             job_id=intent.job_id,
             body=intent.request.body(),
             app_user_id=intent.app_user_id,
-            auto_approve=auto,
+            auto_approve=not self._settings.require_approval,
             job_state=str(job.state),
             job_reject_times=job.reject_times,
             job_updated=job.lastupdate_time,
         )
-        return Requested(request=request, job=job)
-
-    async def card_posted(self, request: ApprovalRequest, channel: str, ts: str) -> ApprovalRequest:
-        """Record the card posted for ``request`` (rendered from exactly that version)."""
-        attached = await self._approvals.attach_card(request.id, channel, ts)
-        await self._approvals.set_shown_render(request.id, request.render_key)
-        updated = attached or request
-        if updated.status == "auto_approved":
-            await self._enqueue(updated.id)
-        return updated
+        await self._approvals.reserve(request, self._limits)
+        try:
+            channel, ts = await self._cards.post_card(request)
+        except BaseException:
+            # Unstored, the reservation also lapses by itself after its hold.
+            with contextlib.suppress(StoreUnavailable):
+                await self._approvals.unreserve(request)
+            raise
+        try:
+            stored = await self._approvals.create(request, card_channel=channel, card_ts=ts)
+        except BaseException:
+            await self._cards.withdraw_card(channel, ts)
+            raise
+        with contextlib.suppress(StoreUnavailable):
+            # Only saves the notifier an update of a card that is already right.
+            await self._approvals.set_shown_render(stored.id, stored.render_key)
+        if stored.status == "auto_approved":
+            await self._enqueue(stored.id)
+        return Requested(request=stored, job=job)
 
     async def _enqueue(self, request_id: str, *, defer: float | None = None) -> None:
         # The decision is already stored; a failed enqueue must not undo it or tell the user
@@ -131,22 +181,43 @@ class SubmissionService:
             log.warning("request %s: enqueue failed (%s); the sweep will pick it up",
                         request_id, type(error).__name__)
 
+    async def may_decide(
+        self, principal: Principal, channel_id: str, request_id: str
+    ) -> DecisionOutcome | None:
+        """Before a reject form opens: check the approver role (raising ``PermissionDenied``)
+        and that the request is this workspace's, clicked in its card's channel. ``None``
+        when the form may open, else the outcome ``decide`` would give. ``decide`` checks
+        all of it again, atomically."""
+        await self._permissions.require(principal, Action.approve, channel_id)
+        request = await self._approvals.get(request_id)
+        if request is None:
+            return DecisionOutcome.NOT_FOUND
+        if request.tenant != principal.tenant:
+            return DecisionOutcome.WRONG_WORKSPACE
+        if request.card_channel != channel_id:
+            return DecisionOutcome.WRONG_CHANNEL
+        return None
+
     async def decide(
         self,
         principal: Principal,
-        channel_id: str | None,
+        channel_id: str,
         request_id: str,
         payload_hash: str,
         *,
         approve: bool,
         reason: str | None = None,
     ) -> Decision:
-        """Check the approver role, then make the one atomic decision; enqueue on approval."""
+        """Check the approver role, then make the one atomic decision (which also checks
+        that the click came from the request's workspace and its card's channel); enqueue
+        on approval."""
         await self._permissions.require(principal, Action.approve, channel_id)
         decision = await self._approvals.decide(
             request_id,
             payload_hash=payload_hash,
             actor=principal.user,
+            tenant=principal.tenant,
+            channel=channel_id,
             approve=approve,
             reason=reason,
         )

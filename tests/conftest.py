@@ -18,11 +18,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as aioredis
 
+from bot.approvals import ApprovalRequest, ApprovalStore, RequestLimits
 from bot.localredis import LocalRedis, ensure_redis
 from bot.sandbox.metastudio import (
     LOCAL_AK,
@@ -69,6 +71,22 @@ async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[aiore
     await client.aclose()
 
 
+# -- requests stored as the bot stores them ------------------------------------------------
+
+NO_LIMITS = RequestLimits(max_open=1_000_000, per_window=1_000_000)
+
+
+async def record_request(
+    store: ApprovalStore, *, card_ts: str = "1700000000.000100", **fields: Any
+) -> ApprovalRequest:
+    """A request stored the way the bot stores one: drafted, its job held (one open request
+    per job and workspace), its card at ``card_ts`` in its card channel. ``fields`` are
+    ``ApprovalStore.draft``'s."""
+    request = store.draft(**fields)
+    await store.reserve(request, NO_LIMITS)
+    return await store.create(request, card_channel=request.card_channel, card_ts=card_ts)
+
+
 # -- the whole bot: local Slack, local MetaStudio, the web app, the worker ------------------
 
 
@@ -93,6 +111,7 @@ def metastudio() -> Iterator[LocalMetaStudio]:
 @pytest.fixture
 def slack() -> Iterator[LocalSlack]:
     local = LocalSlack()
+    local.add_channel(CHANNEL, "voice")  # the channel the bot was invited to
     with local.serve():
         yield local
     assert local.validation_errors == [], local.validation_errors
@@ -123,6 +142,9 @@ def bot_env(
         "VOICEBOT_POLL_INTERVAL": "0.2",
         "VOICEBOT_POLL_MAX_INTERVAL": "1",
         "VOICEBOT_JOB_TIMEOUT": "10",
+        # Most tests make many requests as one requester; the limits have tests of their own.
+        "VOICEBOT_MAX_OPEN_REQUESTS": "1000",
+        "VOICEBOT_REQUEST_LIMIT": "1000",
     }
 
 
@@ -291,28 +313,38 @@ async def replies_with(slack: LocalSlack, card: SlackMessage, needle: str, n: in
 
 
 async def click_as_shown(
-    driver: SlackDriver, slack: LocalSlack, user: str, card: SlackMessage, action_id: str
+    driver: SlackDriver,
+    slack: LocalSlack,
+    user: str,
+    card: SlackMessage,
+    action_id: str,
+    *,
+    team: str | None = None,
+    channel: str = CHANNEL,
 ) -> DeliveryResult:
     """A click on a button of ``card`` as it looked when captured. A Slack client that has
     not refreshed still shows buttons the bot already took away, and Slack retries and many
-    users send the same click: the bot must cope with any of them arriving at any time."""
+    users send the same click: the bot must cope with any of them arriving at any time.
+    ``team`` and ``channel`` say where the click came from (a Slack Connect channel shows
+    a card to users of other workspaces; a message can be seen from another channel)."""
+    team = team or slack.team_id
     actions = [b for b in card.blocks if b.get("type") == "actions"]
     block, element = next(
         (b, e) for b in actions for e in b["elements"] if e.get("action_id") == action_id
     )
     name = slack.state.ensure_user(user).name
-    record = slack.issue_response_url("interaction", CHANNEL, user, origin=card)
+    record = slack.issue_response_url("interaction", channel, user, origin=card)
     trigger = slack.state.issue_trigger(user)
     payload = {
         "type": "block_actions",
-        "user": {"id": user, "username": name, "name": name, "team_id": slack.team_id},
+        "user": {"id": user, "username": name, "name": name, "team_id": team},
         "api_app_id": slack.app_id,
         "token": slack.verification_token,
-        "team": {"id": slack.team_id, "domain": slack.team_domain},
-        "container": {"type": "message", "message_ts": card.ts, "channel_id": CHANNEL,
+        "team": {"id": team, "domain": slack.team_domain},
+        "container": {"type": "message", "message_ts": card.ts, "channel_id": channel,
                       "is_ephemeral": False},
         "trigger_id": trigger.id,
-        "channel": {"id": CHANNEL, "name": slack.state.channel(CHANNEL).name},
+        "channel": {"id": channel, "name": slack.state.channel(channel).name},
         "message": {"type": "message", "ts": card.ts, "text": card.text,
                     "blocks": copy.deepcopy(card.blocks)},
         "state": {"values": {}},

@@ -101,11 +101,12 @@ async def test_approve_submit_review_passed(
     # The card: who asks, the job's name and state, every field that will be sent, buttons.
     shown = block_text(posted)
     assert f"<@{REQUESTER}> asks to submit job" in shown
-    assert "*narrator*" in shown
+    assert "Job: `narrator`" in shown
     assert "uploading training data" in shown
+    # What the requester typed is shown as typed: plain text, never formatted.
     for label, value in (("Voice name", "narrator"), ("Sex", "FEMALE"), ("Language", "EN"),
                          ("Tag", "NEWS")):
-        assert f"*{label}*\\n{value}" in shown
+        assert f'"text": "{label}\\n{value}", "emoji": false' in shown
     assert has_buttons(posted)
     # The requester's ephemeral note points at the card (here, in the same channel).
     note = await slack.wait_for_async(
@@ -199,7 +200,8 @@ async def test_reject_with_reason(
     await wait_until(lambda: "Rejected" in card(slack, posted).text)
     final = card(slack, posted)
     assert not has_buttons(final)
-    assert f"*Rejected* by <@{APPROVER}>: Wrong voice" in block_text(final)
+    assert f"*Rejected* by <@{APPROVER}>" in block_text(final)
+    assert '{"type": "plain_text", "text": "Wrong voice", "emoji": false}' in block_text(final)
     events = await audit(redis_client, redis_prefix, job)
     assert [e.action for e in events] == ["requested", "rejected"]
     assert events[1].detail == "Wrong voice"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from bot.approvals import (
 )
 from bot.audit import AuditLog
 from bot.redis import StoreUnavailable, connect
-from tests.conftest import free_port
+from tests.conftest import free_port, record_request
 
 S = ApprovalStatus
 TTL = 600.0
@@ -67,7 +68,8 @@ async def new_request(
     app_user_id: str | None = None,
     **job: str | int,
 ) -> ApprovalRequest:
-    return await store.create(
+    return await record_request(
+        store,
         tenant="T1",
         team_id="T1",
         enterprise_id=None,
@@ -120,7 +122,7 @@ async def test_create_and_get_round_trip(
     stored = await redis_client.hgetall(key)  # type: ignore[misc]
     assert {k: stored[f"b:{k}"] for k in BODY} == BODY
     assert stored[FIELD_CODES["status"]] == "pending"
-    assert FIELD_CODES["card_ts"] not in stored
+    assert stored[FIELD_CODES["card_ts"]] == "1700000000.000100"
     assert await redis_client.object("encoding", key) == "listpack"
     # Kept for the retention window after expiry, never forever.
     assert 30 * 86400 < await redis_client.ttl(key) <= 30 * 86400 + TTL + 1
@@ -128,10 +130,8 @@ async def test_create_and_get_round_trip(
         request.expires_at
     )
 
-    attached = await store.attach_card(request.id, "C_APPROVALS", "1700000000.000100")
-    assert attached is not None
-    assert attached.card_ts == "1700000000.000100"
-    assert await store.attach_card("rnosuchrequest", "C", "1.0") is None
+    assert request.card_channel == "C_APPROVALS"
+    assert request.card_ts == "1700000000.000100"
     assert await audit_actions(redis_client, redis_prefix, request.id) == ["requested"]
 
 
@@ -158,9 +158,10 @@ async def test_the_baseline_goes_once_the_submit_is_settled(store: ApprovalStore
 
 
 async def test_ids_are_unique(store: ApprovalStore) -> None:
-    requests = await asyncio.gather(*(new_request(store) for _ in range(50)))
+    requests = await asyncio.gather(*(new_request(store, job_id=f"job-{i}") for i in range(50)))
     assert len({r.id for r in requests}) == 50
-    assert {r.id for r in await store.for_job("job-1")} == {r.id for r in requests}
+    for i, request in enumerate(requests):
+        assert [r.id for r in await store.for_job(f"job-{i}")] == [request.id]
     assert await store.for_job("job-other") == []
 
 
@@ -171,7 +172,8 @@ async def test_approve(
     clock.now += 5
 
     decision = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS", approve=True, reason=None
+        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
 
     assert decision.outcome is DecisionOutcome.APPROVED
@@ -200,6 +202,7 @@ async def test_reject_with_reason(store: ApprovalStore, redis_client: aioredis.R
         request.id,
         payload_hash=request.short_hash,
         actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS",
         approve=False,
         reason="wrong voice name",
     )
@@ -224,14 +227,16 @@ async def test_decision_is_bound_to_the_exact_payload(
 
     for wrong in (other, other[:MIN_HASH_PREFIX], request.payload_hash[: MIN_HASH_PREFIX - 1]):
         decision = await store.decide(
-            request.id, payload_hash=wrong, actor="U_BOSS", approve=True, reason=None
+            request.id, payload_hash=wrong, actor="U_BOSS",
+            tenant="T1", channel="C_APPROVALS", approve=True, reason=None
         )
         assert decision.outcome is DecisionOutcome.HASH_MISMATCH
         assert decision.request is not None
         assert decision.request.status is S.PENDING
 
     missing = await store.decide(
-        "rnosuchrequest", payload_hash=other, actor="U_BOSS", approve=True, reason=None
+        "rnosuchrequest", payload_hash=other, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
     assert missing.outcome is DecisionOutcome.NOT_FOUND
     assert missing.request is None
@@ -257,6 +262,7 @@ async def test_self_approval_refused_by_default(
             request.id,
             payload_hash=request.payload_hash,
             actor="U_REQ",
+            tenant="T1", channel="C_APPROVALS",
             approve=approve,
             reason=None,
         )
@@ -267,7 +273,8 @@ async def test_self_approval_refused_by_default(
     entries = await redis_client.xrange(f"{redis_prefix}audit")
     assert entries[-1][1]["detail"] == "self_approval"
     by_other = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS", approve=True, reason=None
+        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
     assert by_other.outcome is DecisionOutcome.APPROVED
 
@@ -279,7 +286,8 @@ async def test_self_approval_allowed_when_configured(
     request = await new_request(store, requester="U_REQ")
 
     decision = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_REQ", approve=True, reason=None
+        request.id, payload_hash=request.payload_hash, actor="U_REQ",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
 
     assert decision.outcome is DecisionOutcome.APPROVED
@@ -294,7 +302,8 @@ async def test_click_after_expiry_expires_the_request(
     clock.now = request.expires_at
 
     decision = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS", approve=True, reason=None
+        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
 
     assert decision.outcome is DecisionOutcome.EXPIRED
@@ -303,7 +312,8 @@ async def test_click_after_expiry_expires_the_request(
     assert decision.request.version == 1
     assert await redis_client.zscore(f"{redis_prefix}approvals:expiry", request.id) is None
     again = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS", approve=False, reason=None
+        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=False, reason=None
     )
     assert again.outcome is DecisionOutcome.EXPIRED
     assert await audit_actions(redis_client, redis_prefix, request.id) == ["requested", "expired"]
@@ -313,14 +323,15 @@ async def test_click_after_expiry_expires_the_request(
 async def test_expire_due_sweeps_only_pending_requests_past_expiry(
     store: ApprovalStore, redis_client: aioredis.Redis, redis_prefix: str, clock: Clock
 ) -> None:
-    early = [await new_request(store) for _ in range(3)]
-    decided = await new_request(store)
+    early = [await new_request(store, job_id=f"job-early-{i}") for i in range(3)]
+    decided = await new_request(store, job_id="job-decided")
     await store.decide(
-        decided.id, payload_hash=decided.payload_hash, actor="U_BOSS", approve=True, reason=None
+        decided.id, payload_hash=decided.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
     clock.now += 60
-    late = await new_request(store)
-    auto = await new_request(store, auto_approve=True)
+    late = await new_request(store, job_id="job-late")
+    auto = await new_request(store, job_id="job-auto", auto_approve=True)
 
     clock.now = early[0].expires_at - 1
     assert await store.expire_due() == []
@@ -344,7 +355,8 @@ async def test_expire_due_sweeps_only_pending_requests_past_expiry(
     assert {v["actor"] for v in expired_events} == {"voicebot"}
 
     late_click = await store.decide(
-        early[0].id, payload_hash=early[0].payload_hash, actor="U_BOSS", approve=True, reason=None
+        early[0].id, payload_hash=early[0].payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
     assert late_click.outcome is DecisionOutcome.EXPIRED
 
@@ -364,6 +376,7 @@ async def test_hundred_concurrent_approvals_from_two_processes(
                 request.id,
                 payload_hash=request.payload_hash,
                 actor=f"U_APPROVER_{i}",
+                tenant="T1", channel="C_APPROVALS",
                 approve=True,
                 reason=None,
             )
@@ -397,10 +410,12 @@ async def test_simultaneous_approve_and_reject_make_one_decision(
         *(
             asyncio.gather(
                 approver.decide(
-                    r.id, payload_hash=r.payload_hash, actor="U_A", approve=True, reason=None
+                    r.id, payload_hash=r.payload_hash, actor="U_A",
+                    tenant="T1", channel="C_APPROVALS", approve=True, reason=None
                 ),
                 rejecter.decide(
-                    r.id, payload_hash=r.payload_hash, actor="U_B", approve=False, reason="no"
+                    r.id, payload_hash=r.payload_hash, actor="U_B",
+                    tenant="T1", channel="C_APPROVALS", approve=False, reason="no"
                 ),
             )
             for r in requests
@@ -429,7 +444,8 @@ async def test_claim_submit_exactly_once_under_concurrency(
     request = await new_request(stores[0])
     assert await stores[0].claim_submit(request.id) is None  # still pending
     await stores[0].decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS", approve=True, reason=None
+        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
     )
 
     claims = await asyncio.gather(*(stores[i % 2].claim_submit(request.id) for i in range(50)))
@@ -452,7 +468,8 @@ async def test_auto_approved_request_skips_the_decision(
     assert request.status is S.AUTO_APPROVED
     assert await redis_client.zscore(f"{redis_prefix}approvals:expiry", request.id) is None
     click = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS", approve=False, reason=None
+        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=False, reason=None
     )
     assert click.outcome is DecisionOutcome.ALREADY_DECIDED
     claimed = await store.claim_submit(request.id)
@@ -494,7 +511,8 @@ async def test_happy_path_through_review_with_audit_trail(
 ) -> None:
     request = await new_request(store)
     await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS", approve=True, reason="ok"
+        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason="ok"
     )
     assert await store.claim_submit(request.id) is not None
 
@@ -563,8 +581,10 @@ async def test_submit_failure_records_the_error_and_is_terminal(store: ApprovalS
 
 
 async def drive_to(store: ApprovalStore, status: ApprovalStatus) -> ApprovalRequest:
-    """A fresh request brought to ``status`` by legal moves only."""
-    request = await new_request(store, auto_approve=status is S.AUTO_APPROVED)
+    """A fresh request (for a job of its own) brought to ``status`` by legal moves only."""
+    request = await new_request(
+        store, job_id=f"job-{uuid.uuid4().hex[:8]}", auto_approve=status is S.AUTO_APPROVED
+    )
     if status in (S.PENDING, S.AUTO_APPROVED):
         return request
     if status in (S.APPROVED, S.REJECTED):
@@ -572,6 +592,7 @@ async def drive_to(store: ApprovalStore, status: ApprovalStatus) -> ApprovalRequ
             request.id,
             payload_hash=request.payload_hash,
             actor="U_BOSS",
+            tenant="T1", channel="C_APPROVALS",
             approve=status is S.APPROVED,
             reason=None,
         )
@@ -595,6 +616,7 @@ async def drive_to(store: ApprovalStore, status: ApprovalStatus) -> ApprovalRequ
                 request.id,
                 payload_hash=request.payload_hash,
                 actor="U_BOSS",
+                tenant="T1", channel="C_APPROVALS",
                 approve=True,
                 reason=None,
             )
@@ -687,7 +709,8 @@ async def test_redis_outage_is_store_unavailable(redis_prefix: str) -> None:
             await store.get("rsomething")
         with pytest.raises(StoreUnavailable):
             await store.decide(
-                "rsomething", payload_hash="0" * 64, actor="U", approve=True, reason=None
+                "rsomething", payload_hash="0" * 64, actor="U",
+                tenant="T1", channel="C_APPROVALS", approve=True, reason=None
             )
     finally:
         await client.aclose()

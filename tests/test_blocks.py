@@ -137,9 +137,10 @@ def test_decided_card_has_no_buttons_and_says_who_decided(status: str) -> None:
     message = approval_card(card(status=status, decided_by="U0APPROVER", reason="bad data"))
     assert_valid_message(message)
     assert not [b for b in message.blocks if b["type"] == "actions"]
-    last = message.blocks[-1]["elements"][0]["text"]
-    assert messages.APPROVAL_STATUS_WORDS[status] in last
-    assert "by <@U0APPROVER>: bad data" in last
+    line, reason = message.blocks[-1]["elements"]
+    assert messages.APPROVAL_STATUS_WORDS[status] in line["text"]
+    assert "by <@U0APPROVER>" in line["text"]
+    assert reason == {"type": "plain_text", "text": "bad data", "emoji": False}
 
 
 def test_card_with_unknown_job_and_empty_request() -> None:
@@ -163,17 +164,59 @@ def test_card_escapes_every_user_supplied_text() -> None:
         )
     )
     assert_valid_message(message)
-    text = rendered(message)
-    assert "<!channel>" not in text
-    assert "<@U999>" not in text
-    assert "&lt;!channel&gt; &amp; &lt;@U999&gt;" in text
+    mrkdwn = [t["text"] for t in text_objects(message) if t["type"] == "mrkdwn"]
+    typed = [t["text"] for t in text_objects(message) if t["type"] == "plain_text"]
+    # In mrkdwn it is escaped; as plain text it is shown as typed, and inert.
+    assert not any("<!channel>" in t or "<@U999>" in t for t in mrkdwn)
+    assert any("&lt;!channel&gt; &amp; &lt;@U999&gt;" in t for t in mrkdwn)
+    assert any(HOSTILE in t for t in typed)
+    assert "<!channel>" not in message.text
+
+
+def text_objects(message: Message) -> list[dict[str, Any]]:
+    """Every text object of a message's blocks (section text and fields, context elements)."""
+    found: list[dict[str, Any]] = []
+    for block in message.blocks:
+        if isinstance(block.get("text"), dict):
+            found.append(block["text"])
+        found += block.get("fields") or []
+        found += [e for e in block.get("elements") or [] if "text" in e and "type" in e
+                  and e["type"] in ("mrkdwn", "plain_text")]
+    return found
+
+
+def test_user_text_on_the_card_renders_as_typed() -> None:
+    """Bare URLs, *bold*, ~strike~, _italics_ and :emoji: that a requester or an approver
+    typed are shown as typed: only in plain text objects (which Slack never formats, links
+    or parses), never in mrkdwn."""
+    typed_text = "*big* ~gone~ _slanted_ https://evil.example :smile:"
+    message = approval_card(card(
+        request=CommitJobRequest(voice_name=typed_text[:64], description=typed_text * 8),
+        job_name=typed_text[:64], reason=typed_text, status="rejected", decided_by="U0APPROVER",
+    ))
+    assert_valid_message(message)
+    objects = text_objects(message)
+    for obj in objects:
+        if "*big*" not in obj["text"]:
+            continue
+        if obj["type"] == "mrkdwn":
+            # Only inside a code span, which Slack does not format, and verbatim: no links.
+            assert f"`{typed_text}`" in obj["text"], obj
+            assert obj.get("verbatim") is True, obj
+        else:
+            assert obj.get("emoji") is False, obj
+    typed = [o["text"] for o in objects if o["type"] == "plain_text"]
+    assert any(typed_text[:64] in t for t in typed)  # the voice name field
+    assert any((typed_text * 8)[:400] in t for t in typed)  # the description
+    assert typed_text in typed  # the approver's reason
 
 
 def test_long_fields_get_their_own_section() -> None:
     message = approval_card(card(request=CommitJobRequest(voice_name="v", description="d" * 512)))
     assert_valid_message(message)
     assert any(
-        b.get("text", {}).get("text", "").startswith("*Description*") for b in message.blocks
+        b.get("text", {}).get("text", "").startswith("Description\n" + "d" * 512)
+        for b in message.blocks
     )
 
 
@@ -406,7 +449,7 @@ def test_text_message_wraps_any_sentence() -> None:
         messages.self_approval_refused(),
         messages.already_decided("approved", "U0APPROVER"),
         messages.metastudio_error("MSS.41000023", "insufficient resources", "Buy resources."),
-        messages.usage_text({"submit", "grant"}),
+        messages.usage_text({"requester", "admin"}, ["U0ADMIN1"]),
     ):
         assert_valid_message(text_message(sentence))
 

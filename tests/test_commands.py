@@ -262,24 +262,22 @@ def test_ampersand_in_errors_is_escaped() -> None:
 # -- the usage text ---------------------------------------------------------------------------
 
 
-def test_usage_lists_only_allowed_subcommands() -> None:
-    everyone = messages.usage_text(set())
-    assert "help" in everyone
-    assert "status" in everyone
-    assert "submit" not in everyone
-    assert "grant" not in everyone
+def test_usage_lists_every_subcommand_under_the_role_it_needs() -> None:
+    everyone = messages.usage_text(set(), ["U0ADMIN1"])
+    for name in SUBCOMMAND_NAMES:
+        assert f"/voice {name}" in everyone
+    assert "*Needs the requester role* (you don't have it; ask an admin: <@U0ADMIN1>)" in everyone
+    assert "`voice_name`" not in everyone
 
-    requester = messages.usage_text({"submit"})
-    assert "/voice submit" in requester
-    assert "grant" not in requester
+    requester = messages.usage_text({"requester"}, ["U0ADMIN1"])
+    assert "*Needs the requester role* (you have it)" in requester
     for key in SUBMIT_KEYS:
         assert f"`{key}`" in requester
 
-    admin = messages.usage_text(set(SUBCOMMAND_NAMES))
-    for name in SUBCOMMAND_NAMES:
-        assert f"/voice {name}" in admin
-    assert "<job_id>" not in admin
-    assert "&lt;job_id&gt;" in admin
+    unknown = messages.usage_text(None)
+    assert "*Needs the admin role*\n" in unknown  # roles unreadable: no claim either way
+    assert "<job_id>" not in unknown
+    assert "&lt;job_id&gt;" in unknown
 
 
 def test_usage_text_states_the_same_limits_the_parser_enforces() -> None:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from starlette.routing import Route
 
 from bot.sandbox.serve import ServerThread
 from bot.sandbox.slack import LocalSlack, SlackDriver
+from bot.sandbox.slack.server import BOT_SCOPES
 
 BOT_TOKEN = "xoxb-local"
 CHANNEL = "C0APPROVALS"
@@ -628,3 +630,64 @@ async def test_socket_mode_client_reconnects_on_refresh(
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
     assert len(slack.calls("apps.connections.open")) == 2
+
+
+def manifest_bot_scopes(path: Path) -> list[str]:
+    """The ``oauth_config.scopes.bot`` list of a manifest (plain YAML, read line by line)."""
+    lines = path.read_text().splitlines()
+    start = lines.index("    bot:") + 1
+    scopes = []
+    for line in lines[start:]:
+        if not line.startswith("      - "):
+            break
+        scopes.append(line.removeprefix("      - ").strip())
+    return scopes
+
+
+def test_the_manifests_ask_for_what_the_local_slack_grants_and_no_more() -> None:
+    """The local Slack refuses what the real one refuses with these scopes (for example a
+    post in a channel the bot was not invited to, without chat:write.public)."""
+    config = Path(__file__).resolve().parents[1] / "config"
+    for name in ("slack-manifest.yaml", "slack-manifest.socket-mode.yaml"):
+        assert sorted(manifest_bot_scopes(config / name)) == sorted(BOT_SCOPES), name
+    assert "chat:write.public" not in BOT_SCOPES
+
+
+@pytest.mark.parametrize("public_scope", [False, True], ids=["invited_only", "chat_write_public"])
+async def test_the_bot_posts_only_where_slack_lets_it(public_scope: bool) -> None:
+    scopes = (*BOT_SCOPES, "chat:write.public") if public_scope else BOT_SCOPES
+    local = LocalSlack(scopes=scopes)
+    local.add_channel("CINVITED01", "invited")
+    local.add_channel("CPUBLIC001", "public", bot_member=False)
+    local.add_channel("GPRIVATE01", "private", is_private=True, bot_member=False)
+    local.add_channel("CARCHIVED1", "archived")
+    local.archive("CARCHIVED1")
+    local.add_user("U0PERSON1")
+    with local.serve():
+        client = AsyncWebClient(token="xoxb-local", base_url=local.api_url)
+
+        async def error_of(method: str, **params: Any) -> str | None:
+            try:
+                await client.api_call(method, json=params)
+            except SlackApiError as error:
+                return str(error.response["error"])
+            return None
+
+        for method, extra in (("chat.postMessage", {}), ("chat.postEphemeral",
+                                                          {"user": "U0PERSON1"})):
+            assert await error_of(method, channel="CINVITED01", text="hi", **extra) is None
+            assert await error_of(method, channel="CPUBLIC001", text="hi", **extra) == (
+                None if public_scope else "not_in_channel"
+            )
+            assert await error_of(method, channel="GPRIVATE01", text="hi", **extra) == (
+                "channel_not_found"
+            )
+            assert await error_of(method, channel="CARCHIVED1", text="hi", **extra) == (
+                "is_archived"
+            )
+            assert await error_of(method, channel="CNOSUCH001", text="hi", **extra) == (
+                "channel_not_found"
+            )
+        local.set_bot_member("CPUBLIC001", True)
+        assert await error_of("chat.postMessage", channel="CPUBLIC001", text="hi") is None
+

@@ -36,7 +36,7 @@ async def test_commands_over_socket_mode(
     driver = socket_driver
     usage = await say(driver, slack, "help", user=OUTSIDER)
     assert "/voice status" in usage
-    assert "/voice grant" not in usage
+    assert "*Needs the admin role* (you don't have it" in usage
     typo = await say(driver, slack, "stauts", user=OUTSIDER)
     assert "Did you mean `status`?" in typo
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,7 +25,7 @@ from bot.settings import Settings
 from bot.slack.messages import APPROVAL_STATUS_WORDS
 from bot.slack.notify import Notifier, NotifyBusy, card_message
 from bot.tracking import PollPolicy, Tracker
-from tests.conftest import CHANNEL, REQUESTER, wait_until
+from tests.conftest import CHANNEL, REQUESTER, record_request, wait_until
 
 S = ApprovalStatus
 BODY = {"voice_name": "narrator", "sex": "FEMALE"}
@@ -66,12 +67,12 @@ def tracker(store: ApprovalStore, client: MetaStudioClient) -> Tracker:
     return Tracker(store, client, policy, rng=random.Random(1))
 
 
-async def submitting(store: ApprovalStore, job: str, baseline: dict[str, object] | None
-                     ) -> ApprovalRequest:
+async def submitting(store: ApprovalStore, job: str, baseline: dict[str, object] | None,
+                     *, tenant: str = "T0LOCAL") -> ApprovalRequest:
     """A request whose submit was claimed by a step that then died: status ``submitting``."""
     snapshot = baseline or {}
-    request = await store.create(
-        tenant="T0LOCAL", team_id="T0LOCAL", enterprise_id=None, requester=REQUESTER,
+    request = await record_request(
+        store, tenant=tenant, team_id=tenant, enterprise_id=None, requester=REQUESTER,
         origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
         app_user_id=None, auto_approve=True,
         job_state=snapshot.get("state"),  # type: ignore[arg-type]
@@ -185,8 +186,8 @@ async def test_a_six_hour_review_costs_few_reads_and_is_seen_promptly(
     policy = PollPolicy(interval=30.0, cap=300.0, training_interval=300.0)
     job = metastudio.seed_job()
     async with client_for(metastudio.url) as client:  # type: ignore[attr-defined]
-        request = await store.create(
-            tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
+        request = await record_request(
+            store, tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
             origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
             app_user_id=None, auto_approve=True, job_state="UPLOADING",
         )
@@ -212,9 +213,9 @@ async def test_a_six_hour_review_costs_few_reads_and_is_seen_promptly(
 # -- the review sweep ----------------------------------------------------------------------
 
 
-async def reviewing(store: ApprovalStore, job: str) -> ApprovalRequest:
+async def reviewing(store: ApprovalStore, job: str, tenant: str = "T0LOCAL") -> ApprovalRequest:
     """A request whose job the bot last saw under review."""
-    request = await submitting(store, job, None)
+    request = await submitting(store, job, None, tenant=tenant)
     await store.transition(request.id, S.SUBMITTED)
     moved = await store.transition(request.id, S.UNDER_REVIEW)
     assert moved is not None
@@ -224,12 +225,12 @@ async def reviewing(store: ApprovalStore, job: str) -> ApprovalRequest:
 async def test_sweep_reports_every_request_of_a_job_whose_review_ended(
     metastudio: LocalMetaStudio, client: MetaStudioClient, store: ApprovalStore
 ) -> None:
-    """Two requests can follow one job (one left behind by an outage, then the resubmit);
+    """Two requests can follow one job (two workspaces sharing one MetaStudio project);
     both learn that its review ended, and a job still in review is not reported."""
     ended_job = metastudio.seed_job(state=JobState.WAITING)
     in_review = metastudio.seed_job(state=JobState.AUDITING)
     first = await reviewing(store, ended_job)
-    second = await reviewing(store, ended_job)
+    second = await reviewing(store, ended_job, tenant="T0OTHER")
     await reviewing(store, in_review)
 
     result = await ReviewSweep(store, client).ended()
@@ -244,14 +245,16 @@ async def test_sweep_reports_every_request_of_a_job_whose_review_ended(
 async def with_card(store: ApprovalStore, slack: LocalSlack, job: str
                     ) -> tuple[ApprovalRequest, str]:
     """An auto-approved request whose card is posted in the local Slack; returns its ts."""
-    request = await store.create(
-        tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
-        origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
-        app_user_id=None, auto_approve=True, job_state="UPLOADING",
-    )
+    fields: dict[str, Any] = {
+        "tenant": "T0LOCAL", "team_id": None, "enterprise_id": None, "requester": REQUESTER,
+        "origin_channel": CHANNEL, "card_channel": CHANNEL, "job_id": job, "body": BODY,
+        "app_user_id": None, "auto_approve": True, "job_state": "UPLOADING",
+    }
     poster = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
-    posted = await poster.chat_postMessage(channel=CHANNEL, **card_message(request).as_kwargs())
-    assert await store.attach_card(request.id, CHANNEL, str(posted["ts"])) is not None
+    posted = await poster.chat_postMessage(
+        channel=CHANNEL, **card_message(store.draft(**fields)).as_kwargs()
+    )
+    request = await record_request(store, card_ts=str(posted["ts"]), **fields)
     return request, str(posted["ts"])
 
 

@@ -94,8 +94,13 @@ def _plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text}
 
 
-def section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": _mrkdwn(truncate(text, MAX_SECTION_TEXT))}
+def section(text: str, *, verbatim: bool = False) -> dict[str, Any]:
+    """``verbatim``: Slack leaves bare URLs and names in ``text`` alone (no auto-linking);
+    for sentences that carry user input, in code spans."""
+    text_object = _mrkdwn(truncate(text, MAX_SECTION_TEXT))
+    if verbatim:
+        text_object["verbatim"] = True
+    return {"type": "section", "text": text_object}
 
 
 def header(text: str) -> dict[str, Any]:
@@ -192,10 +197,30 @@ _FIELD_LABELS: dict[str, str] = {
 
 
 def request_fields(request: CommitJobRequest) -> list[tuple[str, str]]:
-    """The fields a submit will send, as (label, escaped value) pairs."""
+    """The fields a submit will send, as (label, value as typed) pairs."""
     body = request.body()
     order = [k for k in _FIELD_LABELS if k in body] + [k for k in body if k not in _FIELD_LABELS]
-    return [(_FIELD_LABELS.get(k, k), escape(body[k])) for k in order]
+    return [(_FIELD_LABELS.get(k, k), body[k]) for k in order]
+
+
+def _as_typed(text: str) -> dict[str, Any]:
+    """User-supplied text exactly as typed: plain text is never formatted, linked or turned
+    into a mention, and ``emoji: false`` leaves ``:shortcodes:`` alone."""
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def typed_fields_section(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A two-column section of (label, value as typed) pairs."""
+    return {
+        "type": "section",
+        "fields": [
+            _as_typed(truncate(f"{label}\n{value}", MAX_FIELD_TEXT)) for label, value in pairs[:10]
+        ],
+    }
+
+
+def typed_section(label: str, value: str) -> dict[str, Any]:
+    return {"type": "section", "text": _as_typed(truncate(f"{label}\n{value}", MAX_SECTION_TEXT))}
 
 
 # -- approval card -----------------------------------------------------------------------
@@ -216,7 +241,7 @@ def parse_approval_value(value: str) -> tuple[str, str] | None:
     return request_id, payload_hash
 
 
-def approval_decision_line(status: str, decided_by: str | None, reason: str | None) -> str:
+def approval_decision_line(status: str, decided_by: str | None) -> str:
     emoji = _STATUS_EMOJI.get(status, ":grey_question:")
     line = f"{emoji} *{messages.approval_status(status)}*"
     if decided_by and status in ("approved", "rejected"):
@@ -224,26 +249,33 @@ def approval_decision_line(status: str, decided_by: str | None, reason: str | No
     elif decided_by:
         # Later states keep the trail of who let the request through.
         line += f" · approved by {mention(decided_by)}"
-    if reason:
-        line += f": {escape(reason)}"
     return line
+
+
+def _decision_context(status: str, decided_by: str | None, reason: str | None) -> dict[str, Any]:
+    """The decision line; a reason (an approver's words, or MetaStudio's) follows as typed."""
+    elements = [_mrkdwn(approval_decision_line(status, decided_by))]
+    if reason:
+        elements.append(_as_typed(truncate(reason, MAX_SECTION_TEXT)))
+    return {"type": "context", "elements": elements}
 
 
 def approval_card(card: ApprovalCard) -> Message:
     job = code(card.job_id, 64)
-    name = f"*{escape(card.job_name)}*" if card.job_name else "name unknown"
+    name = code(card.job_name, 64) if card.job_name else "name unknown"
     blocks: list[dict[str, Any]] = [
         header("Voice training submit request"),
         section(
             f"{mention(card.requester_id)} asks to submit job {job} to MetaStudio.\n"
-            f"Job: {name}, {_state_words(card.job_state)}"
+            f"Job: {name}, {_state_words(card.job_state)}",
+            verbatim=True,
         ),
     ]
     short = [(k, v) for k, v in request_fields(card.request) if len(v) <= 200]
     long = [(k, v) for k, v in request_fields(card.request) if len(v) > 200]
     if short:
-        blocks.append(fields_section(short))
-    blocks += [section(f"*{label}*\n{value}") for label, value in long]
+        blocks.append(typed_fields_section(short))
+    blocks += [typed_section(label, value) for label, value in long]
     if not short and not long:
         blocks.append(section("_No fields set: MetaStudio keeps the job's current values._"))
     if card.note:
@@ -255,7 +287,7 @@ def approval_card(card: ApprovalCard) -> Message:
     blocks.append(context(" · ".join(details)))
     if card.status == "pending":
         blocks.append(_approval_actions(card))
-    blocks.append(context(approval_decision_line(card.status, card.decided_by, card.reason)))
+    blocks.append(_decision_context(card.status, card.decided_by, card.reason))
     text = (
         f"Submit request for job {escape(card.job_id)} from {mention(card.requester_id)}: "
         f"{messages.approval_status(card.status)}"
@@ -535,6 +567,14 @@ def audit_message(events: Sequence[object], *, job_id: str | None = None) -> Mes
         blocks.append(section("_No events recorded._"))
     text = f"Audit trail{' for job ' + escape(job_id) if job_id else ''}: {len(events)} events"
     return Message(text=_fallback(text), blocks=blocks)
+
+
+def quoting(sentence: str, typed: str | None, fallback: str) -> Message:
+    """A sentence followed by someone's words exactly as they typed them."""
+    out = [section(sentence)]
+    if typed:
+        out.append({"type": "section", "text": _as_typed(truncate(typed, MAX_SECTION_TEXT))})
+    return Message(text=_fallback(fallback), blocks=out)
 
 
 def text_message(text: str) -> Message:

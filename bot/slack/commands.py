@@ -165,6 +165,16 @@ def suggest(word: str, choices: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
+# Bidirectional overrides, isolates and marks, and zero-width characters: invisible, they can
+# make a card read differently from what is submitted ("Trojan Source"), so they are dropped.
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def without_invisible(text: str) -> str:
+    """``text`` without bidirectional control and zero-width characters."""
+    return _INVISIBLE.sub("", text)
+
+
 def _has_control(text: str, multiline: bool) -> bool:
     allowed = {"\n", "\t"} if multiline else set()
     return any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in text)
@@ -180,7 +190,7 @@ def validate_job_id(raw: str) -> str | Problem:
 def validate_field(name: str, raw: str) -> str | Problem:
     """Check one submit field; returns the API value (enums upper-cased) or a Problem."""
     rule = FIELD_RULES[name]
-    value = raw.strip()
+    value = without_invisible(raw).strip()
     if not value:
         return Problem(field=name, message=messages.missing_value(name))
     if rule.enum is not None:

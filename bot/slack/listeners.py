@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.approvals import ApprovalRequest, Decision, DecisionOutcome
+from bot.approvals import ApprovalRequest, Decision, DecisionOutcome, OpenRequestExists
 from bot.metastudio import SUBMITTABLE_STATES, JobNotFound, MetaStudioError
 from bot.permissions import Action, PermissionDenied, Principal, Role
 from bot.redis import StoreUnavailable
@@ -38,7 +39,7 @@ from bot.slack.commands import (
     parse,
     suggest,
 )
-from bot.slack.notify import NotifyBusy, card_message
+from bot.slack.notify import NotifyBusy
 from bot.slack.replies import denial_text, error_text
 from bot.submissions import JobNotReady, SubmitIntent
 
@@ -61,16 +62,9 @@ ERROR_OPTION_VALUE = "__unavailable__"
 # Opening a modal is not capped: its trigger_id expires 3 s after the command.
 AFTER_ACK_CONCURRENCY = 8
 
-OPEN_SUBCOMMANDS = ("help", "status")
-SUBCOMMANDS_BY_ROLE = {
-    Role.requester: ("submit",),
-    Role.admin: ("roles", "grant", "revoke", "audit"),
-}
-
-
-def _usage_text(allowed: set[str], roles_known: bool) -> str:
-    usage = messages.usage_text(allowed)
-    return usage if roles_known else usage + "\n" + messages.permission_store_unavailable()
+def _usage_text(held: set[str] | None, admins: list[str]) -> str:
+    usage = messages.usage_text(held, admins)
+    return usage if held is not None else usage + "\n" + messages.permission_store_unavailable()
 
 
 def _principal(enterprise_id: str | None, team_id: str | None, user_id: str) -> Principal:
@@ -162,12 +156,16 @@ class Listeners:
     async def _respond(
         self, respond: Any, client: AsyncWebClient, channel: str, user: str, message: Message
     ) -> None:
-        """Answer through the response_url; if Slack refuses it, as an ephemeral message."""
+        """Answer through the response_url; if Slack refuses it (expired, used up, or none
+        given), as an ephemeral message."""
         try:
-            await respond(response_type="ephemeral", **message.as_kwargs())
+            answer = await respond(response_type="ephemeral", **message.as_kwargs())
+            failure = None if getattr(answer, "status_code", 200) == 200 else answer.status_code
+        except Exception as error:  # any failure here means: try the other way
+            failure = type(error).__name__
+        if failure is None:
             return
-        except Exception:  # an expired or used-up response_url: try the other way
-            log.warning("response_url post failed; answering %s with an ephemeral", user)
+        log.warning("response_url post failed (%s); answering %s with an ephemeral", failure, user)
         await self._ephemeral(client, channel, user, message.text)
 
     async def _guard(self, reply: Reply, channel: str, job_id: str, work: Awaitable[Any]) -> None:
@@ -206,37 +204,34 @@ class Listeners:
             events = await self.s.audit.read(job_id=parsed.job_id, limit=50)
             await reply(blocks.audit_message(events, job_id=parsed.job_id))
 
-    async def _allowed(self, principal: Principal) -> tuple[set[str], bool]:
-        """The subcommands ``principal`` may use, and whether the roles could be read."""
-        allowed = set(OPEN_SUBCOMMANDS)
+    async def _usage(self, principal: Principal) -> str:
+        """Every subcommand, marked with the roles the caller holds and who can grant them."""
         try:
             roles = await self.s.permissions.roles(principal)
+            admins = await self.s.permissions.admins(principal.tenant)
         except StoreUnavailable:
-            return allowed, False
-        for role in roles:
-            allowed.update(SUBCOMMANDS_BY_ROLE.get(role, ()))
-        return allowed, True
-
-    async def _usage(self, principal: Principal) -> str:
-        return _usage_text(*await self._allowed(principal))
+            return _usage_text(None, [])
+        return _usage_text({str(role) for role in roles}, admins)
 
     async def _unreadable(self, principal: Principal, failure: ParseFailure, reply: Reply) -> None:
-        """No subcommand could be read: say what was wrong, then the caller's usage."""
-        allowed, known = await self._allowed(principal)
+        """No subcommand could be read: say what was wrong, then the usage."""
         if failure.unknown is not None:
-            # Suggest only what the caller may use, so the reply does not advertise the rest.
-            names = [n for n in SUBCOMMAND_NAMES if n in allowed]
-            problems = [
-                messages.not_a_subcommand(failure.unknown, suggest(failure.unknown, names))
-            ]
+            suggestion = suggest(failure.unknown, list(SUBCOMMAND_NAMES))
+            problems = [messages.not_a_subcommand(failure.unknown, suggestion)]
         else:
             problems = [p.message for p in failure.problems]
-        usage = _usage_text(allowed, known)
+        usage = await self._usage(principal)
         await reply(blocks.text_message(messages.unreadable_with_usage(problems, usage)))
 
     async def _roles(
         self, principal: Principal, channel: str, user_id: str | None, reply: Reply
     ) -> None:
+        if user_id is None or user_id == principal.user:
+            own = await self.s.permissions.roles(principal)
+            if user_id is not None or Role.admin not in own:
+                # Anyone may see their own roles; an admin's bare `roles` lists everyone's.
+                await reply(blocks.user_roles_message(principal.user, sorted(map(str, own))))
+                return
         await self.s.permissions.require(principal, Action.manage, channel)
         if user_id is not None:
             roles = await self.s.permissions.roles(Principal(principal.tenant, user_id))
@@ -270,22 +265,19 @@ class Listeners:
     # -- submit --------------------------------------------------------------------------
 
     async def _submit(self, intent: SubmitIntent, dry_run: bool, reply: Reply) -> None:
-        await self.s.submissions.authorize_submit(intent)
-        job = await self.s.submissions.check_job(intent)
         if dry_run:
+            await self.s.submissions.authorize_submit(intent)
+            await self.s.submissions.check_job(intent)
             call = self.s.submissions.dry_run(intent)
             await reply(blocks.dry_run_message(call.method, call.url, call.headers, call.body))
             return
-        requested = await self.s.submissions.request(intent, job)
-        request = requested.request
-        note = messages.auto_approved() if request.status == "auto_approved" else None
-        card = card_message(request, note=note)
-        posted = await self.s.slack.chat_postMessage(
-            channel=request.card_channel, unfurl_links=False, **card.as_kwargs()
-        )
-        request = await self.s.submissions.card_posted(
-            request, str(posted["channel"]), str(posted["ts"])
-        )
+        try:
+            request = (await self.s.submissions.submit(intent)).request
+        except OpenRequestExists as error:
+            link = await self._permalink(error.request) if error.request is not None else ""
+            text = messages.open_request_exists(intent.job_id, error.request_id, link)
+            await reply(blocks.text_message(text))
+            return
         # A card in the channel the user typed in is right in front of them; a link is only
         # worth its extra Web API call when the card went to a separate approval channel.
         elsewhere = request.card_channel != intent.channel_id
@@ -314,9 +306,12 @@ class Listeners:
         client: AsyncWebClient,
     ) -> None:
         await self.s.permissions.require(principal, Action.submit, channel)
+        # The command's response_url answers the requester where the bot is not a member
+        # (an ephemeral there would be refused), so the form carries it to its submission.
         metadata = json.dumps(
             {"channel": channel, "team": command.get("team_id"),
-             "enterprise": command.get("enterprise_id")}
+             "enterprise": command.get("enterprise_id"),
+             "response_url": command.get("response_url")}
         )
         label = messages.MODAL_SUBMIT if self.s.settings.require_approval else (
             messages.MODAL_SUBMIT_DIRECT
@@ -376,10 +371,11 @@ class Listeners:
             return
         await ack()
 
+        response_url = meta.get("response_url")
+        respond = AsyncRespond(response_url=response_url if isinstance(response_url, str) else None)
+
         async def reply(message: Message) -> None:
-            await client.chat_postEphemeral(
-                channel=channel, user=principal.user, **message.as_kwargs()
-            )
+            await self._respond(respond, client, channel, principal.user, message)
 
         await self._after_ack(self._guard(reply, channel, parsed.job_id, self._submit(
             intent, parsed.dry_run, reply
@@ -415,13 +411,20 @@ class Listeners:
             await self._ephemeral(client, channel, principal.user, messages.payload_changed())
             return
         try:
-            await self.s.permissions.require(principal, Action.approve, channel)
+            refused = await self.s.submissions.may_decide(principal, channel, parsed[0])
         except Exception as error:
             await self._ephemeral(client, channel, principal.user, error_text(
                 error, channel_id=channel
             ))
             return
-        metadata = json.dumps({"value": action.get("value"), "channel": channel})
+        if refused is not None:
+            text = _refusal_text(refused, parsed[0], None)
+            await self._ephemeral(client, channel, principal.user, text)
+            return
+        # The form's submission is checked against this: who opened it, for which request,
+        # from which channel and workspace.
+        metadata = json.dumps({"value": action.get("value"), "channel": channel,
+                               "user": principal.user, "tenant": principal.tenant})
         await client.views_open(
             trigger_id=body["trigger_id"], view=modal.reject_modal(private_metadata=metadata)
         )
@@ -432,7 +435,17 @@ class Listeners:
         await ack()
         meta = _metadata(view.get("private_metadata"))
         fake_body = dict(body)
-        fake_body["channel"] = {"id": meta.get("channel", "")}
+        fake_body["channel"] = {"id": str(meta.get("channel") or "")}
+        try:
+            principal = _body_principal(body)
+        except ValueError:
+            return
+        if (meta.get("user"), meta.get("tenant")) != (principal.user, principal.tenant):
+            # Not the form this user opened: decide nothing, and say so.
+            log.warning("reject form from %s does not match its metadata", principal.user)
+            await self._ephemeral(client, str(meta.get("channel") or ""), principal.user,
+                                  messages.payload_changed())
+            return
         reason = modal.reject_reason(view.get("state", {}).get("values", {}))
         await self._decide(
             fake_body, str(meta.get("value", "")), client, approve=False, reason=reason
@@ -482,18 +495,9 @@ class Listeners:
         if decision.decided and request is not None:
             await self._flush_or_defer(request)
             return
-        outcome = decision.outcome
-        if outcome == DecisionOutcome.EXPIRED and request is not None:
+        if decision.outcome == DecisionOutcome.EXPIRED and request is not None:
             await self._flush_or_defer(request)
-            text = messages.request_expired(request_id)
-        elif outcome == DecisionOutcome.SELF_APPROVAL:
-            text = messages.self_approval_refused()
-        elif outcome == DecisionOutcome.HASH_MISMATCH:
-            text = messages.payload_changed()
-        elif outcome == DecisionOutcome.ALREADY_DECIDED and request is not None:
-            text = messages.already_decided(str(request.status), request.decided_by)
-        else:
-            text = messages.request_not_found(request_id)
+        text = _refusal_text(decision.outcome, request_id, request)
         await self._ephemeral(client, channel, principal.user, text)
 
     async def _flush_or_defer(self, request: ApprovalRequest) -> None:
@@ -514,6 +518,25 @@ class Listeners:
             await client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
         except Exception:
             log.warning("could not tell %s in %s: %s", user, channel, text)
+
+
+def _refusal_text(
+    outcome: DecisionOutcome, request_id: str, request: ApprovalRequest | None
+) -> str:
+    """Why a click decided nothing."""
+    if outcome == DecisionOutcome.EXPIRED:
+        return messages.request_expired(request_id)
+    if outcome == DecisionOutcome.SELF_APPROVAL:
+        return messages.self_approval_refused()
+    if outcome == DecisionOutcome.HASH_MISMATCH:
+        return messages.payload_changed()
+    if outcome == DecisionOutcome.WRONG_WORKSPACE:
+        return messages.wrong_workspace()
+    if outcome == DecisionOutcome.WRONG_CHANNEL:
+        return messages.wrong_channel(request.card_channel if request is not None else None)
+    if outcome == DecisionOutcome.ALREADY_DECIDED and request is not None:
+        return messages.already_decided(str(request.status), request.decided_by)
+    return messages.request_not_found(request_id)
 
 
 def _metadata(raw: object) -> dict[str, Any]:

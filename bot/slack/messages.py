@@ -60,28 +60,53 @@ def _or_list(items: Iterable[str]) -> str:
 _USAGE_LINES: dict[str, str] = {
     "help": "`{c} help`: show this list",
     "status": "`{c} status &lt;job_id&gt;`: show a job's state at MetaStudio",
+    "roles": "`{c} roles [@user]`: your roles; admins can name a user, or see everyone's",
     "submit": (
         "`{c} submit`: open the submit form\n"
         '• `{c} submit &lt;job_id&gt; voice_name="My voice" sex=female language=cn tag=customer'
         " [--dry-run]`: ask for approval to submit a training job"
     ),
-    "roles": "`{c} roles [@user]`: list who holds which role, or one user's roles",
     "grant": "`{c} grant @user &lt;role&gt;`: give a user a role (requester, approver, admin)",
     "revoke": "`{c} revoke @user &lt;role&gt;`: take a role away from a user",
     "audit": "`{c} audit [job_id]`: show the audit trail, for one job or for all",
 }
 
-# The order in which subcommands are listed; help and status are open to everyone.
-_USAGE_ORDER = ("help", "status", "submit", "roles", "grant", "revoke", "audit")
-_ALWAYS_ALLOWED = frozenset({"help", "status"})
+# Who may use what: every subcommand is listed for everyone, under the role it needs.
+USAGE_BY_ROLE: tuple[tuple[str | None, tuple[str, ...]], ...] = (
+    (None, ("help", "status", "roles")),
+    ("requester", ("submit",)),
+    ("approver", ()),
+    ("admin", ("grant", "revoke", "audit")),
+)
+_ROLE_DUTY = {
+    "approver": "Approve or Reject on approval cards (someone else's requests)",
+}
 
 
-def usage_text(allowed: Collection[str], *, command: str = COMMAND) -> str:
-    """Short usage listing only the subcommands in ``allowed`` (help and status always)."""
-    shown = [s for s in _USAGE_ORDER if s in allowed or s in _ALWAYS_ALLOWED]
-    lines = [f"*Usage of `{escape(command)}`:*"]
-    lines += ["• " + _USAGE_LINES[s].format(c=escape(command)) for s in shown]
-    if "submit" in shown:
+def _role_heading(role: str, held: Collection[str] | None, admins: Sequence[str]) -> str:
+    heading = f"*Needs the {escape(role)} role*"
+    if held is None:
+        return heading
+    if role in held:
+        return heading + " (you have it)"
+    who = f"ask an admin: {mentions(admins)}" if admins else "ask a workspace admin"
+    return f"{heading} (you don't have it; {who})"
+
+
+def usage_text(
+    held: Collection[str] | None, admins: Sequence[str] = (), *, command: str = COMMAND
+) -> str:
+    """Every subcommand, under the role it needs, saying which roles the caller holds
+    (``held``; None when they could not be read) and who can grant the others."""
+    c = escape(command)
+    lines = [f"*Usage of `{c}`:*"]
+    for role, names in USAGE_BY_ROLE:
+        if role is not None:
+            lines.append(_role_heading(role, held, admins))
+        lines += ["• " + _USAGE_LINES[name].format(c=c) for name in names]
+        if role in _ROLE_DUTY:
+            lines.append("• " + _ROLE_DUTY[role])
+    if held is not None and "requester" in held:
         lines.append(submit_keys_text())
     return "\n".join(lines)
 
@@ -396,6 +421,112 @@ def rejected_by(user_id: str, reason: str | None) -> str:
 
 def auto_approved() -> str:
     return "Approval is not required in this workspace, so the request goes straight to MetaStudio."
+
+
+def wrong_workspace() -> str:
+    return (
+        "This request belongs to another workspace; only its own workspace can approve or "
+        "reject it. Nothing was done."
+    )
+
+
+def wrong_channel(channel_id: str | None) -> str:
+    where = f" in <#{channel_id}>" if channel_id and _CHANNEL_ID.fullmatch(channel_id) else ""
+    return f"Decide this request from its approval card{where}. Nothing was done."
+
+
+# -- making a request --------------------------------------------------------------------
+
+_SLACK_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+     "missing_scope", "not_allowed_token_type"}
+)
+_NOTHING_REQUESTED = "Nothing was requested."
+
+
+def card_not_posted(channel_id: str, error: str, *, configured: bool) -> str:
+    """Slack refused the approval card: why, and what to do about it."""
+    here = f"<#{channel_id}>" if _CHANNEL_ID.fullmatch(channel_id) else code(channel_id)
+    fix_setting = "ask an admin to set `VOICEBOT_APPROVAL_CHANNEL` to a channel I'm in"
+    where = f"the approval channel {here}" if configured else here
+    if error == "not_in_channel":
+        todo = (
+            f"ask someone in {here} to invite me there with `/invite @voicebot`, or "
+            f"{fix_setting}" if configured
+            else "invite me with `/invite @voicebot`, then submit again"
+        )
+        return f"I can't post the approval card in {where}: I'm not a member. {_cap(todo)}. " + (
+            _NOTHING_REQUESTED
+        )
+    if error == "channel_not_found":
+        return (
+            f"I can't post the approval card in {where}: it is private and I'm not in it, or "
+            f"it doesn't exist. Invite me with `/invite @voicebot`, or {fix_setting}. "
+            + _NOTHING_REQUESTED
+        )
+    if error == "is_archived":
+        return (
+            f"I can't post the approval card in {where}: the channel is archived. "
+            f"Submit from another channel, or {fix_setting}. " + _NOTHING_REQUESTED
+        )
+    if error in _SLACK_TOKEN_ERRORS:
+        return (
+            f"Slack refused my credentials (`{escape(error)}`), so I can't post the approval "
+            "card. Ask an operator to check `SLACK_BOT_TOKEN` and the app's installation. "
+            + _NOTHING_REQUESTED
+        )
+    if error == "no_answer":
+        return "Slack did not answer when I posted the approval card. " + (
+            _NOTHING_REQUESTED + " Try again in a minute."
+        )
+    return (
+        f"Slack refused the approval card in {where} (`{escape(error)}`). "
+        + _NOTHING_REQUESTED + " Try again, or ask an operator to look at the logs."
+    )
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def open_request_exists(job_id: str, request_id: str, link: str) -> str:
+    card = link or f"request `{escape(request_id)}`"
+    return (
+        f"Job `{escape(job_id)}` already has an open request: {card}. "
+        "It can be asked for again once that one is decided, expires or ends."
+    )
+
+
+def request_in_progress(job_id: str) -> str:
+    return (
+        f"A request for job `{escape(job_id)}` is being made right now. "
+        "Look for its card in a few seconds."
+    )
+
+
+def in_words(seconds: float) -> str:
+    """A wait, rounded up: "40 seconds", "3 minutes", "2 hours"."""
+    whole = max(1, int(-(-seconds // 1)))
+    if whole < 90:
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    minutes = -(-whole // 60)
+    if minutes < 90:
+        return f"{minutes} minutes"
+    return f"{-(-minutes // 60)} hours"
+
+
+def too_many_open_requests(open_count: int, retry_after: float) -> str:
+    return (
+        f"You already have {open_count} requests waiting for approval, the most allowed. "
+        f"Try again when one is decided, or in {in_words(retry_after)}, when the oldest expires."
+    )
+
+
+def request_rate_limited(limit: int, window: float, retry_after: float) -> str:
+    return (
+        f"You have made {limit} requests in the last {in_words(window)}, the most allowed. "
+        f"Try again in {in_words(retry_after)}."
+    )
 
 
 # -- MetaStudio --------------------------------------------------------------------------

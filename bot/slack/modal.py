@@ -19,6 +19,7 @@ from bot.slack.commands import (
     Submit,
     validate_fields,
     validate_job_id,
+    without_invisible,
 )
 
 CALLBACK_ID = "voice_submit"
@@ -292,5 +293,5 @@ def reject_modal(*, private_metadata: str) -> dict[str, Any]:
 
 def reject_reason(state_values: Mapping[str, Any]) -> str | None:
     value = _entry(state_values, BLOCK_REJECT_REASON, ACTION_REJECT_REASON).get("value")
-    text = str(value).strip() if value else ""
+    text = without_invisible(str(value)).strip() if value else ""
     return text[:MAX_REJECT_REASON] or None

@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
@@ -30,6 +31,7 @@ from bot.metastudio import CommitJobRequest, MetaStudioClient, OperationLogList,
 from bot.redis import StoreUnavailable
 from bot.slack import blocks, messages
 from bot.slack.blocks import ApprovalCard, Message
+from bot.submissions import CardNotPosted
 
 log = logging.getLogger("bot.slack.notify")
 
@@ -135,6 +137,31 @@ class Notifier:
         self._approvals = approvals
         self._metastudio = metastudio
         self._lease_ms = lease_ms
+
+    async def post_card(self, request: ApprovalRequest) -> tuple[str, str]:
+        """Post the approval card of a request not stored yet; its (channel, ts)."""
+        try:
+            posted = await self._client.chat_postMessage(
+                channel=request.card_channel, unfurl_links=False, unfurl_media=False,
+                **card_message(request).as_kwargs(),
+            )
+        except SlackApiError as error:
+            raise CardNotPosted(
+                request.card_channel,
+                str(error.response.get("error") or "unknown_error"),
+                configured=request.card_channel != request.origin_channel,
+            ) from None
+        except SlackClientError:
+            # No answer: the card may or may not be there. Were it posted, it names a
+            # request that does not exist, and a click on it says so.
+            raise CardNotPosted(request.card_channel, "no_answer") from None
+        return str(posted["channel"]), str(posted["ts"])
+
+    async def withdraw_card(self, channel: str, ts: str) -> None:
+        try:
+            await self._client.chat_delete(channel=channel, ts=ts)
+        except (SlackApiError, SlackClientError):
+            log.warning("could not remove the card %s in %s of a request not stored", ts, channel)
 
     async def update_card(self, request: ApprovalRequest, *, note: str | None = None) -> None:
         if request.card_ts is None:
@@ -262,8 +289,14 @@ class Notifier:
 
 def decision_reply(request: ApprovalRequest) -> Message:
     """The thread reply for an approve or reject click."""
+    decider = request.decided_by or "?"
     if request.status == S.REJECTED:
-        text = messages.rejected_by(request.decided_by or "?", request.reason)
+        # The reason is the approver's own words: shown as typed, below the sentence.
+        message = blocks.quoting(
+            messages.rejected_by(decider, None),
+            request.reason,
+            messages.rejected_by(decider, request.reason),
+        )
     else:
-        text = messages.approved_by(request.decided_by or "?")
-    return addressed(blocks.text_message(text), request.requester)
+        message = blocks.text_message(messages.approved_by(decider))
+    return addressed(message, request.requester)

@@ -9,6 +9,11 @@ from __future__ import annotations
 import logging
 import secrets
 
+from bot.approvals import (
+    RequestInProgress,
+    RequestRateLimited,
+    TooManyOpenRequests,
+)
 from bot.metastudio import APIError, JobNotFound, MetaStudioError
 from bot.metastudio.models import STATE_WORDS
 from bot.permissions import (
@@ -19,7 +24,7 @@ from bot.permissions import (
 )
 from bot.redis import StoreUnavailable
 from bot.slack import messages
-from bot.submissions import JobNotReady
+from bot.submissions import CardNotPosted, JobNotReady
 
 log = logging.getLogger("bot.slack")
 
@@ -52,6 +57,14 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
             f"{messages.mention(error.user)} is an admin through VOICEBOT_ADMINS; "
             "change that setting to remove them."
         )
+    if isinstance(error, CardNotPosted):
+        return messages.card_not_posted(error.channel, error.error, configured=error.configured)
+    if isinstance(error, RequestInProgress):
+        return messages.request_in_progress(error.job_id)
+    if isinstance(error, TooManyOpenRequests):
+        return messages.too_many_open_requests(error.open_count, error.retry_after)
+    if isinstance(error, RequestRateLimited):
+        return messages.request_rate_limited(error.limit, error.window, error.retry_after)
     if isinstance(error, JobNotFound):
         return messages.job_not_found(job_id or "?")
     if isinstance(error, JobNotReady):

@@ -45,7 +45,9 @@ T = TypeVar("T")
 TokenKind = Literal["bot", "app"]
 Handler = Callable[[JSON], JSON]
 
-BOT_SCOPES = "chat:write,commands,users:read,channels:read,groups:read,im:write"
+# What the manifests in config/ ask for. ``chat:write.public`` would let the bot post in
+# public channels it was never invited to; a LocalSlack given it behaves that way.
+BOT_SCOPES = ("commands", "chat:write")
 
 
 @dataclass
@@ -83,7 +85,9 @@ class LocalSlack:
         trigger_ttl: float = 3.0,
         response_url_max_uses: int = 5,
         response_url_ttl: float = 30 * 60.0,
+        scopes: tuple[str, ...] = BOT_SCOPES,
     ) -> None:
+        self.scopes = frozenset(scopes)
         self._bot_token = bot_token
         self._app_token = app_token
         self._signing_secret = signing_secret
@@ -173,9 +177,24 @@ class LocalSlack:
         return self.state.add_user(user_id, name, real_name, is_admin=is_admin)
 
     def add_channel(
-        self, channel_id: str, name: str | None = None, is_private: bool = False
+        self,
+        channel_id: str,
+        name: str | None = None,
+        is_private: bool = False,
+        *,
+        bot_member: bool = True,
     ) -> None:
-        self.state.add_channel(channel_id, name, is_private=is_private)
+        """A channel; the bot is in it (invited) unless ``bot_member=False``."""
+        self.state.add_channel(channel_id, name, is_private=is_private, bot_member=bot_member)
+
+    def set_bot_member(self, channel_id: str, member: bool) -> None:
+        """``/invite @voicebot`` (True) or removing the bot from the channel (False)."""
+        with self.state.lock:
+            self.state.channel(channel_id).bot_member = member
+
+    def archive(self, channel_id: str) -> None:
+        with self.state.lock:
+            self.state.channel(channel_id).is_archived = True
 
     def calls(self, method: str | None = None) -> list[RecordedCall]:
         with self.state.lock:
@@ -338,7 +357,7 @@ class LocalSlack:
                     body["errors"] = exc.detail
                     body["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in exc.detail]}
         if method == "auth.test":
-            headers["x-oauth-scopes"] = BOT_SCOPES
+            headers["x-oauth-scopes"] = ",".join(sorted(self.scopes))
         self.state.record_call(
             RecordedCall(
                 method=method,
@@ -436,6 +455,7 @@ class LocalSlack:
 
     def _chat_post_message(self, params: JSON) -> JSON:
         channel = _text(params.get("channel"))
+        self.state.check_bot_can_post(channel, self.scopes)
         decoded = self._check_message(params, "chat.postMessage")
         message = self.state.post(
             channel,
@@ -487,6 +507,7 @@ class LocalSlack:
     def _chat_post_ephemeral(self, params: JSON) -> JSON:
         user = _text(params.get("user"))
         self.state.user(user)
+        self.state.check_bot_can_post(_text(params.get("channel")), self.scopes)
         decoded = self._check_message(params, "chat.postEphemeral")
         message = self.state.post_ephemeral(
             _text(params.get("channel")),

@@ -64,9 +64,17 @@ class User:
 
 @dataclass
 class Channel:
+    """A conversation. ``bot_member``: whether the bot was invited (``/invite @voicebot``)."""
+
     id: str
     name: str
     is_private: bool = False
+    is_archived: bool = False
+    bot_member: bool = False
+
+    @property
+    def is_im(self) -> bool:
+        return self.id.startswith("D")
 
     def to_api(self) -> JSON:
         is_im = self.id.startswith("D")
@@ -77,8 +85,8 @@ class Channel:
             "is_group": self.is_private,
             "is_im": is_im,
             "is_private": self.is_private or is_im,
-            "is_archived": False,
-            "is_member": True,
+            "is_archived": self.is_archived,
+            "is_member": self.bot_member or is_im,
             "created": 1700000000,
         }
 
@@ -327,15 +335,23 @@ class SlackState:
             return self.users.get(user_id) or self.add_user(user_id)
 
     def add_channel(
-        self, channel_id: str, name: str | None = None, *, is_private: bool = False
+        self,
+        channel_id: str,
+        name: str | None = None,
+        *,
+        is_private: bool = False,
+        bot_member: bool = False,
     ) -> Channel:
         with self.lock:
-            channel = Channel(channel_id, name or channel_id.lower(), is_private)
+            channel = Channel(
+                channel_id, name or channel_id.lower(), is_private, bot_member=bot_member
+            )
             self.channels[channel_id] = channel
             return channel
 
     def resolve_channel(self, channel: str) -> str:
-        """A user id as channel means that user's DM with the bot, as in real Slack."""
+        """A user id as channel means that user's DM with the bot, as in real Slack. A
+        channel a user acts in exists; the bot is not in it until someone invites it."""
         if not channel:
             raise SlackError("channel_not_found")
         if channel[0] in "UW":
@@ -344,6 +360,30 @@ class SlackState:
             if channel not in self.channels:
                 self.add_channel(channel)
         return channel
+
+    def check_bot_can_post(self, channel_id: str, scopes: frozenset[str]) -> None:
+        """Raise the ``SlackError`` real Slack answers when the bot posts where it can't.
+
+        A bot posts in its DMs and in the channels it is a member of; in other public
+        channels only with ``chat:write.public``; a private channel it is not in does not
+        exist as far as it can tell.
+        """
+        if not channel_id:
+            raise SlackError("channel_not_found")
+        if channel_id[0] in "UW":
+            return
+        with self.lock:
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                raise SlackError("channel_not_found")
+            if channel.is_im:
+                return
+            if channel.is_private and not channel.bot_member:
+                raise SlackError("channel_not_found")
+            if channel.is_archived:
+                raise SlackError("is_archived")
+            if not channel.bot_member and "chat:write.public" not in scopes:
+                raise SlackError("not_in_channel")
 
     def channel(self, channel_id: str) -> Channel:
         with self.lock:
