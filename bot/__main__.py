@@ -1,7 +1,8 @@
 """Command line: ``python -m bot serve | socket | worker | dev | check-config``.
 
-Settings are read once here; a bad setting ends the process with one line naming the
-variable (exit 2), never a traceback.
+Settings are read once here; a bad setting, or one the command needs and the environment
+lacks, ends the process with one line naming the variable (exit 2), never a traceback.
+``dev`` needs nothing: it runs against local stand-ins that bring their own credentials.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import ConfigError, Needs, Settings, load_settings, require
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -51,12 +54,25 @@ def _check_config(settings: Settings) -> None:
     print("settings OK")
 
 
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[Settings], None]
+    help: str
+    # None: nothing (the local run brings its own stand-ins and their credentials).
+    needs: Needs | None = None
+
+
 COMMANDS = {
-    "serve": (_serve, "run the Slack app over HTTP on $PORT (POST /slack/events)"),
-    "socket": (_socket, "run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)"),
-    "worker": (_worker, "run the review-tracking worker"),
-    "dev": (_dev, "run everything locally: Redis, local Slack, local MetaStudio, web, worker"),
-    "check-config": (_check_config, "read the settings and report the first problem"),
+    "serve": Command(_serve, "run the Slack app over HTTP on $PORT (POST /slack/events)",
+                     Needs()),
+    "socket": Command(_socket, "run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)",
+                      Needs(socket_mode=True)),
+    "worker": Command(_worker, "run the review-tracking worker", Needs(slack_requests=False)),
+    "dev": Command(_dev, "run everything locally: Redis, local Slack, local MetaStudio, web, "
+                   "worker"),
+    # The Procfile's pair: serve needs all that the worker needs, and the signing secret.
+    "check-config": Command(_check_config, "read the settings and report the first problem",
+                            Needs()),
 }
 
 
@@ -64,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text)
+    for name, command in COMMANDS.items():
+        sub.add_parser(name, help=command.help)
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     try:
@@ -73,9 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    runner, _ = COMMANDS[args.command]
+    command = COMMANDS[args.command]
     try:
-        runner(settings)
+        if command.needs is not None:
+            require(settings, args.command, command.needs)
+        command.run(settings)
     except ConfigError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

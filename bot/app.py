@@ -39,7 +39,7 @@ def slack_client(
 ) -> AsyncWebClient:
     """The Web API client; one shared aiohttp session saves a TLS handshake per call."""
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        token=settings.secret("slack_bot_token"),
         base_url=settings.slack_api_url,
         session=session,
         timeout=10,
@@ -123,7 +123,7 @@ async def open_services(
 def build_app(settings: Settings, services: Services) -> AsyncApp:
     app = AsyncApp(
         client=services.slack,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=settings.secret("slack_signing_secret"),
         process_before_response=False,
     )
     app.use(Deliveries(services.redis, settings.redis_prefix).middleware())

@@ -25,7 +25,6 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from arq.worker import Worker
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
@@ -42,9 +41,9 @@ from bot.sandbox.metastudio import (
 from bot.sandbox.serve import ServerThread
 from bot.sandbox.slack import LocalSlack
 from bot.sandbox.slack.playground import PlaygroundUser
-from bot.settings import LOCAL_BOT_TOKEN, Settings
+from bot.settings import Settings
 from bot.web import build_web
-from bot.worker import build_worker
+from bot.worker import WorkerSupervisor
 
 log = logging.getLogger("bot.dev")
 T = TypeVar("T")
@@ -132,6 +131,11 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+def has_real_slack(settings: Settings) -> bool:
+    """A bot token for a Slack that is not this machine's sandbox."""
+    return settings.slack_bot_token is not None and not _is_loopback(settings.slack_api_url)
+
+
 def has_real_metastudio(settings: Settings) -> bool:
     """Credentials for a MetaStudio that is not this machine's sandbox."""
     has_keys = settings.has_metastudio_credentials and (
@@ -147,7 +151,7 @@ def real_run_instructions(settings: Settings) -> str | None:
     found = [
         name
         for name, present in (
-            ("a Slack bot token", settings.has_real_slack),
+            ("a Slack bot token", has_real_slack(settings)),
             ("Huawei Cloud credentials", has_real_metastudio(settings)),
         )
         if present
@@ -197,13 +201,15 @@ def local_settings(
     redis_url: str,
     prefix: str,
     slack: LocalSlack,
+    bot_token: str,
     metastudio_url: str,
     options: StackOptions,
 ) -> Settings:
-    """The given settings rewired to the local services; the bot's policy knobs are kept."""
+    """The given settings rewired to the local services, with their credentials (which exist
+    only for this run); the bot's policy knobs are kept."""
     return settings.model_copy(
         update={
-            "slack_bot_token": LOCAL_BOT_TOKEN,
+            "slack_bot_token": SecretStr(bot_token),
             "slack_signing_secret": SecretStr(slack.signing_secret),
             "slack_app_token": None,
             "slack_api_url": slack.api_url,
@@ -267,13 +273,14 @@ async def delete_run_keys(redis_url: str, prefix: str, queue_name: str) -> int:
 
 
 class WorkerThread:
-    """The arq worker on its own thread and event loop; ``stop`` finishes it like SIGTERM."""
+    """The supervised review worker on its own thread and event loop; ``stop`` finishes it
+    like SIGTERM."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: Worker | None = None
+        self._supervisor: WorkerSupervisor | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="voicebot-worker", daemon=True)
 
@@ -282,10 +289,7 @@ class WorkerThread:
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            # Signals belong to the main thread; it stops this worker through ``stop``.
-            worker = build_worker(self._settings, handle_signals=False)
-            self._worker = worker
-            loop.run_until_complete(self._serve(worker))
+            loop.run_until_complete(self._serve())
         except BaseException as error:
             self._error = error
             self._ready.set()
@@ -293,29 +297,13 @@ class WorkerThread:
         finally:
             loop.close()
 
-    async def _serve(self, worker: Worker) -> None:
-        worker.main_task = asyncio.ensure_future(worker.main())
+    async def _serve(self) -> None:
+        # Signals belong to the main thread; it stops this worker through ``stop``.
+        supervisor = WorkerSupervisor(self._settings)
+        self._supervisor = supervisor
+        running = asyncio.ensure_future(supervisor.run())
         self._ready.set()
-        try:
-            await worker.main_task
-        except asyncio.CancelledError:
-            pass
-        finally:
-            await self._close(worker)
-
-    @staticmethod
-    async def _close(worker: Worker) -> None:
-        """arq's own ``close`` ends with a ``close`` that redis-py deprecates; this is the
-        same shutdown with ``aclose``."""
-        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-        pool = worker._pool
-        if pool is None:
-            return
-        await pool.delete(worker.health_check_key)
-        if worker.on_shutdown is not None:
-            await worker.on_shutdown(worker.ctx)
-        await pool.aclose(close_connection_pool=True)
-        worker._pool = None
+        await running
 
     def start(self) -> WorkerThread:
         self._thread.start()
@@ -325,11 +313,11 @@ class WorkerThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        worker, loop = self._worker, self._loop
-        if worker is not None and loop is not None and not loop.is_closed():
+        supervisor, loop = self._supervisor, self._loop
+        if supervisor is not None and loop is not None and not loop.is_closed():
             # The loop may close between the check and the call; then the worker is done.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(worker.handle_sig_wait_for_completion, signal.SIGTERM)
+                loop.call_soon_threadsafe(supervisor.stop, signal.SIGTERM)
         self._thread.join(timeout)
 
     @property
@@ -378,7 +366,8 @@ class DevStack:
         ms_server = self._exits.enter_context(ServerThread(self.metastudio.app))
         log.info("local MetaStudio on %s (%d jobs)", ms_server.url, len(self.job_ids))
 
-        self.slack = LocalSlack(signing_secret=secrets.token_hex(16))
+        bot_token = f"xoxb-local-{secrets.token_hex(8)}"
+        self.slack = LocalSlack(bot_token=bot_token, signing_secret=secrets.token_hex(16))
         self.slack.add_channel(options.channel, options.channel_name)
         for user in options.users:
             self.slack.add_user(user.id, user.name, user.real_name,
@@ -393,6 +382,7 @@ class DevStack:
             redis_url=self.redis_url,
             prefix=self.prefix,
             slack=self.slack,
+            bot_token=bot_token,
             metastudio_url=ms_server.url,
             options=options,
         )

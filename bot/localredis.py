@@ -1,18 +1,22 @@
 """Find a reachable Redis, or start Debian's ``redis-server`` on a free port (installing it).
 
 Used by the local run and the test suite so both work on a machine with no Redis running.
-A server started here keeps nothing on disk and is stopped by ``LocalRedis.stop``.
+A server started here keeps nothing on disk, unless asked for an append-only file in a given
+directory (to restart it with its data, as a real Redis comes back from a crash), and is
+stopped by ``LocalRedis.stop``.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -65,9 +69,14 @@ class LocalRedis:
     def started_here(self) -> bool:
         return self.process is not None
 
-    def stop(self) -> None:
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 6379
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop the server (SIGKILL: as a crash, with no chance to close connections)."""
         if self.process is not None:
-            self.process.terminate()
+            self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -79,19 +88,30 @@ class LocalRedis:
             self._workdir = None
 
 
-def start_redis_server(port: int | None = None) -> LocalRedis:
-    """Start a private server; pass ``port`` to restart one where a stopped one listened."""
+def start_redis_server(port: int | None = None, *, data_dir: Path | None = None) -> LocalRedis:
+    """Start a private server; pass ``port`` to restart one where a stopped one listened.
+
+    With ``data_dir`` every write goes to an append-only file there (fsync'd at once, so
+    even a SIGKILL loses nothing) and a server started again on that directory reloads it;
+    the directory is the caller's to remove.
+    """
     binary = _install_redis_server()
     port = port or _free_port()
-    workdir = tempfile.TemporaryDirectory(prefix="voicebot-redis-")
+    workdir: tempfile.TemporaryDirectory[str] | None = None
+    if data_dir is None:
+        workdir = tempfile.TemporaryDirectory(prefix="voicebot-redis-")
+        directory, persistence = workdir.name, ["--appendonly", "no"]
+    else:
+        directory = str(data_dir)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"]
     process = subprocess.Popen(  # noqa: S603
         [
             binary,
             "--port", str(port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
-            "--dir", workdir.name,
+            *persistence,
+            "--dir", directory,
             "--daemonize", "no",
         ],
         stdout=subprocess.DEVNULL,
@@ -102,7 +122,8 @@ def start_redis_server(port: int | None = None) -> LocalRedis:
     while not _reachable(url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            workdir.cleanup()
+            if workdir is not None:
+                workdir.cleanup()
             raise RuntimeError("redis-server did not start")
         time.sleep(0.05)
     return LocalRedis(url=url, process=process, _workdir=workdir)

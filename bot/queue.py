@@ -14,7 +14,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.redis import CONNECT_TIMEOUT, OPERATION_TIMEOUT
 
 TRACK_FUNCTION = "track_request"
 SWEEP_FUNCTION = "sweep_reviews"
@@ -31,10 +38,18 @@ def track_job_id(prefix: str, request_id: str) -> str:
     return f"{prefix}track:{request_id}"
 
 
-def redis_settings(url: str) -> RedisSettings:
+def redis_settings(url: str, *, ride_out_blips: bool = False) -> RedisSettings:
+    """arq's connection settings. ``ride_out_blips`` (the worker's pool): a command that
+    meets a dead connection is sent again, up to three times within about two seconds, so a
+    blip does not end the worker's arq Worker. That is safe for what arq sends: redis-py
+    never re-sends a transaction under WATCH, and the others set, delete or count tries.
+    The web's pool fails at once instead: a Slack acknowledgement cannot wait."""
     settings = RedisSettings.from_dsn(url)
     settings.conn_timeout = 2
     settings.conn_retries = 3
+    if ride_out_blips:
+        settings.retry = Retry(EqualJitterBackoff(cap=1.0, base=0.2), 3)
+        settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
     return settings
 
 
@@ -48,7 +63,14 @@ class ArqQueue:
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str, queue_name: str) -> ArqQueue:
-        pool = await create_pool(redis_settings(url), default_queue_name=queue_name)
+        """Connects on first use, so a process can start while Redis is away (enqueueing
+        fails until it is back), with the short timeouts of the bot's own client."""
+        connections = ConnectionPool.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=OPERATION_TIMEOUT
+        )
+        pool = ArqRedis(connections, default_queue_name=queue_name)
+        # As ``Redis.from_pool``: the client owns the pool and closes it with itself.
+        pool.auto_close_connection_pool = True
         return cls(pool, prefix=prefix, queue_name=queue_name)
 
     async def enqueue_tracking(self, request_id: str, *, defer: float | None = None) -> bool:

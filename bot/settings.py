@@ -3,19 +3,24 @@
 Environment names are a public contract (deploy scripts rely on them). Slack, Redis and
 Huawei Cloud settings keep their ecosystem names; the bot's own policy uses ``VOICEBOT_``.
 Secrets are ``SecretStr`` so they never show up in a repr, a log line or a traceback.
+
+No credential has a default: a setting the command needs and the environment lacks stops it
+at start-up (``require``). The local run (``bot.dev``) supplies its own stand-in values.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 METASTUDIO_REGIONS = ("cn-north-4", "cn-east-3")
-
-
-LOCAL_BOT_TOKEN = SecretStr("xoxb-local")
+HUAWEI_CREDENTIALS = (
+    "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
+    "or VOICEBOT_IAM_USER, VOICEBOT_IAM_PASSWORD and VOICEBOT_IAM_DOMAIN"
+)
 
 
 class ConfigError(Exception):
@@ -39,11 +44,11 @@ class Settings(BaseSettings):
     )
 
     # Slack
-    slack_bot_token: SecretStr = Field(
-        default=LOCAL_BOT_TOKEN, validation_alias=_env("SLACK_BOT_TOKEN")
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_BOT_TOKEN")
     )
-    slack_signing_secret: SecretStr = Field(
-        default=SecretStr("local-signing-secret"), validation_alias=_env("SLACK_SIGNING_SECRET")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_SIGNING_SECRET")
     )
     slack_app_token: SecretStr | None = Field(
         default=None, validation_alias=_env("SLACK_APP_TOKEN")
@@ -121,6 +126,18 @@ class Settings(BaseSettings):
         default=None, ge=0, le=65535, validation_alias=_env("VOICEBOT_WORKER_METRICS_PORT")
     )
 
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "huaweicloud_sdk_ak",
+        "huaweicloud_sdk_sk", "huaweicloud_sdk_project_id", "iam_user", "iam_password",
+        "iam_domain", mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # ``FOO=`` in an env file is as good as no FOO at all.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("admins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -150,9 +167,13 @@ class Settings(BaseSettings):
     def has_metastudio_credentials(self) -> bool:
         return bool(self.huaweicloud_sdk_ak and self.huaweicloud_sdk_sk)
 
-    @property
-    def has_real_slack(self) -> bool:
-        return "slack.com" in self.slack_api_url and self.slack_bot_token != LOCAL_BOT_TOKEN
+    def secret(self, field: str) -> str:
+        """The value of a secret a component cannot work without; ConfigError naming its
+        variable when it is unset (``require`` normally stops the process before)."""
+        value = getattr(self, field)
+        if not isinstance(value, SecretStr):
+            raise ConfigError(f"missing setting {_ENV_NAMES[field]}")
+        return value.get_secret_value()
 
 
 _ENV_NAMES = {
@@ -160,6 +181,49 @@ _ENV_NAMES = {
            else name.upper())
     for name, field in Settings.model_fields.items()
 }
+
+
+def _missing_huawei(settings: Settings) -> str | None:
+    """The first Huawei Cloud credential missing: AK/SK, else the IAM user settings."""
+    ak, sk = settings.huaweicloud_sdk_ak, settings.huaweicloud_sdk_sk
+    if ak is not None or sk is not None:
+        return "HUAWEICLOUD_SDK_SK" if sk is None else "HUAWEICLOUD_SDK_AK" if ak is None else None
+    iam = (
+        ("VOICEBOT_IAM_USER", settings.iam_user),
+        ("VOICEBOT_IAM_PASSWORD", settings.iam_password),
+        ("VOICEBOT_IAM_DOMAIN", settings.iam_domain),
+    )
+    if any(value is not None for _, value in iam):
+        return next((name for name, value in iam if value is None), None)
+    return "HUAWEICLOUD_SDK_AK"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a command needs beyond the defaults. Every one talks to Slack (the bot token)
+    and to MetaStudio (credentials, project id); some also receive Slack's requests (the
+    signing secret) or connect over Socket Mode (the app-level token)."""
+
+    slack_requests: bool = True
+    socket_mode: bool = False
+
+
+def require(settings: Settings, command: str, needs: Needs) -> None:
+    """Raise ConfigError naming the first setting ``command`` cannot run without."""
+    needed = [
+        ("SLACK_SIGNING_SECRET", needs.slack_requests and settings.slack_signing_secret is None),
+        ("SLACK_BOT_TOKEN", settings.slack_bot_token is None),
+        ("SLACK_APP_TOKEN", needs.socket_mode and settings.slack_app_token is None),
+    ]
+    missing = next((name for name, absent in needed if absent), None)
+    hint = ""
+    if missing is None:
+        missing = _missing_huawei(settings)
+        hint = f" (Huawei Cloud credentials: {HUAWEI_CREDENTIALS})"
+    if missing is None and settings.huaweicloud_sdk_project_id is None:
+        missing, hint = "HUAWEICLOUD_SDK_PROJECT_ID", " (the IAM project id of the region)"
+    if missing is not None:
+        raise ConfigError(f"missing setting {missing}: `python -m bot {command}` needs it{hint}")
 
 
 def load_settings(**overrides: object) -> Settings:

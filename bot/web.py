@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from starlette.applications import Starlette
@@ -52,7 +53,7 @@ def build_web(settings: Settings) -> Starlette:
         services: Services = request.app.state.services
         try:
             await asyncio.wait_for(services.redis.ping(), 2.0)
-        except Exception:
+        except (RedisError, OSError):  # OSError: TimeoutError included
             return JSONResponse({"ok": False, "redis": "unavailable"}, status_code=503)
         return JSONResponse({"ok": True, "redis": "ok"})
 

@@ -7,13 +7,19 @@ review and enqueues the next step of each request whose review ended. Cron jobs 
 pending requests past their deadline and re-enqueue any tracked request that has neither a
 queue job nor the sweep's watch. All state is in Redis, so a worker killed at any point is
 replaced by the next one without losing a step.
+
+``WorkerSupervisor`` (behind ``run_worker``) keeps the process alive through Redis outages:
+arq's Worker ends on the first Redis error of its loop, so the supervisor closes it and,
+after a backoff, starts a fresh one until Redis answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import signal
 import time
 from typing import Any
 
@@ -27,7 +33,7 @@ from bot.app import Services, open_services
 from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
-from bot.redis import Keys, StoreUnavailable
+from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable
 from bot.review_sweep import ReviewSweep
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
@@ -47,6 +53,9 @@ SWEEPS_PER_INTERVAL = 4
 LISTED_TTL = 86400
 # A step is cut off before arq's own timeout would end the job for good.
 STEP_SHARE_OF_TIMEOUT = 0.8
+# While Redis is away a new Worker is tried after a jittered, doubling wait up to the cap.
+RECONNECT_BASE = 0.5
+RECONNECT_CAP = 5.0
 
 
 def _metrics(ctx: dict[str, Any]) -> WorkerMetrics:
@@ -61,6 +70,12 @@ def _services(ctx: dict[str, Any]) -> Services:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
+    if "services" in ctx:
+        # A Worker started after a Redis outage: the process's services (their Redis clients
+        # reconnect by themselves), metrics and step state carry on.
+        await _services(ctx).queue.enqueue_sweep()
+        log.info("worker ready again (queue %s)", settings.queue_name)
+        return
     services = await open_services(settings)
     ctx["services"] = services
     metrics = WorkerMetrics()
@@ -261,7 +276,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
                  run_at_startup=True, timeout=settings.job_timeout),
         ],
         "queue_name": settings.queue_name,
-        "redis_settings": redis_settings(settings.redis_url),
+        "redis_settings": redis_settings(settings.redis_url, ride_out_blips=True),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},
@@ -278,11 +293,110 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
     return Worker(**options)
 
 
+def reconnect_delay(failures: int) -> float:
+    """Seconds before the next Worker after ``failures`` Worker ends in a row; jittered so
+    that many worker processes do not all knock at once when Redis comes back."""
+    delay = min(RECONNECT_CAP, RECONNECT_BASE * 2 ** min(failures - 1, 10))
+    return float(delay * random.uniform(0.5, 1.0))
+
+
+class WorkerSupervisor:
+    """Runs arq Workers one after another until ``stop``.
+
+    A Worker that ends on a Redis outage (a poll, a heartbeat, the bookkeeping of a job) is
+    closed without asking Redis for anything, and a fresh one is started after
+    ``reconnect_delay``; it takes over the queue where the last left it (a job cut short
+    stays queued, and runs again once arq's in-progress mark expires). All Workers share one
+    ``ctx``, so the services, metrics and their server are made once per process. Any other
+    error ends the supervisor, as it would have ended the Worker.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ctx: dict[str, Any] = {"settings": settings}
+        self.worker: Worker | None = None
+        self.restarts = 0
+        self._stopping = asyncio.Event()
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        """As arq on SIGTERM: no new steps, running ones get ``job_completion_wait``."""
+        self._stopping.set()
+        worker = self.worker
+        if worker is not None and worker.main_task is not None and not worker.main_task.done():
+            worker.handle_sig_wait_for_completion(signal.Signals(signum))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                started = loop.time()
+                error = await self._run_one()
+                if error is None:
+                    return
+                # A Worker that ran a while had reached Redis: start the backoff afresh.
+                failures = 1 if loop.time() - started > RECONNECT_CAP else failures + 1
+                self.restarts += 1
+                delay = reconnect_delay(failures)
+                log.warning("Redis unavailable (%s); starting a new worker in %.1fs",
+                            type(error).__name__, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+        finally:
+            await shutdown(self.ctx)
+
+    async def _run_one(self) -> BaseException | None:
+        """One Worker from start to end: the Redis error that ended it, or None if stopped."""
+        worker = build_worker(self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None)
+        main = asyncio.ensure_future(worker.main())
+        worker.main_task = main
+        self.worker = worker
+        try:
+            await asyncio.wait({main})
+        except asyncio.CancelledError:
+            main.cancel()
+            await close_worker(worker, redis_up=False)
+            raise
+        finally:
+            self.worker = None
+        error = None if main.cancelled() else main.exception()
+        redis_down = isinstance(error, UNAVAILABLE_ERRORS)
+        await close_worker(worker, redis_up=not redis_down)
+        if error is not None and not redis_down:
+            raise error
+        return error
+
+
+async def close_worker(worker: Worker, *, redis_up: bool = True) -> None:
+    """arq's ``Worker.close`` for a Worker whose Redis may be gone (arq's asks Redis to
+    delete its health key and fails when it cannot); it also closes the pool with ``aclose``
+    (arq's ``close`` is deprecated by redis-py). Running steps get ``job_completion_wait``."""
+    running = [task for task in worker.tasks.values() if not task.done()]
+    if running:
+        _, late = await asyncio.wait(running, timeout=worker._job_completion_wait or None)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    pool = worker._pool
+    if pool is None:
+        return
+    if redis_up:
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            await pool.delete(worker.health_check_key)
+    if worker.on_shutdown is not None:
+        await worker.on_shutdown(worker.ctx)
+    await pool.aclose(close_connection_pool=True)
+    worker._pool = None
+
+
+async def serve_worker(settings: Settings) -> None:
+    """The supervised worker until SIGTERM or SIGINT."""
+    supervisor = WorkerSupervisor(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.stop, signum)
+    await supervisor.run()
+
+
 def run_worker(settings: Settings) -> None:
-    # arq binds its signal handlers to the loop it finds at construction time.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        build_worker(settings).run()
-    finally:
-        loop.close()
+    asyncio.run(serve_worker(settings))

@@ -185,21 +185,33 @@ def free_port() -> int:
 
 @dataclass
 class WorkerProcess:
+    """``python -m bot <command>`` (the worker unless told) as a process of its own; its
+    output goes to ``log`` when given."""
+
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    command: str = "worker"
+    log: Path | None = None
 
     def start(self) -> WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VOICEBOT_"))}
         env.update(self.env)
         env["PYTHONPATH"] = str(REPO)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with (self.log.open("ab") if self.log is not None else open(os.devnull, "wb")) as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "bot", self.command],
+                env=env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         return self
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs."""
+        assert self.process is not None
+        return self.process.poll()
 
     def kill(self) -> None:
         if self.process is not None:

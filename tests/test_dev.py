@@ -164,6 +164,8 @@ def test_only_credentials_for_real_services_turn_the_local_run_off() -> None:
         metastudio_endpoint_override="http://127.0.0.1:8081",
     )
     assert real_run_instructions(local) is None
+    local_slack = load_settings(slack_bot_token="xoxb-local", slack_api_url="http://127.0.0.1:9/")
+    assert real_run_instructions(local_slack) is None
     cloud = load_settings(huaweicloud_sdk_ak="AKREAL", huaweicloud_sdk_sk="SKREAL")
     text = real_run_instructions(cloud)
     assert text is not None
