@@ -279,7 +279,7 @@ def _web_api(stack: DevStack, method: str, **body: Any) -> dict[str, Any]:
     reply = httpx.post(
         f"{stack.slack.api_url}{method}",
         json=body,
-        headers={"Authorization": f"Bearer {stack.settings.slack_bot_token.get_secret_value()}"},
+        headers={"Authorization": f"Bearer {stack.settings.secret('slack_bot_token')}"},
     )
     data: dict[str, Any] = reply.json()
     assert data["ok"], data

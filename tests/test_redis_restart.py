@@ -134,7 +134,7 @@ async def not_ready(web_url: str) -> bool:
 
 
 async def card_recorded(url: str, prefix: str, job: str) -> bool:
-    client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+    client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
     try:
         store = ApprovalStore(client, prefix, ttl_seconds=60, allow_self_approval=False)
         return any(request.card_ts for request in await store.for_job(job))

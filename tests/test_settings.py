@@ -36,8 +36,8 @@ def test_every_contract_name_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOICEBOT_ADMINS", "U1, U2,,U3")
     monkeypatch.setenv("VOICEBOT_REQUIRE_APPROVAL", "false")
     settings = load_settings()
-    assert settings.slack_bot_token.get_secret_value() == "xoxb-real-token-value"
-    assert settings.slack_signing_secret.get_secret_value() == "signing-secret-value"
+    assert settings.secret("slack_bot_token") == "xoxb-real-token-value"
+    assert settings.secret("slack_signing_secret") == "signing-secret-value"
     assert settings.slack_app_token is not None
     assert settings.slack_api_url == "http://127.0.0.1:9/api/"
     assert settings.redis_url == "redis://127.0.0.1:6390/3"
