@@ -237,6 +237,17 @@ def worker(bot_env: dict[str, str]) -> Iterator[WorkerProcess]:
     process.stop()
 
 
+NOTHING_MORE_WAIT = 0.6
+
+
+async def nothing_more_happens(within: float = NOTHING_MORE_WAIT) -> None:
+    """Give something that must not happen (a second post, a second submit) the time to show
+    up, before asserting that it did not. There is no event to wait for, so this is a plain
+    bounded wait: use it only after a barrier that shows the bot has done everything it was
+    going to do (the outcome posted, the card updated), never instead of one."""
+    await asyncio.sleep(within)
+
+
 async def wait_until(predicate: object, within: float = 10.0, interval: float = 0.05) -> None:
     """Poll an (async or sync) predicate until it is truthy, or fail the test."""
     deadline = time.monotonic() + within

@@ -28,6 +28,7 @@ from tests.conftest import (
     grant_flow_roles,
     grant_role,
     has_buttons,
+    nothing_more_happens,
     replies_with,
     submit_job,
     thread_replies,
@@ -47,11 +48,6 @@ def count(slack: LocalSlack, card: Message, needles: tuple[str, ...] | str) -> i
 
 async def _exists(redis_client: aioredis.Redis, pattern: str) -> bool:
     return bool([key async for key in redis_client.scan_iter(match=pattern)])
-
-
-async def settle() -> None:
-    """Give a duplicate post, if the bot were to make one, the time to show up."""
-    await asyncio.sleep(0.6)
 
 
 async def test_hundred_deliveries_of_one_approve_over_two_web_processes(
@@ -75,7 +71,7 @@ async def test_hundred_deliveries_of_one_approve_over_two_web_processes(
     await replies_with(slack, card, "passed review")
     await wait_until(lambda: len(ephemeral_texts(slack, APPROVER)) >= 99, within=15)
 
-    await settle()
+    await nothing_more_happens()
     assert metastudio.commit_count(job) == 1
     assert count(slack, card, "Approved by") == 1
     assert count(slack, card, "Submitted job") == 1
@@ -124,7 +120,7 @@ async def test_approve_and_reject_at_once_make_one_decision(
         approved = count(slack, card, "Approved by") == 1
         if approved:
             await replies_with(slack, card, "Submitted job")
-    await settle()
+    await nothing_more_happens()
     for job, card in rounds:
         assert count(slack, card, DECISIONS) == 1
         actions = [e.action for e in await audit.read(job_id=job)]
@@ -160,7 +156,7 @@ async def test_faults_every_tracked_job_gets_exactly_one_outcome(
     await wait_until(
         lambda: all(count(slack, card, OUTCOMES) >= 1 for card in cards), within=40
     )
-    await settle()
+    await nothing_more_happens()
     assert metastudio.stats()["faults"]["error"] > 0
     for job, card in zip(jobs, cards, strict=True):
         replies = thread_replies(slack, card)
@@ -233,7 +229,7 @@ async def test_worker_killed_mid_review_loses_nothing(
         replacement = WorkerProcess(bot_env).start()
         for card in cards:
             await replies_with(slack, card, "passed review", within=30)
-        await settle()
+        await nothing_more_happens()
     finally:
         first.stop()
         if replacement is not None:

@@ -7,7 +7,6 @@ checks what reached Slack (card, thread, ephemerals), MetaStudio (commits) and t
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from typing import Any
@@ -44,6 +43,7 @@ from tests.conftest import (
     grant_role,
     has_buttons,
     metastudio_posts,
+    nothing_more_happens,
     replies_with,
     settings_from,
     submit_job,
@@ -215,7 +215,7 @@ async def test_slack_failing_at_the_click_leaves_the_posts_to_the_worker(
 
     await replies_with(slack, posted, "Rejected by")
     await wait_until(lambda: "Rejected" in card(slack, posted).text)
-    await asyncio.sleep(0.5)
+    await nothing_more_happens()
     assert thread_replies(slack, posted) == [f"<@{REQUESTER}> Rejected by <@{APPROVER}>."]
     assert not has_buttons(card(slack, posted))
 
