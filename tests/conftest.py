@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,6 +260,62 @@ async def wait_until(predicate: object, within: float = 10.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+ACK_DEADLINE = 3.0
+INTERNAL_ERROR = "Something went wrong on my side"
+STORE_DOWN = "permission store is unavailable"
+
+
+# -- what a user types in Slack and is shown ------------------------------------------------
+
+
+def readable(body: Mapping[str, Any]) -> str:
+    """A message's fallback text and the text of its blocks, as a user would read them."""
+    parts = [str(body.get("text") or "")]
+    for block in body.get("blocks") or []:
+        section = block.get("text") or {}
+        parts.append(str(section.get("text", "")) if isinstance(section, Mapping) else "")
+        for field in block.get("fields") or []:
+            parts.append(str(field.get("text", "")))
+    return "\n".join(p for p in parts if p)
+
+
+def shown(slack: LocalSlack, result: DeliveryResult) -> list[str]:
+    """Every text the user was shown for ``result``: the ack body, then response_url posts."""
+    if result.response_url is None:
+        return []
+    url_id = result.response_url.rsplit("/", 1)[-1]
+    return [
+        readable(p.body) for p in slack.responses if p.url_id == url_id and p.status_code == 200
+    ]
+
+
+async def answer(slack: LocalSlack, result: DeliveryResult, within: float = 5.0) -> str:
+    """What the user was shown for one command, waiting for the response_url post if needed."""
+    assert result.acked, result
+    assert result.elapsed < ACK_DEADLINE, result.elapsed
+    found = await slack.wait_for_async(lambda: shown(slack, result), timeout=within)
+    return "\n".join(found)
+
+
+async def say(
+    driver: SlackDriver, slack: LocalSlack, text: str, *, user: str, channel: str = CHANNEL
+) -> str:
+    """Type ``/voice {text}`` as ``user`` and return what they are shown."""
+    result = await driver.slash_command("/voice", text, user=user, channel=channel)
+    return await answer(slack, result)
+
+
+async def grant(driver: SlackDriver, slack: LocalSlack, user: str, role: str) -> None:
+    reply = await say(driver, slack, f"grant <@{user}> {role}", user=ADMIN)
+    assert f"<@{user}> now has the *{role}* role" in reply, reply
+
+
+async def prefixed_keys(redis_client: aioredis.Redis, prefix: str) -> list[str]:
+    """The bot's keys, less the delivery log (``seen:``) every delivery writes to."""
+    found = [k async for k in redis_client.scan_iter(match=f"{prefix}*", count=500)]
+    return sorted(k for k in found if not k.startswith(f"{prefix}seen:"))
 
 
 # -- approval flow helpers: what a user does, and what Slack, MetaStudio and Redis show -----

@@ -21,13 +21,14 @@ from tests.conftest import (
     CHANNEL,
     REQUESTER,
     WorkerProcess,
+    answer,
     card_of,
     grant_flow_roles,
+    say,
     submit_job,
     wait_until,
     with_env,
 )
-from tests.test_slack_commands import answer, say
 
 NOT_INVITED = "CNOBOT0001"
 PRIVATE = "GSECRET001"

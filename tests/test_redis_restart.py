@@ -32,14 +32,15 @@ from tests.conftest import (
     APPROVE,
     APPROVER,
     CHANNEL,
+    STORE_DOWN,
     WorkerProcess,
     free_port,
     grant_flow_roles,
     replies_with,
+    say,
     submit_job,
     wait_until,
 )
-from tests.test_slack_commands import STORE_DOWN, say
 
 OUTAGE = 5.0
 START_DEADLINE = 20.0

@@ -23,10 +23,10 @@ from tests.conftest import (
     REQUESTER,
     card_of,
     grant_flow_roles,
+    say,
     submit_job,
     with_env,
 )
-from tests.test_slack_commands import say
 
 
 def cards_for(slack: LocalSlack, job: str) -> int:

@@ -4,14 +4,12 @@ the audit stream, the submit modal round trip, and requests that fail verificati
 
 A slash command's answer reaches the user either as the ack body or as posts to its
 response_url; the local Slack records both against the same response_url id, so ``answer``
-reads them together. The helpers here are shared with the other ``test_slack_*`` modules.
+reads them together (``answer`` in conftest).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import urlencode
 
 import redis.asyncio as aioredis
@@ -20,65 +18,20 @@ from bot.metastudio.models import STATE_WORDS, JobState, category_of
 from bot.sandbox.metastudio import LocalMetaStudio
 from bot.sandbox.metastudio.faults import FaultConfig
 from bot.sandbox.slack import LocalSlack, SlackDriver
-from bot.sandbox.slack.driver import DeliveryResult
 from bot.slack import modal
-from tests.conftest import ADMIN, APPROVER, CHANNEL, OUTSIDER, REQUESTER, TEAM
-
-ACK_DEADLINE = 3.0
-INTERNAL_ERROR = "Something went wrong on my side"
-STORE_DOWN = "permission store is unavailable"
-
-
-# -- helpers (shared with the other test_slack_* modules) -----------------------------------
-
-
-def readable(body: Mapping[str, Any]) -> str:
-    """A message's fallback text and the text of its blocks, as a user would read them."""
-    parts = [str(body.get("text") or "")]
-    for block in body.get("blocks") or []:
-        section = block.get("text") or {}
-        parts.append(str(section.get("text", "")) if isinstance(section, Mapping) else "")
-        for field in block.get("fields") or []:
-            parts.append(str(field.get("text", "")))
-    return "\n".join(p for p in parts if p)
-
-
-def shown(slack: LocalSlack, result: DeliveryResult) -> list[str]:
-    """Every text the user was shown for ``result``: the ack body, then response_url posts."""
-    if result.response_url is None:
-        return []
-    url_id = result.response_url.rsplit("/", 1)[-1]
-    return [
-        readable(p.body) for p in slack.responses if p.url_id == url_id and p.status_code == 200
-    ]
-
-
-async def answer(slack: LocalSlack, result: DeliveryResult, within: float = 5.0) -> str:
-    """What the user was shown for one command, waiting for the response_url post if needed."""
-    assert result.acked, result
-    assert result.elapsed < ACK_DEADLINE, result.elapsed
-    found = await slack.wait_for_async(lambda: shown(slack, result), timeout=within)
-    return "\n".join(found)
-
-
-async def say(
-    driver: SlackDriver, slack: LocalSlack, text: str, *, user: str, channel: str = CHANNEL
-) -> str:
-    """Type ``/voice {text}`` as ``user`` and return what they are shown."""
-    result = await driver.slash_command("/voice", text, user=user, channel=channel)
-    return await answer(slack, result)
-
-
-async def grant(driver: SlackDriver, slack: LocalSlack, user: str, role: str) -> None:
-    reply = await say(driver, slack, f"grant <@{user}> {role}", user=ADMIN)
-    assert f"<@{user}> now has the *{role}* role" in reply, reply
-
-
-async def prefixed_keys(redis_client: aioredis.Redis, prefix: str) -> list[str]:
-    """The bot's keys, less the delivery log (``seen:``) every delivery writes to."""
-    found = [k async for k in redis_client.scan_iter(match=f"{prefix}*", count=500)]
-    return sorted(k for k in found if not k.startswith(f"{prefix}seen:"))
-
+from tests.conftest import (
+    ACK_DEADLINE,
+    ADMIN,
+    APPROVER,
+    CHANNEL,
+    INTERNAL_ERROR,
+    OUTSIDER,
+    REQUESTER,
+    TEAM,
+    grant,
+    prefixed_keys,
+    say,
+)
 
 # -- help and usage ----------------------------------------------------------------------------
 

@@ -14,8 +14,16 @@ from hypothesis import strategies as st
 from bot.sandbox.metastudio import LocalMetaStudio
 from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack.commands import SUBCOMMAND_NAMES, SUBMIT_KEYS
-from tests.conftest import ADMIN, CHANNEL, OUTSIDER, REQUESTER
-from tests.test_slack_commands import ACK_DEADLINE, INTERNAL_ERROR, grant, shown
+from tests.conftest import (
+    ACK_DEADLINE,
+    ADMIN,
+    CHANNEL,
+    INTERNAL_ERROR,
+    OUTSIDER,
+    REQUESTER,
+    grant,
+    shown,
+)
 
 _words = st.one_of(
     st.sampled_from([*SUBCOMMAND_NAMES, "--dry-run", "<@U0ALICE1|alice>", "@alice", "requester"]),

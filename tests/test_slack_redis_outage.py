@@ -16,8 +16,7 @@ from bot.localredis import LocalRedis, start_redis_server
 from bot.sandbox.metastudio import LocalMetaStudio
 from bot.sandbox.serve import ServerThread
 from bot.sandbox.slack import LocalSlack, SlackDriver
-from tests.conftest import ADMIN, CHANNEL, OUTSIDER, REQUESTER
-from tests.test_slack_commands import STORE_DOWN, answer, grant, say
+from tests.conftest import ADMIN, CHANNEL, OUTSIDER, REQUESTER, STORE_DOWN, answer, grant, say
 
 
 @pytest.fixture

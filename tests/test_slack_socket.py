@@ -14,8 +14,17 @@ from bot.sandbox.metastudio import LocalMetaStudio
 from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack import modal
 from bot.web import socket_mode
-from tests.conftest import ADMIN, CHANNEL, OUTSIDER, REQUESTER, settings_from
-from tests.test_slack_commands import ACK_DEADLINE, answer, grant, say
+from tests.conftest import (
+    ACK_DEADLINE,
+    ADMIN,
+    CHANNEL,
+    OUTSIDER,
+    REQUESTER,
+    answer,
+    grant,
+    say,
+    settings_from,
+)
 
 
 @pytest.fixture
