@@ -117,7 +117,7 @@ class Principal:
 
 
 @dataclass(frozen=True)
-class Decision:
+class AccessCheck:
     principal: Principal
     action: Action
     allowed: bool
@@ -260,7 +260,9 @@ class PermissionStore:
 
     # Reads
 
-    async def check(self, principal: Principal, action: Action, channel_id: str | None) -> Decision:
+    async def check(
+        self, principal: Principal, action: Action, channel_id: str | None
+    ) -> AccessCheck:
         """Decide in one Redis round trip; a channel of ``None`` fails any allow-list."""
         guarded = action in GUARDED_ACTIONS
         keys = [
@@ -276,7 +278,7 @@ class PermissionStore:
         required = REQUIRED_ROLE[action]
         missing = required if required is not None and required not in roles else None
         channel_blocked = bool(blocked)
-        return Decision(
+        return AccessCheck(
             principal=principal,
             action=action,
             allowed=missing is None and not channel_blocked,
@@ -289,7 +291,7 @@ class PermissionStore:
 
     async def require(
         self, principal: Principal, action: Action, channel_id: str | None
-    ) -> Decision:
+    ) -> AccessCheck:
         """``check``, raising ``PermissionDenied`` unless allowed."""
         decision = await self.check(principal, action, channel_id)
         denial = decision.denial()

@@ -17,9 +17,9 @@ from bot.audit import AuditLog
 from bot.localredis import LocalRedis, start_redis_server
 from bot.permissions import (
     REQUIRED_ROLE,
+    AccessCheck,
     Action,
     BootstrapAdminError,
-    Decision,
     LastAdminError,
     PermissionDenied,
     PermissionStore,
@@ -110,7 +110,7 @@ async def test_require_raises_a_denial_carrying_its_data(store: PermissionStore)
 
     await store.grant(who("UA"), "U1", Role.approver, channel_id=CHANNEL)
     decision = await store.require(who("U1"), Action.approve, CHANNEL)
-    assert isinstance(decision, Decision)
+    assert isinstance(decision, AccessCheck)
     assert decision.allowed
 
 
@@ -320,7 +320,7 @@ async def test_check_costs_one_round_trip(
         # Warm up: the handshake, the first health check and loading the script.
         await counted.check(who("U1"), Action.submit, "C1")
 
-        calls: list[Callable[[], Awaitable[Decision]]] = [
+        calls: list[Callable[[], Awaitable[AccessCheck]]] = [
             lambda: counted.check(who("U1"), Action.submit, "C1"),
             lambda: counted.check(who("U1"), Action.submit, "C2"),
             lambda: counted.check(who("U2"), Action.approve, "C1"),
@@ -357,7 +357,7 @@ async def private_redis() -> AsyncIterator[list[LocalRedis]]:
         server.stop()
 
 
-async def poll_until_available(store: PermissionStore, principal: Principal) -> Decision:
+async def poll_until_available(store: PermissionStore, principal: Principal) -> AccessCheck:
     deadline = time.monotonic() + 10
     while True:
         try:
