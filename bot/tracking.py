@@ -224,6 +224,12 @@ class Tracker:
             )
             return Step(moved or await self._reload(request))
         category = job.category
+        if category == StateCategory.UNKNOWN:
+            # A state newer than the bot: not a review that ended, not an outcome. Watch it
+            # at the slow pace until it turns into a state the bot knows.
+            request = await self._note_state(request, job)
+            delay = self._policy.training_interval * self._rng.uniform(0.9, 1.0)
+            return Step(request, job, delay)
         if category in (StateCategory.UNDER_REVIEW, StateCategory.PRE_SUBMIT):
             if request.status == S.SUBMITTED and category == StateCategory.UNDER_REVIEW:
                 request = await self._move(request, S.UNDER_REVIEW, job, None)

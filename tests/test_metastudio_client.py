@@ -176,10 +176,11 @@ def test_error_body_is_read_in_the_sdk_order(body: dict[str, Any], code: str, ms
     assert (error.error_code, error.error_msg) == (code, msg)
 
 
-def test_unparseable_error_body_falls_back_to_status_and_text() -> None:
-    error = error_from_response(503, {}, b"<html>upstream down</html>")
+def test_unparseable_error_body_falls_back_to_status_and_request_id() -> None:
+    error = error_from_response(503, {"x-request-id": "rid-1"}, b"<html>upstream down</html>")
     assert isinstance(error, ServerError)
-    assert (error.error_code, error.error_msg) == ("503", "<html>upstream down</html>")
+    assert (error.error_code, error.error_msg) == ("503", "HTTP 503 (request id rid-1)")
+    assert "<html" not in str(error)
 
 
 def test_request_id_comes_from_the_header_then_the_body() -> None:

@@ -127,7 +127,11 @@ class APIError(MetaStudioError):
         # Redacted gateway diagnostics (the echoed canonical request), for operators' logs.
         self.detail = detail
         rid = f", request id {request_id}" if request_id else ""
-        super().__init__(f"{self.summary}: {error_msg} (HTTP {status} {error_code}{rid})")
+        if error_code == str(status):
+            # No MetaStudio error body (a proxy's page): the message is the status already.
+            super().__init__(f"{self.summary}: {error_msg}")
+        else:
+            super().__init__(f"{self.summary}: {error_msg} (HTTP {status} {error_code}{rid})")
 
     def __repr__(self) -> str:
         return (
@@ -296,17 +300,20 @@ def error_from_response(
         body = json.loads(text) if text.strip() else None
     except ValueError:
         body = None
+    request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
+    if not request_id and isinstance(body, Mapping) and body.get("request_id"):
+        request_id = str(body["request_id"])
     pair = _find_pair(body)
     if pair is None:
-        code, msg = str(status), text.strip() or f"HTTP {status}"
+        # Not MetaStudio's error body: a proxy's or load balancer's HTML page, say. Its text
+        # means nothing to a user (and may be a whole page), so only the status is kept.
+        rid = f" (request id {request_id})" if request_id else ""
+        code, msg = str(status), f"HTTP {status}{rid}"
     else:
         code, msg = pair
     msg, echo = split_gateway_echo(msg)
     if len(msg) > MAX_MESSAGE:
         msg = msg[:MAX_MESSAGE] + "…"
-    request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
-    if not request_id and isinstance(body, Mapping) and body.get("request_id"):
-        request_id = str(body["request_id"])
     cls = _classify(status, code, msg, on_commit=on_commit)
     retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
     return cls(status, code, msg, request_id, retry_after=retry_after, detail=echo)

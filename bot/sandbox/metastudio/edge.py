@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.sandbox.metastudio import errors
@@ -212,6 +212,14 @@ class Edge:
             response = JSONResponse(error.body(), error.status, headers=error.headers)
             await response(scope, replay, send)
 
+        async def answer_fault(error: errors.ApiError) -> None:
+            if self.faults.config.error_body == "html":
+                page = HTMLResponse(errors.proxy_page(error.status), error.status,
+                                    headers=error.headers)
+                await page(scope, replay, send)
+            else:
+                await answer(error)
+
         received = ReceivedRequest(
             method=scope["method"],
             raw_path=scope.get("raw_path") or scope["path"].encode("utf-8"),
@@ -233,12 +241,12 @@ class Edge:
         if fault is Fault.THROTTLE:
             await answer(errors.throttled())
         elif fault is Fault.ERROR:
-            await answer(errors.internal_error())
+            await answer_fault(errors.internal_error())
         elif fault is Fault.LOST_REPLY:
             config = self.faults.config
             if config.lost_reply_mode == "bad_gateway":
                 await self.app(scope, replay, _discard)
-                await answer(errors.bad_gateway())
+                await answer_fault(errors.bad_gateway())
             else:
                 held: list[Message] = []
 

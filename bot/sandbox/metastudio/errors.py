@@ -101,3 +101,14 @@ def throttled() -> ApiError:
 
 def bad_gateway() -> ApiError:
     return ApiError(502, "APIGW.0202", "Bad gateway")
+
+
+def proxy_page(status: int) -> str:
+    """The page a reverse proxy in front of the gateway answers with: HTML, not JSON."""
+    title = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+             504: "Gateway Time-out"}.get(status, "Error")
+    return (
+        f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )

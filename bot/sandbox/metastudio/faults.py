@@ -35,6 +35,8 @@ class FaultConfig(BaseModel):
     # answer for lost_reply_delay seconds (or until the client hangs up).
     lost_reply_mode: Literal["bad_gateway", "timeout"] = "bad_gateway"
     lost_reply_delay: float = Field(default=30.0, ge=0.0)
+    # "html": injected errors come as a proxy's HTML page instead of MetaStudio's JSON body.
+    error_body: Literal["json", "html"] = "json"
     seed: int | None = None
     methods: frozenset[str] | None = None
     # Only requests whose path matches this regular expression (``re.search``).
