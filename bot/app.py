@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalStore
 from bot.audit import AuditLog
+from bot.credentials import CredentialsBreaker, fingerprint
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
 from bot.permissions import PermissionStore
@@ -61,6 +62,7 @@ class Services:
     slack: AsyncWebClient
     notifier: Notifier
     metrics: Metrics
+    credentials: CredentialsBreaker
 
     async def aclose(self) -> None:
         if self.slack.session is not None:
@@ -84,7 +86,14 @@ async def open_services(
         allow_self_approval=settings.allow_self_approval,
         audit=audit,
     )
-    metastudio = MetaStudioClient.from_settings(settings, transport=metastudio_transport)
+    breaker = CredentialsBreaker(
+        redis, prefix, fingerprint(settings), probe_after=settings.metastudio_auth_probe_after
+    )
+    metastudio = MetaStudioClient.from_settings(
+        settings, transport=metastudio_transport, guard=breaker
+    )
+    metrics = Metrics()
+    metrics.watch_credentials(breaker)
     queue = await ArqQueue.connect(
         settings.redis_url, prefix=prefix, queue_name=settings.queue_name
     )
@@ -107,7 +116,8 @@ async def open_services(
         submissions=submissions,
         slack=slack,
         notifier=Notifier(slack, approvals, metastudio),
-        metrics=Metrics(),
+        metrics=metrics,
+        credentials=breaker,
     )
 
 

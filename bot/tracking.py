@@ -18,16 +18,16 @@ from bot.metastudio import (
     SUBMITTABLE_STATES,
     APIError,
     CommitJobRequest,
+    CredentialsHeld,
+    CredentialsRejected,
     JobNotFound,
     JobState,
     MetaStudioClient,
     MetaStudioError,
     ServerError,
-    SignatureRejected,
     StateCategory,
     SubmitOutcomeUnknown,
     Throttled,
-    TokenExpired,
     TrainingJob,
     TransportError,
 )
@@ -41,8 +41,12 @@ S = ApprovalStatus
 FINISHED = frozenset({S.PENDING, S.REJECTED, S.EXPIRED, S.SUBMIT_FAILED, S.FAILED,
                       S.SUCCEEDED, S.TRAINING_FAILED})
 # Errors worth waiting out: the next step tries again after a backoff.
-TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown, TokenExpired,
-             SignatureRejected)
+TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown)
+# MetaStudio refused the bot's credentials: nothing is sent until they work again (see
+# ``bot.credentials``); a submit waiting for that is held, neither failed nor lost.
+REFUSED = (CredentialsRejected, CredentialsHeld)
+# Statuses whose submit has not been sent yet (or was refused outright): these are held.
+_HOLDABLE = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTING})
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Tracker:
             return Step(request)
         try:
             return await self._advance(request)
+        except REFUSED as refusal:
+            return await self._held(request_id, refusal)
         except TRANSIENT as fault:
             log.warning("request %s: MetaStudio fault, backing off: %s", request_id, fault)
             delay = self._policy.fault_delay(faults, self._rng)
@@ -132,6 +138,22 @@ class Tracker:
                 delay = max(delay, fault.retry_after)
             current = await self._approvals.get(request_id)
             return Step(current, next_poll=delay, fault=fault)
+
+    async def _held(self, request_id: str, refusal: MetaStudioError) -> Step:
+        """Wait for the credentials to work again. A submit not yet sent is marked held
+        (its card and thread say so once); it is sent when the breaker closes, after a read
+        like any resumed submit. An authentication refusal means nothing landed."""
+        kind = refusal.kind if isinstance(refusal, CredentialsRejected | CredentialsHeld) else ""
+        log.warning("request %s: MetaStudio refuses the bot's credentials (%s); held",
+                    request_id, kind)
+        current = await self._approvals.get(request_id)
+        if current is not None and current.status in _HOLDABLE and current.held != kind:
+            current = await self._approvals.update(request_id, held=kind) or current
+        wait = refusal.retry_in if isinstance(refusal, CredentialsHeld) else None
+        # Looking again costs one Redis read, not a MetaStudio call; the probe, when due,
+        # is sent by whichever step comes first.
+        delay = min(self._policy.cap, max(self._policy.interval, wait or self._policy.cap))
+        return Step(current, next_poll=delay * self._rng.uniform(0.9, 1.0), fault=refusal)
 
     async def _advance(self, request: ApprovalRequest) -> Step:
         if request.status in (S.APPROVED, S.AUTO_APPROVED):
@@ -176,7 +198,7 @@ class Tracker:
         detail = "confirmed by reading the job" if result.verified_by_read else None
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(state),
+            audit_detail=detail, job_state=str(state), held=None,
         )
         return await self._review_step(moved or await self._reload(request), result.job)
 
@@ -197,7 +219,7 @@ class Tracker:
     ) -> ApprovalRequest:
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(job.state),
+            audit_detail=detail, job_state=str(job.state), held=None,
         )
         return moved or await self._reload(request)
 
@@ -206,7 +228,7 @@ class Tracker:
     ) -> ApprovalRequest:
         moved = await self._approvals.transition(
             request.id, S.SUBMIT_FAILED, expected={S.SUBMITTING}, audit_action="submit_failed",
-            submit_error=text, submit_hint=hint,
+            submit_error=text, submit_hint=hint, held=None,
         )
         return moved or await self._reload(request)
 

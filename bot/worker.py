@@ -64,7 +64,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     services = await open_services(settings)
     ctx["services"] = services
     metrics = WorkerMetrics()
+    metrics.watch_credentials(services.credentials)
     ctx["metrics"] = metrics
+    # Started by an operator, perhaps after fixing the clock or the account: held calls
+    # get one probe now rather than at the next probe time.
+    await services.credentials.probe_soon()
     if settings.worker_metrics_port is not None:
         server, _ = start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         ctx["metrics_server"] = server

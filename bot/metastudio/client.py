@@ -12,13 +12,16 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from bot.metastudio.errors import (
+    IAM,
+    APIError,
+    CredentialsRejected,
     MetaStudioError,
     ServerError,
     SubmitOutcomeUnknown,
@@ -37,6 +40,7 @@ from bot.metastudio.models import (
 )
 from bot.metastudio.retry import RetryPolicy
 from bot.metastudio.signing import AKSKAuth
+from bot.metastudio.token import IAMAuthError
 from bot.settings import ConfigError, Settings
 
 logger = logging.getLogger("bot.metastudio")
@@ -51,6 +55,19 @@ SECRET_HEADERS = frozenset({"authorization", "x-auth-token", "x-security-token"}
 # A gateway that answers 502/504 may still have the request running behind it, so a read
 # right after cannot prove the submit will not land; other 5xx mean the exchange is over.
 IN_FLIGHT_STATUSES = frozenset({502, 504})
+
+
+class CredentialsGuard(Protocol):
+    """Keeps refused credentials from being used again (``bot.credentials``): consulted
+    before every call, told of every refusal, and of the success of a probe."""
+
+    async def before_call(self) -> bool:
+        """Raise ``CredentialsHeld`` to send nothing; True marks the call as the probe."""
+        ...
+
+    async def refused(self, kind: str, error_code: str, request_id: str | None) -> None: ...
+
+    async def accepted(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -154,9 +171,11 @@ class MetaStudioClient:
         timeout: float | httpx.Timeout = 10.0,
         retry: RetryPolicy | None = None,
         user_agent: str = USER_AGENT,
+        guard: CredentialsGuard | None = None,
     ) -> None:
         self.project_id = project_id
         self.retry = retry or RetryPolicy()
+        self.guard = guard
         self._auth = auth
         self._prefix = API_PREFIX.format(project_id=quote_segment(project_id))
         self._http = httpx.AsyncClient(
@@ -177,6 +196,7 @@ class MetaStudioClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        guard: CredentialsGuard | None = None,
     ) -> MetaStudioClient:
         """AK/SK auth when both keys are set, else IAM token auth when an IAM user is set."""
         project_id = settings.huaweicloud_sdk_project_id
@@ -202,6 +222,7 @@ class MetaStudioClient:
             transport=transport,
             timeout=settings.metastudio_timeout,
             retry=retry,
+            guard=guard,
         )
 
     async def aclose(self) -> None:
@@ -431,25 +452,42 @@ class MetaStudioClient:
 
     async def _send(self, request: httpx.Request, *, on_commit: bool = False) -> httpx.Response:
         method, path = request.method, request.url.path
+        guard = self.guard
+        probe = await guard.before_call() if guard is not None else False
         try:
             response = await self._http.send(request)
         except httpx.TransportError as exc:
             raise _transport_error(exc, method, path) from exc
+        except IAMAuthError as refusal:
+            if guard is not None and refusal.status_code is not None and (
+                refusal.status_code < 500
+            ):
+                await guard.refused(IAM, f"IAM {refusal.status_code}", None)
+            raise
+        failure: APIError | None = None
         if response.status_code >= 400:
-            error = error_from_response(
+            failure = error_from_response(
                 response.status_code, response.headers, response.content, on_commit=on_commit
             )
             logger.info(
                 "metastudio %s %s -> %d %s request_id=%s",
                 method,
                 path,
-                error.status,
-                error.error_code,
-                error.request_id,
+                failure.status,
+                failure.error_code,
+                failure.request_id,
             )
-            if error.detail:
-                logger.debug("metastudio gateway canonical request: %s", error.detail)
-            raise error
+            if failure.detail:
+                logger.debug("metastudio gateway canonical request: %s", failure.detail)
+            if isinstance(failure, CredentialsRejected):
+                if guard is not None:
+                    await guard.refused(failure.kind, failure.error_code, failure.request_id)
+                raise failure
+        if probe and guard is not None:
+            # Past the gateway (whatever MetaStudio then said): the credentials work.
+            await guard.accepted()
+        if failure is not None:
+            raise failure
         return response
 
     async def _get(
@@ -510,6 +548,7 @@ def _token_auth(settings: Settings) -> httpx.Auth:
 
 __all__ = [
     "CommitResult",
+    "CredentialsGuard",
     "MetaStudioClient",
     "PreparedCall",
     "submit_took_effect",

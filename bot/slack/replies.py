@@ -9,7 +9,13 @@ from __future__ import annotations
 import logging
 import secrets
 
-from bot.metastudio import APIError, JobNotFound, MetaStudioError
+from bot.metastudio import (
+    APIError,
+    CredentialsHeld,
+    CredentialsRejected,
+    JobNotFound,
+    MetaStudioError,
+)
 from bot.metastudio.models import state_words
 from bot.permissions import (
     BootstrapAdminError,
@@ -56,6 +62,8 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
         return messages.job_not_found(job_id or "?")
     if isinstance(error, JobNotReady):
         return messages.job_not_submittable(error.job.job_id, state_words(error.job.state))
+    if isinstance(error, CredentialsRejected | CredentialsHeld):
+        return messages.credentials_call_refused(error.kind, error.hint)
     if isinstance(error, APIError):
         return messages.metastudio_error(error.error_code, error.error_msg, error.hint)
     if isinstance(error, MetaStudioError):

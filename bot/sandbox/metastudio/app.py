@@ -24,7 +24,7 @@ from bot.metastudio.models import JobState
 from bot.sandbox.metastudio import errors
 from bot.sandbox.metastudio.edge import Edge, RecordedRequest, Recorder
 from bot.sandbox.metastudio.faults import FaultConfig, FaultInjector
-from bot.sandbox.metastudio.gateway import Gateway, TokenValidator
+from bot.sandbox.metastudio.gateway import LOCK_SECONDS, Gateway, TokenValidator
 from bot.sandbox.metastudio.store import (
     COMMIT_FIELDS,
     ENUM_FIELDS,
@@ -199,6 +199,8 @@ class LocalMetaStudio:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_recorded: int = 50_000,
+        lock_seconds: float = LOCK_SECONDS,
+        auth_code: str = errors.AUTH_CODE,
     ) -> None:
         self.project_id = project_id
         self.store = JobStore(review, clock=clock, wall_clock=wall_clock)
@@ -210,6 +212,8 @@ class LocalMetaStudio:
             project_id,
             tokens=iam,
             wall_clock=wall_clock,
+            lock_seconds=lock_seconds,
+            auth_code=auth_code,
         )
         routes: list[BaseRoute] = [*self._api_routes(), *self._admin_routes()]
         if iam is not None:
@@ -295,6 +299,23 @@ class LocalMetaStudio:
         """Act as a newer API: report jobs in ``state`` under the new state ``name``."""
         self.store.report_state_as(state, name)
 
+    def set_credentials(self, credentials: Mapping[str, str]) -> None:
+        """Replace the AK/SK pairs the gateway knows, as when a key is rotated."""
+        self._gateway.set_credentials(credentials)
+
+    @property
+    def lock_seconds(self) -> float:
+        """How long the gateway locks an AK after more than five failures in a row."""
+        return self._gateway.lock_seconds
+
+    @lock_seconds.setter
+    def lock_seconds(self, seconds: float) -> None:
+        self._gateway.lock_seconds = seconds
+
+    def locked(self, access_key: str) -> bool:
+        """Whether the gateway has locked ``access_key`` for repeated failures right now."""
+        return self._gateway.locked(access_key)
+
     def commit_count(self, job_id: str) -> int:
         """How many commits were applied to the job (failed or rejected ones do not count)."""
         return self.store.commit_count(job_id)
@@ -330,6 +351,7 @@ class LocalMetaStudio:
             **self.store.stats(),
             "requests": self._recorder.total,
             "faults": dict(self._injector.counts),
+            "lockouts": self._gateway.lockouts,
             "rejected": {
                 key.split(":", 1)[1]: n
                 for key, n in self._counters.items()
