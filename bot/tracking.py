@@ -190,7 +190,7 @@ class Tracker:
                 request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id
             )
         except APIError as error:
-            if isinstance(error, TRANSIENT):
+            if isinstance(error, (*TRANSIENT, *REFUSED)):
                 raise
             # A definite refusal: nothing of ours landed (a resumed submit checked first).
             return Step(await self._submit_failed(request, _failure_text(error), error.hint))

@@ -312,6 +312,15 @@ class LocalMetaStudio:
     def lock_seconds(self, seconds: float) -> None:
         self._gateway.lock_seconds = seconds
 
+    @property
+    def auth_code(self) -> str:
+        """The code of authentication failures: APIG.0301, or the older pages' APIGW.0301."""
+        return self._gateway.auth_code
+
+    @auth_code.setter
+    def auth_code(self, code: str) -> None:
+        self._gateway.auth_code = code
+
     def locked(self, access_key: str) -> bool:
         """Whether the gateway has locked ``access_key`` for repeated failures right now."""
         return self._gateway.locked(access_key)
