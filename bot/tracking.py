@@ -21,6 +21,7 @@ from bot.metastudio import (
     CredentialsHeld,
     CredentialsRejected,
     JobNotFound,
+    JobNotSubmittable,
     JobState,
     MetaStudioClient,
     MetaStudioError,
@@ -114,8 +115,10 @@ class Tracker:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         review_sweep: bool = False,
+        submit_settle: float = 0.0,
     ) -> None:
         self._review_sweep = review_sweep
+        self._settle = submit_settle
         self._approvals = approvals
         self._metastudio = metastudio
         self._policy = policy
@@ -169,12 +172,19 @@ class Tracker:
     async def _submit(self, request: ApprovalRequest, *, resumed: bool) -> Step:
         """POST the submit once. A resumed submit (an earlier step claimed it and may have
         sent it) first reads the job and compares it with the request's baseline: the POST
-        is sent again only when that read proves the earlier one did not land."""
+        is sent again only when that read proves the earlier one did not land.
+
+        A POST whose answer did not tell (502, 504, a timeout, a connection lost after
+        sending) may still be on its way to MetaStudio's backend: until ``submit_settle``
+        seconds after it, nothing is sent, not even read; after that a read decides. If a
+        POST after such a failure is refused for the job's state, a read decides too: a job
+        now under review was submitted by the earlier POST."""
         if resumed:
+            settling = self._settling(request)
+            if settling > 0:
+                return Step(request, next_poll=settling)
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
-            before = baseline(request)
-            landed = (job.state not in SUBMITTABLE_STATES if before is None
-                      else submit_took_effect(before, job))
+            landed = self._landed(request, job)
             if landed is True:
                 confirmed = await self._submitted(request, job, "confirmed by reading the job")
                 return await self._review_step(confirmed, job)
@@ -185,10 +195,29 @@ class Tracker:
                     "Check the job with `/voice status` before submitting again.",
                 )
                 return Step(failed, job)
+        async def sending() -> None:
+            await self._approvals.update(request.id, submit_sent_at=self._clock())
+
         try:
             result = await self._metastudio.commit_job(
-                request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id
+                request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id,
+                before_post=sending,
             )
+        except SubmitOutcomeUnknown as unclear:
+            log.warning("request %s: submit outcome unknown, not sent again for %.0fs: %s",
+                        request.id, self._settle, unclear)
+            marked = await self._approvals.update(request.id, submit_sent_at=self._clock())
+            return Step(marked or await self._reload(request), next_poll=self._settle_delay(),
+                        fault=unclear)
+        except JobNotSubmittable as refusal:
+            if resumed:
+                job = await self._metastudio.show_job(request.job_id, request.app_user_id)
+                if self._landed(request, job) is True:
+                    confirmed = await self._submitted(
+                        request, job, "confirmed by reading the job"
+                    )
+                    return await self._review_step(confirmed, job)
+            return Step(await self._submit_failed(request, _failure_text(refusal), refusal.hint))
         except APIError as error:
             if isinstance(error, (*TRANSIENT, *REFUSED)):
                 raise
@@ -198,9 +227,28 @@ class Tracker:
         detail = "confirmed by reading the job" if result.verified_by_read else None
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(state), held=None,
+            audit_detail=detail, job_state=str(state), held=None, submit_sent_at=None,
         )
         return await self._review_step(moved or await self._reload(request), result.job)
+
+    def _landed(self, request: ApprovalRequest, job: TrainingJob) -> bool | None:
+        """Whether a submit of ours shows in ``job``, read after an earlier attempt."""
+        before = baseline(request)
+        if before is None:
+            return job.state not in SUBMITTABLE_STATES
+        return submit_took_effect(before, job)
+
+    def _settling(self, request: ApprovalRequest) -> float:
+        """Seconds until a POST whose outcome is unknown can no longer be landing."""
+        if request.submit_sent_at is None:
+            return 0.0
+        left = request.submit_sent_at + self._settle - self._clock()
+        return left * self._rng.uniform(1.0, 1.05) if left > 0 else 0.0
+
+    def _settle_delay(self) -> float:
+        if self._settle <= 0:
+            return self._policy.fault_delay(0, self._rng)
+        return self._settle * self._rng.uniform(1.0, 1.05)
 
     async def _review_step(self, request: ApprovalRequest, job: TrainingJob | None) -> Step:
         if request.status != S.SUBMITTED:
@@ -219,7 +267,7 @@ class Tracker:
     ) -> ApprovalRequest:
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(job.state), held=None,
+            audit_detail=detail, job_state=str(job.state), held=None, submit_sent_at=None,
         )
         return moved or await self._reload(request)
 
@@ -228,7 +276,7 @@ class Tracker:
     ) -> ApprovalRequest:
         moved = await self._approvals.transition(
             request.id, S.SUBMIT_FAILED, expected={S.SUBMITTING}, audit_action="submit_failed",
-            submit_error=text, submit_hint=hint, held=None,
+            submit_error=text, submit_hint=hint, held=None, submit_sent_at=None,
         )
         return moved or await self._reload(request)
 

@@ -82,6 +82,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             training_interval=settings.poll_max_interval,
         ),
         review_sweep=True,
+        submit_settle=settings.submit_settle,
     )
     ctx["faults"] = {}
     ctx["notify_faults"] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, TypeVar
@@ -22,6 +22,7 @@ from bot.metastudio.errors import (
     IAM,
     APIError,
     CredentialsRejected,
+    JobNotSubmittable,
     MetaStudioError,
     ServerError,
     SubmitOutcomeUnknown,
@@ -288,7 +289,12 @@ class MetaStudioClient:
     # -- submit --------------------------------------------------------------------------
 
     async def commit_job(
-        self, job_id: str, request: CommitJobRequest, app_user_id: str | None = None
+        self,
+        job_id: str,
+        request: CommitJobRequest,
+        app_user_id: str | None = None,
+        *,
+        before_post: Callable[[], Awaitable[None]] | None = None,
     ) -> CommitResult:
         """Submit the job for review, landing at most once.
 
@@ -311,9 +317,14 @@ class MetaStudioClient:
         and land after the read; re-sending could submit twice, so ``SubmitOutcomeUnknown``
         is raised instead and the caller checks again later. A second ambiguous failure is
         never followed by a third POST; if it too is a finished 5xx and the read still shows
-        nothing, that ``ServerError`` is raised (nothing was applied).
+        nothing, that ``ServerError`` is raised (nothing was applied). Should that second
+        POST be refused because of the job's state, the job is read once more: if the first
+        POST landed after all, that is the result.
+
+        ``before_post`` is awaited before each POST (the caller records that a submit may be
+        on its way).
         """
-        before = await self.show_job(job_id, app_user_id)
+        before = first = await self.show_job(job_id, app_user_id)
         body = json_bytes(request.body())
         path = self._job_path(job_id)
         attempt = 0
@@ -321,11 +332,23 @@ class MetaStudioClient:
         resent = False
         while True:
             posts += 1
+            if before_post is not None:
+                await before_post()
             try:
                 await self._send(
                     self._request("POST", path, body=body, app_user_id=app_user_id),
                     on_commit=True,
                 )
+            except JobNotSubmittable as refusal:
+                if not resent:
+                    raise
+                # The first POST's answer was lost; it may have landed since the read.
+                after = await self._read_after_ambiguous(job_id, app_user_id, refusal)
+                if submit_took_effect(first, after) is not True:
+                    raise
+                logger.info("metastudio commit job=%s: the first POST landed after all "
+                            "(state %s, posts=%d)", job_id, after.state, posts)
+                return CommitResult(applied=True, verified_by_read=True, job=after, posts=posts)
             except (Throttled, TransportError, ServerError) as error:
                 if isinstance(error, Throttled) or (
                     isinstance(error, TransportError) and not error.maybe_sent

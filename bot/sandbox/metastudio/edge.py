@@ -116,6 +116,10 @@ async def _discard(message: Message) -> None:
     return None
 
 
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
 async def _until_disconnect(receive: Receive, delay: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(delay):
@@ -140,6 +144,8 @@ class Edge:
         self.faults = faults
         self.recorder = recorder
         self.counters = counters
+        # Requests the gateway gave up on but the backend still applies ("late" lost reply).
+        self._late: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -198,6 +204,10 @@ class Edge:
             if not recorded:
                 record()
 
+    async def _apply_later(self, scope: Scope, body: bytes, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.app(scope, _replay(body, _disconnected), _discard)
+
     async def _api(
         self,
         scope: Scope,
@@ -247,6 +257,13 @@ class Edge:
             if config.lost_reply_mode == "bad_gateway":
                 await self.app(scope, replay, _discard)
                 await answer_fault(errors.bad_gateway())
+            elif config.lost_reply_mode == "late":
+                await answer_fault(errors.bad_gateway())
+                task = asyncio.create_task(
+                    self._apply_later(scope, body, config.lost_reply_delay)
+                )
+                self._late.add(task)
+                task.add_done_callback(self._late.discard)
             else:
                 held: list[Message] = []
 
