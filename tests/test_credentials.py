@@ -9,10 +9,20 @@ import asyncio
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
-from bot.metastudio import AKSKAuth
+from bot.credentials import CredentialsBreaker, fingerprint
+from bot.metastudio import (
+    AKSKAuth,
+    CredentialsHeld,
+    MetaStudioClient,
+    TokenExpired,
+)
+from bot.sandbox.iam import IAMUser, LocalIAM, project_id_for
 from bot.sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio
+from bot.sandbox.serve import ServerThread
 from bot.sandbox.slack import LocalSlack, SlackDriver
+from bot.settings import Settings
 from tests.conftest import (
     APPROVE,
     APPROVER,
@@ -151,3 +161,39 @@ async def test_a_locked_key_is_probed_once_after_the_lockout_window(
     [held] = [t for t in thread_replies(slack, posted) if HELD in t]
     assert "locked" in held
     assert "five minutes" in held
+
+
+async def test_a_refused_token_is_renewed_once_then_held_like_a_refused_key(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Token auth, and the account is frozen: the gateway refuses the token ("decrypt token
+    fail"). The client fetches a new token once and sends once more; refused again, the
+    breaker opens and the next call is not sent at all."""
+    iam = LocalIAM(users=[IAMUser("voicebot", "pw", "acme")])
+    project_id = project_id_for("cn-north-4")
+    local = LocalMetaStudio(project_id=project_id, iam=iam)
+    job = local.seed_job()
+    with ServerThread(local.app) as server:
+        settings = Settings(  # type: ignore[call-arg]
+            METASTUDIO_ENDPOINT=server.url, HUAWEICLOUD_SDK_PROJECT_ID=project_id,
+            HUAWEICLOUD_SDK_IAM_ENDPOINT=server.url, VOICEBOT_IAM_USER="voicebot",
+            VOICEBOT_IAM_PASSWORD="pw", VOICEBOT_IAM_DOMAIN="acme",
+        )
+        breaker = CredentialsBreaker(redis_client, redis_prefix, fingerprint(settings))
+        async with MetaStudioClient.from_settings(settings, guard=breaker) as client:
+            assert (await client.show_job(job)).job_id == job
+            iam.frozen = True
+            with pytest.raises(TokenExpired) as refused_token:
+                await client.show_job(job)
+            sent = len(local.requests)
+            with pytest.raises(CredentialsHeld) as held:
+                await client.show_job(job)
+
+    assert iam.token_requests == 2
+    gets = [r.status for r in local.requests if r.method == "GET"]
+    assert gets == [200, 401, 401]
+    assert len(local.requests) == sent
+    assert refused_token.value.kind == held.value.kind == "token"
+    assert "VOICEBOT_IAM_" in held.value.hint
+    assert "pw" not in str(held.value)
+    assert await breaker.refusals() == 1
