@@ -240,6 +240,14 @@ class CredentialsBreaker:
         except (RedisError, OSError) as error:
             log.warning("credentials breaker unavailable (%s)", type(error).__name__)
 
+    async def refresh(self) -> None:
+        """Bring ``ok`` up to date with the breaker in Redis (for the metrics)."""
+        try:
+            stored = await self._redis.hget(self._key, "fp")  # type: ignore[misc]
+        except (RedisError, OSError):
+            return
+        self.ok = stored is None or _text(stored) != self._fingerprint
+
     async def refusals(self) -> int:
         """Refused authentications counted so far, by every process."""
         value = await self._redis.get(self.count_key)

@@ -32,7 +32,7 @@ from bot.metastudio import (
     TrainingJob,
     TransportError,
 )
-from bot.metastudio.client import submit_took_effect
+from bot.metastudio.client import CommitResult, submit_took_effect
 
 log = logging.getLogger("bot.tracking")
 
@@ -180,14 +180,16 @@ class Tracker:
         POST after such a failure is refused for the job's state, a read decides too: a job
         now under review was submitted by the earlier POST."""
         if resumed:
-            settling = self._settling(request)
-            if settling > 0:
-                return Step(request, next_poll=settling)
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
             landed = self._landed(request, job)
             if landed is True:
                 confirmed = await self._submitted(request, job, "confirmed by reading the job")
                 return await self._review_step(confirmed, job)
+            settling = self._settling(request)
+            if settling > 0:
+                # The earlier POST may still land: keep reading, send nothing yet.
+                look = self._policy.interval * self._rng.uniform(0.9, 1.0)
+                return Step(request, job, next_poll=min(settling, look))
             if landed is None:
                 failed = await self._submit_failed(
                     request,
@@ -195,20 +197,17 @@ class Tracker:
                     "Check the job with `/voice status` before submitting again.",
                 )
                 return Step(failed, job)
-        async def sending() -> None:
-            await self._approvals.update(request.id, submit_sent_at=self._clock())
-
         try:
-            result = await self._metastudio.commit_job(
-                request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id,
-                before_post=sending,
-            )
+            result = await self._commit(request)
         except SubmitOutcomeUnknown as unclear:
-            log.warning("request %s: submit outcome unknown, not sent again for %.0fs: %s",
-                        request.id, self._settle, unclear)
-            marked = await self._approvals.update(request.id, submit_sent_at=self._clock())
-            return Step(marked or await self._reload(request), next_poll=self._settle_delay(),
-                        fault=unclear)
+            # Only a POST that may still be on its way keeps the window; after a finished
+            # exchange (a 500, say) a read that shows nothing is proof enough.
+            sent_at = self._clock() if unclear.in_flight else None
+            log.warning("request %s: submit outcome unknown (%s): %s", request.id,
+                        "may still land" if unclear.in_flight else "did not land", unclear)
+            marked = await self._approvals.update(request.id, submit_sent_at=sent_at)
+            return Step(marked or await self._reload(request),
+                        next_poll=self._policy.fault_delay(0, self._rng), fault=unclear)
         except JobNotSubmittable as refusal:
             if resumed:
                 job = await self._metastudio.show_job(request.job_id, request.app_user_id)
@@ -231,6 +230,28 @@ class Tracker:
         )
         return await self._review_step(moved or await self._reload(request), result.job)
 
+    async def _commit(self, request: ApprovalRequest) -> CommitResult:
+        """``commit_job``, with the time of each POST kept on the request until its outcome
+        is known, so a worker that dies mid-POST leaves the settle window behind it."""
+        posted = False
+
+        async def sending() -> None:
+            nonlocal posted
+            posted = True
+            await self._approvals.update(request.id, submit_sent_at=self._clock())
+
+        try:
+            return await self._metastudio.commit_job(
+                request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id,
+                before_post=sending,
+            )
+        except (TransportError, ServerError, Throttled, *REFUSED):
+            # commit_job raises these only when nothing of ours can be on its way (an
+            # answer that left it unclear becomes SubmitOutcomeUnknown).
+            if posted:
+                await self._approvals.update(request.id, submit_sent_at=None)
+            raise
+
     def _landed(self, request: ApprovalRequest, job: TrainingJob) -> bool | None:
         """Whether a submit of ours shows in ``job``, read after an earlier attempt."""
         before = baseline(request)
@@ -243,12 +264,7 @@ class Tracker:
         if request.submit_sent_at is None:
             return 0.0
         left = request.submit_sent_at + self._settle - self._clock()
-        return left * self._rng.uniform(1.0, 1.05) if left > 0 else 0.0
-
-    def _settle_delay(self) -> float:
-        if self._settle <= 0:
-            return self._policy.fault_delay(0, self._rng)
-        return self._settle * self._rng.uniform(1.0, 1.05)
+        return left if left > 0 else 0.0
 
     async def _review_step(self, request: ApprovalRequest, job: TrainingJob | None) -> Step:
         if request.status != S.SUBMITTED:

@@ -171,6 +171,8 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     sweep: ReviewSweep = ctx["sweep"]
     metrics = _metrics(ctx)
+    # The credentials gauge follows the shared breaker even while no call is made.
+    await services.credentials.refresh()
     try:
         listed_key = Keys(settings.redis_prefix)("sweep", "listed")
         try:

@@ -343,7 +343,9 @@ class MetaStudioClient:
                 if not resent:
                     raise
                 # The first POST's answer was lost; it may have landed since the read.
-                after = await self._read_after_ambiguous(job_id, app_user_id, refusal)
+                after = await self._read_after_ambiguous(
+                    job_id, app_user_id, refusal, in_flight=False
+                )
                 if submit_took_effect(first, after) is not True:
                     raise
                 logger.info("metastudio commit job=%s: the first POST landed after all "
@@ -365,7 +367,10 @@ class MetaStudioClient:
                     await self.retry.sleep(wait)
                     attempt += 1
                     continue
-                after = await self._read_after_ambiguous(job_id, app_user_id, error)
+                finished = isinstance(error, ServerError) and error.status not in IN_FLIGHT_STATUSES
+                after = await self._read_after_ambiguous(
+                    job_id, app_user_id, error, in_flight=not finished
+                )
                 verdict = submit_took_effect(before, after)
                 if verdict is True:
                     logger.info(
@@ -377,7 +382,6 @@ class MetaStudioClient:
                         posts,
                     )
                     return CommitResult(applied=True, verified_by_read=True, job=after, posts=posts)
-                finished = isinstance(error, ServerError) and error.status not in IN_FLIGHT_STATUSES
                 if verdict is False and finished:
                     if resent:
                         raise
@@ -410,6 +414,7 @@ class MetaStudioClient:
                     f"Submitting job {job_id} failed without a clear answer ({error}); {reason}.",
                     job_id=job_id,
                     job=after,
+                    in_flight=not finished,
                 ) from error
             logger.info("metastudio commit job=%s applied (posts=%d)", job_id, posts)
             return CommitResult(applied=True, verified_by_read=False, job=None, posts=posts)
@@ -529,7 +534,8 @@ class MetaStudioClient:
         return await self.retry.run(once, what=what)
 
     async def _read_after_ambiguous(
-        self, job_id: str, app_user_id: str | None, cause: MetaStudioError
+        self, job_id: str, app_user_id: str | None, cause: MetaStudioError, *,
+        in_flight: bool = True,
     ) -> TrainingJob:
         try:
             return await self.show_job(job_id, app_user_id)
@@ -544,6 +550,7 @@ class MetaStudioClient:
                 f"Submitting job {job_id} failed without a clear answer ({cause}), and reading "
                 f"the job afterwards failed too ({read_error}).",
                 job_id=job_id,
+                in_flight=in_flight,
             ) from cause
 
 

@@ -149,7 +149,9 @@ class TransportError(MetaStudioError):
 class SubmitOutcomeUnknown(MetaStudioError):
     """A submit failed without a clear answer and reading the job could not tell if it took.
 
-    ``job`` is the last state read, if any read succeeded.
+    ``job`` is the last state read, if any read succeeded. ``in_flight`` is True when the
+    POST may still be on its way to MetaStudio's backend (a 502 or 504, a timeout or a
+    connection lost after sending), False when that exchange was over (another 5xx).
     """
 
     hint = (
@@ -157,15 +159,19 @@ class SubmitOutcomeUnknown(MetaStudioError):
         "before submitting it again."
     )
 
-    def __init__(self, message: str, *, job_id: str, job: Any = None) -> None:
+    def __init__(
+        self, message: str, *, job_id: str, job: Any = None, in_flight: bool = True
+    ) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.job = job
+        self.in_flight = in_flight
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild,
-            (type(self), (self.message,), {"job_id": self.job_id, "job": self.job}),
+            (type(self), (self.message,),
+             {"job_id": self.job_id, "job": self.job, "in_flight": self.in_flight}),
         )
 
 
