@@ -71,7 +71,7 @@ async def scraped(port: int) -> dict[str, float]:
 @pytest.mark.parametrize("code", ["APIG.0301", "APIGW.0301"])
 async def test_a_rotated_key_holds_the_submit_without_locking_the_key(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
-    bot_env: dict[str, str], code: str,
+    bot_env: dict[str, str], bot_web: ServerThread, code: str,
 ) -> None:
     """The SK is rotated in the console between the request and the approval. The worker
     is refused once, holds the request and says so once; nobody retries into a lockout.
@@ -93,6 +93,8 @@ async def test_a_rotated_key_holds_the_submit_without_locking_the_key(
         # The web process holds its calls too: nothing is sent for a status either.
         before = len(metastudio.requests)
         status = await say(driver, slack, f"status {job}", user=OUTSIDER)
+        async with httpx.AsyncClient() as web:
+            web_metrics = (await web.get(f"{bot_web.url}/metrics")).text
     finally:
         worker.stop()
 
@@ -103,6 +105,7 @@ async def test_a_rotated_key_holds_the_submit_without_locking_the_key(
     assert figures["voicebot_metastudio_credentials_ok"] == 0
     assert figures['voicebot_metastudio_auth_failures_total{kind="signature"}'] >= 1
     assert HELD in status
+    assert "voicebot_metastudio_credentials_ok 0.0" in web_metrics
     assert len(metastudio.requests) == before
     [held] = [t for t in thread_replies(slack, posted) if HELD in t]
     assert "HUAWEICLOUD_SDK_SK" in held
