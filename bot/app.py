@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.admin import AdminService
 from bot.approvals import ApprovalStore, RequestLimits
 from bot.audit import AuditLog
+from bot.credentials import CredentialsBreaker, fingerprint
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
 from bot.permissions import PermissionStore
@@ -63,6 +64,7 @@ class Services:
     slack: AsyncWebClient
     notifier: Notifier
     metrics: Metrics
+    credentials: CredentialsBreaker
 
     async def aclose(self) -> None:
         if self.slack.session is not None:
@@ -86,7 +88,14 @@ async def open_services(
         allow_self_approval=settings.allow_self_approval,
         audit=audit,
     )
-    metastudio = MetaStudioClient.from_settings(settings, transport=metastudio_transport)
+    breaker = CredentialsBreaker(
+        redis, prefix, fingerprint(settings), probe_after=settings.metastudio_auth_probe_after
+    )
+    metastudio = MetaStudioClient.from_settings(
+        settings, transport=metastudio_transport, guard=breaker
+    )
+    metrics = Metrics()
+    metrics.watch_credentials(breaker)
     queue = await ArqQueue.connect(
         settings.redis_url, prefix=prefix, queue_name=settings.queue_name
     )
@@ -116,7 +125,8 @@ async def open_services(
         submissions=submissions,
         slack=slack,
         notifier=notifier,
-        metrics=Metrics(),
+        metrics=metrics,
+        credentials=breaker,
     )
 
 
