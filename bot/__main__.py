@@ -8,6 +8,7 @@ lacks, ends the process with one line naming the variable (exit 2), never a trac
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -51,6 +52,11 @@ def _dev(settings: Settings) -> None:
 
 
 def _check_config(settings: Settings) -> None:
+    from bot.redis_ha import RedisTarget
+
+    problem = asyncio.run(RedisTarget.from_settings(settings).problem())
+    if problem is not None:
+        raise ConfigError(problem)
     print("settings OK")
 
 

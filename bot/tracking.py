@@ -163,6 +163,9 @@ class Tracker:
                     "Check the job with `/voice status` before submitting again.",
                 )
                 return Step(failed, job)
+            if not await self._approvals.claim_holds(request.id):
+                # The claim was lost (a failover): the request is claimed afresh, confirmed.
+                return Step(await self._reload(request), next_poll=0.0)
         try:
             result = await self._metastudio.commit_job(
                 request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id

@@ -34,6 +34,7 @@ from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
 from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable
+from bot.redis_ha import RedisTarget
 from bot.review_sweep import ReviewSweep
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
@@ -316,6 +317,7 @@ class WorkerSupervisor:
         self.ctx: dict[str, Any] = {"settings": settings}
         self.worker: Worker | None = None
         self.restarts = 0
+        self.target = RedisTarget.from_settings(settings)
         self._stopping = asyncio.Event()
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
@@ -347,7 +349,13 @@ class WorkerSupervisor:
 
     async def _run_one(self) -> BaseException | None:
         """One Worker from start to end: the Redis error that ended it, or None if stopped."""
-        worker = build_worker(self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None)
+        pool: dict[str, Any] = {}
+        if self.target.uses_sentinel or self.target.password is not None:
+            # arq's own sentinel support knows no sentinel password nor timeouts.
+            pool["redis_pool"] = self.target.arq_pool(self.settings.queue_name,
+                                                      ride_out_blips=True)
+        worker = build_worker(self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None,
+                              **pool)
         main = asyncio.ensure_future(worker.main())
         worker.main_task = main
         self.worker = worker
