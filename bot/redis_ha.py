@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -42,6 +42,17 @@ def _blip_retry() -> dict[str, Any]:
         "retry": Retry(EqualJitterBackoff(cap=1.0, base=0.2), 3),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
+
+
+class _SentinelPool(SentinelConnectionPool):
+    """Closes the sentinels' connections with its own: redis-py leaves them open when the
+    client is closed. (A primary that moved only drops the idle connections, not these.)"""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:
+            for node in self.sentinel_manager.sentinels:
+                await node.aclose()
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class RedisTarget:
 
     def _primary_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
+            "connection_pool_class": _SentinelPool,
             "db": self.db,
             "socket_connect_timeout": CONNECT_TIMEOUT,
             "socket_timeout": OPERATION_TIMEOUT,
