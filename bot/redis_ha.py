@@ -163,11 +163,11 @@ class RedisTarget:
                 try:
                     masters = await node.sentinel_masters()  # type: ignore[no-untyped-call]
                 except RedisError as error:
-                    return (f"REDIS_SENTINELS: the sentinel at {host}:{port} does not answer "
-                            f"({type(error).__name__})")
+                    return (f"invalid setting REDIS_SENTINELS: the sentinel at {host}:{port} "
+                            f"does not answer ({type(error).__name__})")
                 if self.master not in masters:
-                    return (f"REDIS_SENTINEL_MASTER: the sentinel at {host}:{port} monitors no "
-                            f"primary named {self.master!r}")
+                    return (f"invalid setting REDIS_SENTINEL_MASTER: the sentinel at "
+                            f"{host}:{port} monitors no primary named {self.master!r}")
         finally:
             for node in sentinel.sentinels:
                 await node.aclose()
