@@ -26,7 +26,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.redis import CONNECT_TIMEOUT, HEALTH_CHECK_INTERVAL, OPERATION_TIMEOUT, connect
+from bot.redis import (
+    CONNECT_TIMEOUT,
+    HEALTH_CHECK_INTERVAL,
+    OPERATION_TIMEOUT,
+    Parser,
+    connect,
+)
 from bot.settings import Settings
 
 
@@ -104,6 +110,7 @@ class RedisTarget:
     def _primary_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "connection_pool_class": _SentinelPool,
+            "parser_class": Parser,
             "db": self.db,
             "socket_connect_timeout": CONNECT_TIMEOUT,
             "socket_timeout": OPERATION_TIMEOUT,
@@ -121,7 +128,7 @@ class RedisTarget:
             client: Redis = Redis.from_url(
                 self.url, decode_responses=True, password=self.password,
                 socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=OPERATION_TIMEOUT,
-                health_check_interval=HEALTH_CHECK_INTERVAL,
+                health_check_interval=HEALTH_CHECK_INTERVAL, parser_class=Parser,
             )
             return client
         assert self.master is not None
@@ -145,7 +152,7 @@ class RedisTarget:
             extra["password"] = self.password
         connections = ConnectionPool.from_url(
             self.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=OPERATION_TIMEOUT,
-            **extra,
+            parser_class=Parser, **extra,
         )
         pool = ArqRedis(connections, default_queue_name=queue_name)
         # As ``Redis.from_pool``: the client owns the pool and closes it with itself.

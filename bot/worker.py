@@ -349,13 +349,11 @@ class WorkerSupervisor:
 
     async def _run_one(self) -> BaseException | None:
         """One Worker from start to end: the Redis error that ended it, or None if stopped."""
-        pool: dict[str, Any] = {}
-        if self.target.uses_sentinel or self.target.password is not None:
-            # arq's own sentinel support knows no sentinel password nor timeouts.
-            pool["redis_pool"] = self.target.arq_pool(self.settings.queue_name,
-                                                      ride_out_blips=True)
+        # Our own pool rather than arq's: arq's knows neither a sentinel password, nor
+        # timeouts with Sentinel, nor NOREPLICAS.
+        pool = self.target.arq_pool(self.settings.queue_name, ride_out_blips=True)
         worker = build_worker(self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None,
-                              **pool)
+                              redis_pool=pool)
         main = asyncio.ensure_future(worker.main())
         worker.main_task = main
         self.worker = worker
