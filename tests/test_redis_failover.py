@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis import exceptions as redis_errors
 from redis.exceptions import RedisError
 
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
@@ -28,6 +29,7 @@ from tests.conftest import (
     APPROVE,
     APPROVER,
     CHANNEL,
+    OUTSIDER,
     START_DEADLINE,
     STORE_DOWN,
     Processes,
@@ -208,9 +210,9 @@ async def test_a_claim_no_replica_confirms_is_not_submitted_until_one_does(
     worker = WorkerProcess(bot_env, log=log).start()
     try:
         await wait_until(lambda: status_is(store, job, ApprovalStatus.SUBMITTING), within=20)
-        await wait_until(lambda: "NotReplicated" in log.read_text(), within=20)
         await asyncio.sleep(NO_POST_WAIT)
         assert posts_for(metastudio, job) == 0
+        assert "NotReplicated" in log.read_text()
         assert worker.exit_code is None, log.read_text()
 
         for replica in sentinels.replicas:
@@ -221,3 +223,47 @@ async def test_a_claim_no_replica_confirms_is_not_submitted_until_one_does(
         assert worker.exit_code is None, log.read_text()
     finally:
         worker.stop()
+
+
+def refuses_writes(group: SentinelGroup) -> bool:
+    try:
+        with group.primary.client() as client:
+            client.set("voicebot-probe", "1", px=1000)
+    except redis_errors.ResponseError as error:
+        return "Not enough good replicas" in str(error)
+    return False
+
+
+async def test_a_primary_refusing_writes_for_want_of_replicas_counts_as_down(
+    start_processes: Callable[[], Awaitable[Processes]],
+    sentinels: SentinelGroup,
+    store: ApprovalStore,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+) -> None:
+    """``min-replicas-to-write`` (the README's advice) on a primary whose replicas stopped
+    answering: it refuses writes with NOREPLICAS, and the bot says the store is unavailable,
+    as when Redis is down, and carries on once the replicas are back."""
+    processes, driver = await started(start_processes, slack)
+    with sentinels.primary.client() as client:
+        client.config_set("min-replicas-max-lag", 1)
+        client.config_set("min-replicas-to-write", 1)
+    for replica in sentinels.replicas:
+        replica.pause()
+    await wait_until(lambda: refuses_writes(sentinels), within=10)
+
+    reply = await say(driver, slack, f"grant <@{OUTSIDER}> requester", user=ADMIN)
+    assert STORE_DOWN in reply, reply
+    # Long enough for the worker's loop to have written (and met NOREPLICAS) several times.
+    await asyncio.sleep(NO_POST_WAIT)
+    assert processes.running(), processes.report()
+
+    for replica in sentinels.replicas:
+        replica.resume()
+    await wait_until(lambda: not refuses_writes(sentinels), within=10)
+    job = metastudio.seed_job(voice_name="narrator")
+    card = await opened(driver, slack, store, job)
+    await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
+    await replies_with(slack, card, "passed review", within=30)
+    assert posts_for(metastudio, job) == 1
+    assert processes.running(), processes.report()
