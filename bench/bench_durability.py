@@ -49,7 +49,7 @@ async def one_path(store: ApprovalStore, tracker: Tracker, metastudio: LocalMeta
     job = metastudio.seed_job(voice_name="narrator")
     request = store.draft(
         tenant="T1", team_id="T1", enterprise_id=None, requester="UREQ", origin_channel="C1",
-        card_channel="C1", job_id=job, body={"voice_name": "narrator", "sex": "female"},
+        card_channel="C1", job_id=job, body={"voice_name": "narrator", "sex": "FEMALE"},
         app_user_id=None, auto_approve=False, job_state="WAIT_FILE_UPLOAD",
     )
     await store.reserve(request, LIMITS)
