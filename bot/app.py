@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.admin import AdminService
 from bot.approvals import ApprovalStore, RequestLimits
 from bot.audit import AuditLog
+from bot.credentials import CredentialsBreaker, fingerprint
 from bot.durability import ReplicaWait
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
@@ -64,6 +65,7 @@ class Services:
     slack: AsyncWebClient
     notifier: Notifier
     metrics: Metrics
+    credentials: CredentialsBreaker
 
     async def aclose(self) -> None:
         if self.slack.session is not None:
@@ -89,7 +91,14 @@ async def open_services(
         audit=audit,
         replicas=ReplicaWait(settings.redis_min_replicas, settings.redis_replica_timeout),
     )
-    metastudio = MetaStudioClient.from_settings(settings, transport=metastudio_transport)
+    breaker = CredentialsBreaker(
+        redis, prefix, fingerprint(settings), probe_after=settings.metastudio_auth_probe_after
+    )
+    metastudio = MetaStudioClient.from_settings(
+        settings, transport=metastudio_transport, guard=breaker
+    )
+    metrics = Metrics()
+    metrics.watch_credentials(breaker)
     queue = ArqQueue(
         target.arq_pool(settings.queue_name), prefix=prefix, queue_name=settings.queue_name
     )
@@ -119,7 +128,8 @@ async def open_services(
         submissions=submissions,
         slack=slack,
         notifier=notifier,
-        metrics=Metrics(),
+        metrics=metrics,
+        credentials=breaker,
     )
 
 

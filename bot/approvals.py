@@ -83,7 +83,8 @@ REVIEWING_STATUSES: frozenset[ApprovalStatus] = frozenset({S.SUBMITTED, S.UNDER_
 
 # Fields a transition (or ``update``) may set; identity and binding fields never change.
 MUTABLE_FIELDS: frozenset[str] = frozenset(
-    {"decided_by", "decided_at", "reason", "submit_error", "submit_hint", "job_state", "outcome"}
+    {"decided_by", "decided_at", "reason", "submit_error", "submit_hint", "job_state", "outcome",
+     "held", "submit_sent_at"}
 )
 _DETAIL_FIELDS = ("submit_error", "outcome", "job_state", "reason")
 _DECISIONS = frozenset({S.APPROVED, S.REJECTED})
@@ -142,6 +143,12 @@ class ApprovalRequest(BaseModel):
     baseline_reject_times: int | None = None
     baseline_updated: int | None = None
     outcome: str | None = None
+    # Why an approved submit waits instead of being sent: the kind of credentials failure
+    # (``bot.metastudio.errors.CREDENTIAL_KINDS``) while MetaStudio refuses the bot's keys.
+    held: str | None = None
+    # When the last submit POST was sent whose answer did not say whether it landed: no
+    # submit is sent again until ``VOICEBOT_SUBMIT_SETTLE`` seconds after it.
+    submit_sent_at: float | None = None
     updated_at: float
     version: int = 0
 
@@ -156,8 +163,10 @@ class ApprovalRequest(BaseModel):
 
     @property
     def render_key(self) -> str:
-        """Changes whenever what the card shows changes (the status or the job's state)."""
-        return f"{self.version}:{self.job_state or ''}"
+        """Changes whenever what the card shows changes (the status, the job's state, or
+        the submit being held)."""
+        held = f":held:{self.held}" if self.held else ""
+        return f"{self.version}:{self.job_state or ''}{held}"
 
     def as_fields(self) -> dict[str, str]:
         """Flat string fields by name, stored under ``FIELD_CODES``: ``None`` fields and
@@ -199,7 +208,8 @@ FIELD_CODES: Mapping[str, str] = {
     "created_at": "ca", "expires_at": "xa", "decided_by": "db", "decided_at": "da",
     "reason": "r", "submit_error": "se", "submit_hint": "sh", "job_state": "js",
     "baseline_state": "bs", "baseline_reject_times": "br", "baseline_updated": "bu",
-    "outcome": "o", "updated_at": "ua", "version": "v",
+    "outcome": "o", "updated_at": "ua", "version": "v", "held": "hd",
+    "submit_sent_at": "ss",
 }
 _NAMES: Mapping[str, str] = {code: name for name, code in FIELD_CODES.items()}
 # Fields not stored when equal to another (the usual case): read back as that one.

@@ -4,15 +4,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "WorkerMetrics"]
 
 
-class Metrics:
+class CredentialsWatch(Protocol):
+    """What the metrics read of the credentials breaker (``bot.credentials``)."""
+
+    ok: bool
+    on_refused: list[Callable[[str], None]]
+
+
+class _CredentialsMetrics:
+    """MetaStudio refusing the bot's credentials, as both process kinds report it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.auth_failures = Counter(
+            "voicebot_metastudio_auth_failures",
+            "Calls MetaStudio refused for the bot's credentials (APIG.0301 and IAM), by kind:"
+            " signature, clock, unknown_ak, locked, token, iam.",
+            ["kind"],
+            registry=registry,
+        )
+        self.credentials_ok = Gauge(
+            "voicebot_metastudio_credentials_ok",
+            "1 while MetaStudio accepts the bot's credentials, 0 while calls are held because"
+            " it refused them.",
+            registry=registry,
+        )
+        self.credentials_ok.set(1)
+
+    def watch_credentials(self, breaker: CredentialsWatch) -> None:
+        self.credentials_ok.set_function(lambda: 1.0 if breaker.ok else 0.0)
+        breaker.on_refused.append(lambda kind: self.auth_failures.labels(kind=kind).inc())
+
+
+class Metrics(_CredentialsMetrics):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__(self.registry)
         self.commands = Counter(
             "voicebot_commands",
             "Slash commands received, by subcommand and result.",
@@ -43,9 +78,10 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class WorkerMetrics:
+class WorkerMetrics(_CredentialsMetrics):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        super().__init__(self.registry)
         self.steps = Counter(
             "voicebot_tracking_steps",
             "Tracking steps, by the request's status after the step ('fault' when MetaStudio"

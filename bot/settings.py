@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("VOICEBOT_IAM_PASSWORD")
     )
     iam_domain: str | None = Field(default=None, validation_alias=_env("VOICEBOT_IAM_DOMAIN"))
+    # After MetaStudio refused the credentials, no call is made with them until they change,
+    # or until one probe this many seconds later (the gateway's 5-minute lockout) succeeds.
+    metastudio_auth_probe_after: float = Field(
+        default=300.0, gt=0, validation_alias=_env("VOICEBOT_METASTUDIO_AUTH_PROBE_AFTER")
+    )
+    # After a submit failed without a clear answer (502, 504, timeout, lost connection), it
+    # may still land: no re-send until this many seconds have passed and a read shows it did
+    # not. Well above the gateway's longest backend timeout (60 s).
+    submit_settle: float = Field(
+        default=120.0, ge=0, validation_alias=_env("VOICEBOT_SUBMIT_SETTLE")
+    )
 
     # HTTP server
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=_env("PORT"))

@@ -18,20 +18,21 @@ from bot.metastudio import (
     SUBMITTABLE_STATES,
     APIError,
     CommitJobRequest,
+    CredentialsHeld,
+    CredentialsRejected,
     JobNotFound,
+    JobNotSubmittable,
     JobState,
     MetaStudioClient,
     MetaStudioError,
     ServerError,
-    SignatureRejected,
     StateCategory,
     SubmitOutcomeUnknown,
     Throttled,
-    TokenExpired,
     TrainingJob,
     TransportError,
 )
-from bot.metastudio.client import submit_took_effect
+from bot.metastudio.client import CommitResult, submit_took_effect
 
 log = logging.getLogger("bot.tracking")
 
@@ -41,8 +42,12 @@ S = ApprovalStatus
 FINISHED = frozenset({S.PENDING, S.REJECTED, S.EXPIRED, S.SUBMIT_FAILED, S.FAILED,
                       S.SUCCEEDED, S.TRAINING_FAILED})
 # Errors worth waiting out: the next step tries again after a backoff.
-TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown, TokenExpired,
-             SignatureRejected)
+TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown)
+# MetaStudio refused the bot's credentials: nothing is sent until they work again (see
+# ``bot.credentials``); a submit waiting for that is held, neither failed nor lost.
+REFUSED = (CredentialsRejected, CredentialsHeld)
+# Statuses whose submit has not been sent yet (or was refused outright): these are held.
+_HOLDABLE = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTING})
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,10 @@ class Tracker:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         review_sweep: bool = False,
+        submit_settle: float = 0.0,
     ) -> None:
         self._review_sweep = review_sweep
+        self._settle = submit_settle
         self._approvals = approvals
         self._metastudio = metastudio
         self._policy = policy
@@ -125,6 +132,8 @@ class Tracker:
             return Step(request)
         try:
             return await self._advance(request)
+        except REFUSED as refusal:
+            return await self._held(request_id, refusal)
         except TRANSIENT as fault:
             log.warning("request %s: MetaStudio fault, backing off: %s", request_id, fault)
             delay = self._policy.fault_delay(faults, self._rng)
@@ -132,6 +141,22 @@ class Tracker:
                 delay = max(delay, fault.retry_after)
             current = await self._approvals.get(request_id)
             return Step(current, next_poll=delay, fault=fault)
+
+    async def _held(self, request_id: str, refusal: MetaStudioError) -> Step:
+        """Wait for the credentials to work again. A submit not yet sent is marked held
+        (its card and thread say so once); it is sent when the breaker closes, after a read
+        like any resumed submit. An authentication refusal means nothing landed."""
+        kind = refusal.kind if isinstance(refusal, CredentialsRejected | CredentialsHeld) else ""
+        log.warning("request %s: MetaStudio refuses the bot's credentials (%s); held",
+                    request_id, kind)
+        current = await self._approvals.get(request_id)
+        if current is not None and current.status in _HOLDABLE and current.held != kind:
+            current = await self._approvals.update(request_id, held=kind) or current
+        wait = refusal.retry_in if isinstance(refusal, CredentialsHeld) else None
+        # Looking again costs one Redis read, not a MetaStudio call; the probe, when due,
+        # is sent by whichever step comes first.
+        delay = min(self._policy.cap, max(self._policy.interval, wait or self._policy.cap))
+        return Step(current, next_poll=delay * self._rng.uniform(0.9, 1.0), fault=refusal)
 
     async def _advance(self, request: ApprovalRequest) -> Step:
         if request.status in (S.APPROVED, S.AUTO_APPROVED):
@@ -147,15 +172,24 @@ class Tracker:
     async def _submit(self, request: ApprovalRequest, *, resumed: bool) -> Step:
         """POST the submit once. A resumed submit (an earlier step claimed it and may have
         sent it) first reads the job and compares it with the request's baseline: the POST
-        is sent again only when that read proves the earlier one did not land."""
+        is sent again only when that read proves the earlier one did not land.
+
+        A POST whose answer did not tell (502, 504, a timeout, a connection lost after
+        sending) may still be on its way to MetaStudio's backend: until ``submit_settle``
+        seconds after it, nothing is sent, not even read; after that a read decides. If a
+        POST after such a failure is refused for the job's state, a read decides too: a job
+        now under review was submitted by the earlier POST."""
         if resumed:
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
-            before = baseline(request)
-            landed = (job.state not in SUBMITTABLE_STATES if before is None
-                      else submit_took_effect(before, job))
+            landed = self._landed(request, job)
             if landed is True:
                 confirmed = await self._submitted(request, job, "confirmed by reading the job")
                 return await self._review_step(confirmed, job)
+            settling = self._settling(request)
+            if settling > 0:
+                # The earlier POST may still land: keep reading, send nothing yet.
+                look = self._policy.interval * self._rng.uniform(0.9, 1.0)
+                return Step(request, job, next_poll=min(settling, look))
             if landed is None:
                 failed = await self._submit_failed(
                     request,
@@ -167,11 +201,27 @@ class Tracker:
                 # The claim was lost (a failover): the request is claimed afresh, confirmed.
                 return Step(await self._reload(request), next_poll=0.0)
         try:
-            result = await self._metastudio.commit_job(
-                request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id
-            )
+            result = await self._commit(request)
+        except SubmitOutcomeUnknown as unclear:
+            # Only a POST that may still be on its way keeps the window; after a finished
+            # exchange (a 500, say) a read that shows nothing is proof enough.
+            sent_at = self._clock() if unclear.in_flight else None
+            log.warning("request %s: submit outcome unknown (%s): %s", request.id,
+                        "may still land" if unclear.in_flight else "did not land", unclear)
+            marked = await self._approvals.update(request.id, submit_sent_at=sent_at)
+            return Step(marked or await self._reload(request),
+                        next_poll=self._policy.fault_delay(0, self._rng), fault=unclear)
+        except JobNotSubmittable as refusal:
+            if resumed:
+                job = await self._metastudio.show_job(request.job_id, request.app_user_id)
+                if self._landed(request, job) is True:
+                    confirmed = await self._submitted(
+                        request, job, "confirmed by reading the job"
+                    )
+                    return await self._review_step(confirmed, job)
+            return Step(await self._submit_failed(request, _failure_text(refusal), refusal.hint))
         except APIError as error:
-            if isinstance(error, TRANSIENT):
+            if isinstance(error, (*TRANSIENT, *REFUSED)):
                 raise
             # A definite refusal: nothing of ours landed (a resumed submit checked first).
             return Step(await self._submit_failed(request, _failure_text(error), error.hint))
@@ -179,9 +229,45 @@ class Tracker:
         detail = "confirmed by reading the job" if result.verified_by_read else None
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(state),
+            audit_detail=detail, job_state=str(state), held=None, submit_sent_at=None,
         )
         return await self._review_step(moved or await self._reload(request), result.job)
+
+    async def _commit(self, request: ApprovalRequest) -> CommitResult:
+        """``commit_job``, with the time of each POST kept on the request until its outcome
+        is known, so a worker that dies mid-POST leaves the settle window behind it."""
+        posted = False
+
+        async def sending() -> None:
+            nonlocal posted
+            posted = True
+            await self._approvals.update(request.id, submit_sent_at=self._clock())
+
+        try:
+            return await self._metastudio.commit_job(
+                request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id,
+                before_post=sending,
+            )
+        except (TransportError, ServerError, Throttled, *REFUSED):
+            # commit_job raises these only when nothing of ours can be on its way (an
+            # answer that left it unclear becomes SubmitOutcomeUnknown).
+            if posted:
+                await self._approvals.update(request.id, submit_sent_at=None)
+            raise
+
+    def _landed(self, request: ApprovalRequest, job: TrainingJob) -> bool | None:
+        """Whether a submit of ours shows in ``job``, read after an earlier attempt."""
+        before = baseline(request)
+        if before is None:
+            return job.state not in SUBMITTABLE_STATES
+        return submit_took_effect(before, job)
+
+    def _settling(self, request: ApprovalRequest) -> float:
+        """Seconds until a POST whose outcome is unknown can no longer be landing."""
+        if request.submit_sent_at is None:
+            return 0.0
+        left = request.submit_sent_at + self._settle - self._clock()
+        return left if left > 0 else 0.0
 
     async def _review_step(self, request: ApprovalRequest, job: TrainingJob | None) -> Step:
         if request.status != S.SUBMITTED:
@@ -200,7 +286,7 @@ class Tracker:
     ) -> ApprovalRequest:
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(job.state),
+            audit_detail=detail, job_state=str(job.state), held=None, submit_sent_at=None,
         )
         return moved or await self._reload(request)
 
@@ -209,7 +295,7 @@ class Tracker:
     ) -> ApprovalRequest:
         moved = await self._approvals.transition(
             request.id, S.SUBMIT_FAILED, expected={S.SUBMITTING}, audit_action="submit_failed",
-            submit_error=text, submit_hint=hint,
+            submit_error=text, submit_hint=hint, held=None, submit_sent_at=None,
         )
         return moved or await self._reload(request)
 
@@ -227,6 +313,12 @@ class Tracker:
             )
             return Step(moved or await self._reload(request))
         category = job.category
+        if category == StateCategory.UNKNOWN:
+            # A state newer than the bot: not a review that ended, not an outcome. Watch it
+            # at the slow pace until it turns into a state the bot knows.
+            request = await self._note_state(request, job)
+            delay = self._policy.training_interval * self._rng.uniform(0.9, 1.0)
+            return Step(request, job, delay)
         if category in (StateCategory.UNDER_REVIEW, StateCategory.PRE_SUBMIT):
             if request.status == S.SUBMITTED and category == StateCategory.UNDER_REVIEW:
                 request = await self._move(request, S.UNDER_REVIEW, job, None)

@@ -80,7 +80,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     services = await open_services(settings)
     ctx["services"] = services
     metrics = WorkerMetrics()
+    metrics.watch_credentials(services.credentials)
     ctx["metrics"] = metrics
+    # Started by an operator, perhaps after fixing the clock or the account: held calls
+    # get one probe now rather than at the next probe time.
+    await services.credentials.probe_soon()
     if settings.worker_metrics_port is not None:
         server, _ = start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         ctx["metrics_server"] = server
@@ -94,6 +98,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             training_interval=settings.poll_max_interval,
         ),
         review_sweep=True,
+        submit_settle=settings.submit_settle,
     )
     ctx["faults"] = {}
     ctx["notify_faults"] = {}
@@ -182,6 +187,8 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     sweep: ReviewSweep = ctx["sweep"]
     metrics = _metrics(ctx)
+    # The credentials gauge follows the shared breaker even while no call is made.
+    await services.credentials.refresh()
     try:
         listed_key = Keys(settings.redis_prefix)("sweep", "listed")
         try:

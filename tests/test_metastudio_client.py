@@ -27,6 +27,7 @@ from bot.metastudio import (
     APIError,
     CommitJobRequest,
     CommitResult,
+    CredentialsRejected,
     InvalidParameter,
     JobNotFound,
     JobNotSubmittable,
@@ -56,6 +57,7 @@ SK = "HwTestSecretKey0000000000000000000000000"
 PROJECT = "0123456789abcdef0123456789abcdef"
 JOB = "26f06524-4f75-4b3a-a853-b649a21aaf66"
 PREFIX = f"/v1/{PROJECT}/voice-training-manage"
+AUTH_PREFIX = "Incorrect IAM authentication information: "
 REQUEST = CommitJobRequest(voice_name="demo_voice_01", sex="FEMALE", language="CN")
 
 
@@ -176,10 +178,11 @@ def test_error_body_is_read_in_the_sdk_order(body: dict[str, Any], code: str, ms
     assert (error.error_code, error.error_msg) == (code, msg)
 
 
-def test_unparseable_error_body_falls_back_to_status_and_text() -> None:
-    error = error_from_response(503, {}, b"<html>upstream down</html>")
+def test_unparseable_error_body_falls_back_to_status_and_request_id() -> None:
+    error = error_from_response(503, {"x-request-id": "rid-1"}, b"<html>upstream down</html>")
     assert isinstance(error, ServerError)
-    assert (error.error_code, error.error_msg) == ("503", "<html>upstream down</html>")
+    assert (error.error_code, error.error_msg) == ("503", "HTTP 503 (request id rid-1)")
+    assert "<html" not in str(error)
 
 
 def test_request_id_comes_from_the_header_then_the_body() -> None:
@@ -194,6 +197,12 @@ def test_request_id_comes_from_the_header_then_the_body() -> None:
     ("status", "code", "msg", "cls"),
     [
         (401, "APIGW.0301", "verify aksk signature fail", SignatureRejected),
+        (401, "APIG.0301", "verify aksk signature fail", SignatureRejected),
+        (401, "APIG.0301", "calc ak sk signature fail:signature expired", SignatureRejected),
+        (401, "APIG.0301", "Get secretKey failed,ak:******,err:ak not exist", SignatureRejected),
+        (401, "APIG.0301", "AK access failed to reach the limit,forbidden.", SignatureRejected),
+        (401, "APIG.0301", "decrypt token fail", TokenExpired),
+        (401, "APIGW.0301", "x-auth-token not found", TokenExpired),
         (401, "APIGW.0301", "token invalid, The token must be updated", TokenExpired),
         (401, "APIGW.0307", "The token must be updated.", TokenExpired),
         (400, "MSS.00010009", "urlTenantId is not equal tokenTenantId", ProjectMismatch),
@@ -218,6 +227,30 @@ def test_error_codes_map_onto_the_hierarchy(
     assert type(error) is cls
     assert error.hint
     assert code in str(error)
+
+
+@pytest.mark.parametrize(
+    ("msg", "kind", "checks"),
+    [
+        ("verify aksk signature fail", "signature", "HUAWEICLOUD_SDK_SK"),
+        ("calc ak sk signature fail:signature expired", "clock", "NTP"),
+        ("Get secretKey failed,ak:AKEXAMPLE1,err:ak not exist", "unknown_ak",
+         "HUAWEICLOUD_SDK_AK"),
+        ("AK access failed to reach the limit,forbidden.", "locked", "five minutes"),
+        ("decrypt token fail", "token", "VOICEBOT_IAM_"),
+        ("token expires, expires_at: 2026-12-01T00:00:00Z", "token", "VOICEBOT_IAM_"),
+    ],
+)
+@pytest.mark.parametrize("code", ["APIG.0301", "APIGW.0301"])
+def test_gateway_authentication_failures_are_told_apart_by_their_message(
+    code: str, msg: str, kind: str, checks: str
+) -> None:
+    body = json.dumps({"error_code": code, "error_msg": AUTH_PREFIX + msg}).encode()
+    error = error_from_response(401, {"X-Request-Id": "r1"}, body)
+    assert isinstance(error, CredentialsRejected)
+    assert error.kind == kind
+    assert checks in error.hint
+    assert "AKEXAMPLE1" not in str(error)
 
 
 def test_other_400_about_state_on_submit_is_not_submittable() -> None:
@@ -253,7 +286,7 @@ def test_gateway_canonical_request_echo_is_kept_out_of_the_message() -> None:
     assert error.detail is not None
     assert "SECRETSTS" not in error.detail
     assert "x-security-token:***" in error.detail
-    assert "15 minutes" in error.hint
+    assert "HUAWEICLOUD_SDK_SK" in error.hint
 
 
 def _roundtrip(error: MetaStudioError) -> Any:
@@ -677,7 +710,7 @@ async def test_wrong_secret_key_is_a_signature_rejection(
             await bad.commit_job(job_id, REQUEST)
     error = caught.value
     assert error.status == 401
-    assert "15 minutes" in error.hint
+    assert "HUAWEICLOUD_SDK_SK" in error.hint
     assert "canonicalRequest" not in str(error)
     assert error.detail is not None
     assert "x-sdk-date" in error.detail

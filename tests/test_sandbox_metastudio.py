@@ -461,7 +461,7 @@ def test_non_ascii_app_user_id(ms: LocalMetaStudio, client: httpx.Client) -> Non
 
 
 def assert_auth_failure(response: httpx.Response, fragment: str = "") -> None:
-    assert error_of(response) == (401, "APIGW.0301")
+    assert error_of(response) == (401, "APIG.0301")
     message = response.json()["error_msg"]
     assert message.startswith("Incorrect IAM authentication information")
     assert fragment in message
@@ -492,7 +492,7 @@ def test_signature_accepted_and_tampering_rejected(
 
     stale = (datetime.now(UTC) - timedelta(minutes=16)).strftime("%Y%m%dT%H%M%SZ")
     old = signed_request(raw, "GET", url, headers={"X-Sdk-Date": stale})
-    assert_auth_failure(raw.send(old), "out of range")
+    assert_auth_failure(raw.send(old), "calc ak sk signature fail:signature expired")
     recent = (datetime.now(UTC) - timedelta(minutes=14)).strftime("%Y%m%dT%H%M%SZ")
     assert raw.send(signed_request(raw, "GET", url, headers={"X-Sdk-Date": recent})).is_success
 
@@ -504,9 +504,9 @@ def test_signature_accepted_and_tampering_rejected(
 
     stranger = signed_request(raw, "GET", url)
     stranger.headers["Authorization"] = stranger.headers["Authorization"].replace(AK, "OTHERAK")
-    assert_auth_failure(raw.send(stranger), "not recognised")
+    assert_auth_failure(raw.send(stranger), "Get secretKey failed,ak:******,err:ak not exist")
 
-    assert ms.stats()["rejected"]["APIGW.0301"] == 8
+    assert ms.stats()["rejected"]["APIG.0301"] == 8
 
 
 def test_sdk_date_must_be_signed(ms: LocalMetaStudio, raw: httpx.Client) -> None:
@@ -515,6 +515,47 @@ def test_sdk_date_must_be_signed(ms: LocalMetaStudio, raw: httpx.Client) -> None
     auth = request.headers["Authorization"].replace(";x-sdk-date", "")
     request.headers["Authorization"] = auth
     assert_auth_failure(raw.send(request), "x-sdk-date")
+
+
+def test_more_than_five_failures_in_a_row_lock_the_key_even_for_good_signatures(
+    ms: LocalMetaStudio, raw: httpx.Client
+) -> None:
+    ms._gateway.lock_seconds = 0.5
+    job_id = ms.seed_job()
+    url = api(f"/user/jobs/{job_id}")
+    wrong = SK[:-1] + "X"
+    for _ in range(4):
+        assert_auth_failure(raw.send(signed_request(raw, "GET", url, sk=wrong)), "verify aksk")
+    # A success ends the run of failures.
+    assert raw.send(signed_request(raw, "GET", url)).status_code == 200
+    for _ in range(5):
+        assert_auth_failure(raw.send(signed_request(raw, "GET", url, sk=wrong)), "verify aksk")
+    assert not ms.locked(AK)
+
+    locking = "AK access failed to reach the limit,forbidden."
+    assert_auth_failure(raw.send(signed_request(raw, "GET", url, sk=wrong)), locking)
+    assert ms.locked(AK)
+    assert_auth_failure(raw.send(signed_request(raw, "GET", url)), locking)
+    assert ms.stats()["lockouts"] == 1
+
+    time.sleep(0.6)
+    assert raw.send(signed_request(raw, "GET", url)).status_code == 200
+    assert not ms.locked(AK)
+
+
+def test_the_older_gateway_code_and_a_rotated_key() -> None:
+    older = LocalMetaStudio({AK: SK}, PID, auth_code="APIGW.0301")
+    job_id = older.seed_job()
+    url = api(f"/user/jobs/{job_id}")
+    with ServerThread(older.app) as server, httpx.Client(base_url=server.url) as plain:
+        assert plain.send(signed_request(plain, "GET", server.url + url)).status_code == 200
+        rotated = SK[:-1] + "R"
+        older.set_credentials({AK: rotated})
+        refused = plain.send(signed_request(plain, "GET", server.url + url))
+        assert error_of(refused) == (401, "APIGW.0301")
+        assert "verify aksk signature fail" in refused.json()["error_msg"]
+        fixed = plain.send(signed_request(plain, "GET", server.url + url, sk=rotated))
+        assert fixed.status_code == 200
 
 
 def test_project_id_checks(ms: LocalMetaStudio, raw: httpx.Client) -> None:

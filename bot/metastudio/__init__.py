@@ -1,8 +1,10 @@
 """MetaStudio voice-training API: request signing, the async client, its models and errors."""
 
-from bot.metastudio.client import CommitResult, MetaStudioClient, PreparedCall
+from bot.metastudio.client import CommitResult, CredentialsGuard, MetaStudioClient, PreparedCall
 from bot.metastudio.errors import (
     APIError,
+    CredentialsHeld,
+    CredentialsRejected,
     InvalidParameter,
     JobNotFound,
     JobNotSubmittable,
@@ -46,6 +48,9 @@ __all__ = [
     "AuditResult",
     "CommitJobRequest",
     "CommitResult",
+    "CredentialsGuard",
+    "CredentialsHeld",
+    "CredentialsRejected",
     "InvalidParameter",
     "JobList",
     "JobNotFound",

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from bot.metastudio.errors import (
+    IAM,
+    APIError,
+    CredentialsRejected,
+    JobNotSubmittable,
     MetaStudioError,
     ServerError,
     SubmitOutcomeUnknown,
@@ -37,6 +41,7 @@ from bot.metastudio.models import (
 )
 from bot.metastudio.retry import RetryPolicy
 from bot.metastudio.signing import AKSKAuth
+from bot.metastudio.token import IAMAuthError
 from bot.settings import ConfigError, Settings
 
 logger = logging.getLogger("bot.metastudio")
@@ -51,6 +56,19 @@ SECRET_HEADERS = frozenset({"authorization", "x-auth-token", "x-security-token"}
 # A gateway that answers 502/504 may still have the request running behind it, so a read
 # right after cannot prove the submit will not land; other 5xx mean the exchange is over.
 IN_FLIGHT_STATUSES = frozenset({502, 504})
+
+
+class CredentialsGuard(Protocol):
+    """Keeps refused credentials from being used again (``bot.credentials``): consulted
+    before every call, told of every refusal, and of the success of a probe."""
+
+    async def before_call(self) -> bool:
+        """Raise ``CredentialsHeld`` to send nothing; True marks the call as the probe."""
+        ...
+
+    async def refused(self, kind: str, error_code: str, request_id: str | None) -> None: ...
+
+    async def accepted(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -154,9 +172,11 @@ class MetaStudioClient:
         timeout: float | httpx.Timeout = 10.0,
         retry: RetryPolicy | None = None,
         user_agent: str = USER_AGENT,
+        guard: CredentialsGuard | None = None,
     ) -> None:
         self.project_id = project_id
         self.retry = retry or RetryPolicy()
+        self.guard = guard
         self._auth = auth
         self._prefix = API_PREFIX.format(project_id=quote_segment(project_id))
         self._http = httpx.AsyncClient(
@@ -177,6 +197,7 @@ class MetaStudioClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        guard: CredentialsGuard | None = None,
     ) -> MetaStudioClient:
         """AK/SK auth when both keys are set, else IAM token auth when an IAM user is set."""
         project_id = settings.huaweicloud_sdk_project_id
@@ -202,6 +223,7 @@ class MetaStudioClient:
             transport=transport,
             timeout=settings.metastudio_timeout,
             retry=retry,
+            guard=guard,
         )
 
     async def aclose(self) -> None:
@@ -267,7 +289,12 @@ class MetaStudioClient:
     # -- submit --------------------------------------------------------------------------
 
     async def commit_job(
-        self, job_id: str, request: CommitJobRequest, app_user_id: str | None = None
+        self,
+        job_id: str,
+        request: CommitJobRequest,
+        app_user_id: str | None = None,
+        *,
+        before_post: Callable[[], Awaitable[None]] | None = None,
     ) -> CommitResult:
         """Submit the job for review, landing at most once.
 
@@ -290,9 +317,14 @@ class MetaStudioClient:
         and land after the read; re-sending could submit twice, so ``SubmitOutcomeUnknown``
         is raised instead and the caller checks again later. A second ambiguous failure is
         never followed by a third POST; if it too is a finished 5xx and the read still shows
-        nothing, that ``ServerError`` is raised (nothing was applied).
+        nothing, that ``ServerError`` is raised (nothing was applied). Should that second
+        POST be refused because of the job's state, the job is read once more: if the first
+        POST landed after all, that is the result.
+
+        ``before_post`` is awaited before each POST (the caller records that a submit may be
+        on its way).
         """
-        before = await self.show_job(job_id, app_user_id)
+        before = first = await self.show_job(job_id, app_user_id)
         body = json_bytes(request.body())
         path = self._job_path(job_id)
         attempt = 0
@@ -300,11 +332,25 @@ class MetaStudioClient:
         resent = False
         while True:
             posts += 1
+            if before_post is not None:
+                await before_post()
             try:
                 await self._send(
                     self._request("POST", path, body=body, app_user_id=app_user_id),
                     on_commit=True,
                 )
+            except JobNotSubmittable as refusal:
+                if not resent:
+                    raise
+                # The first POST's answer was lost; it may have landed since the read.
+                after = await self._read_after_ambiguous(
+                    job_id, app_user_id, refusal, in_flight=False
+                )
+                if submit_took_effect(first, after) is not True:
+                    raise
+                logger.info("metastudio commit job=%s: the first POST landed after all "
+                            "(state %s, posts=%d)", job_id, after.state, posts)
+                return CommitResult(applied=True, verified_by_read=True, job=after, posts=posts)
             except (Throttled, TransportError, ServerError) as error:
                 if isinstance(error, Throttled) or (
                     isinstance(error, TransportError) and not error.maybe_sent
@@ -321,7 +367,10 @@ class MetaStudioClient:
                     await self.retry.sleep(wait)
                     attempt += 1
                     continue
-                after = await self._read_after_ambiguous(job_id, app_user_id, error)
+                finished = isinstance(error, ServerError) and error.status not in IN_FLIGHT_STATUSES
+                after = await self._read_after_ambiguous(
+                    job_id, app_user_id, error, in_flight=not finished
+                )
                 verdict = submit_took_effect(before, after)
                 if verdict is True:
                     logger.info(
@@ -333,7 +382,6 @@ class MetaStudioClient:
                         posts,
                     )
                     return CommitResult(applied=True, verified_by_read=True, job=after, posts=posts)
-                finished = isinstance(error, ServerError) and error.status not in IN_FLIGHT_STATUSES
                 if verdict is False and finished:
                     if resent:
                         raise
@@ -366,6 +414,7 @@ class MetaStudioClient:
                     f"Submitting job {job_id} failed without a clear answer ({error}); {reason}.",
                     job_id=job_id,
                     job=after,
+                    in_flight=not finished,
                 ) from error
             logger.info("metastudio commit job=%s applied (posts=%d)", job_id, posts)
             return CommitResult(applied=True, verified_by_read=False, job=None, posts=posts)
@@ -431,25 +480,42 @@ class MetaStudioClient:
 
     async def _send(self, request: httpx.Request, *, on_commit: bool = False) -> httpx.Response:
         method, path = request.method, request.url.path
+        guard = self.guard
+        probe = await guard.before_call() if guard is not None else False
         try:
             response = await self._http.send(request)
         except httpx.TransportError as exc:
             raise _transport_error(exc, method, path) from exc
+        except IAMAuthError as refusal:
+            if guard is not None and refusal.status_code is not None and (
+                refusal.status_code < 500
+            ):
+                await guard.refused(IAM, f"IAM {refusal.status_code}", None)
+            raise
+        failure: APIError | None = None
         if response.status_code >= 400:
-            error = error_from_response(
+            failure = error_from_response(
                 response.status_code, response.headers, response.content, on_commit=on_commit
             )
             logger.info(
                 "metastudio %s %s -> %d %s request_id=%s",
                 method,
                 path,
-                error.status,
-                error.error_code,
-                error.request_id,
+                failure.status,
+                failure.error_code,
+                failure.request_id,
             )
-            if error.detail:
-                logger.debug("metastudio gateway canonical request: %s", error.detail)
-            raise error
+            if failure.detail:
+                logger.debug("metastudio gateway canonical request: %s", failure.detail)
+            if isinstance(failure, CredentialsRejected):
+                if guard is not None:
+                    await guard.refused(failure.kind, failure.error_code, failure.request_id)
+                raise failure
+        if probe and guard is not None:
+            # Past the gateway (whatever MetaStudio then said): the credentials work.
+            await guard.accepted()
+        if failure is not None:
+            raise failure
         return response
 
     async def _get(
@@ -468,7 +534,8 @@ class MetaStudioClient:
         return await self.retry.run(once, what=what)
 
     async def _read_after_ambiguous(
-        self, job_id: str, app_user_id: str | None, cause: MetaStudioError
+        self, job_id: str, app_user_id: str | None, cause: MetaStudioError, *,
+        in_flight: bool = True,
     ) -> TrainingJob:
         try:
             return await self.show_job(job_id, app_user_id)
@@ -483,6 +550,7 @@ class MetaStudioClient:
                 f"Submitting job {job_id} failed without a clear answer ({cause}), and reading "
                 f"the job afterwards failed too ({read_error}).",
                 job_id=job_id,
+                in_flight=in_flight,
             ) from cause
 
 
@@ -510,6 +578,7 @@ def _token_auth(settings: Settings) -> httpx.Auth:
 
 __all__ = [
     "CommitResult",
+    "CredentialsGuard",
     "MetaStudioClient",
     "PreparedCall",
     "submit_took_effect",

@@ -5,9 +5,11 @@ Hierarchy::
     MetaStudioError                 anything that went wrong talking to MetaStudio
     ├── TransportError              no answer: timeout, connection refused or reset
     ├── SubmitOutcomeUnknown        ambiguous submit; reading the job did not settle it
+    ├── CredentialsHeld             no call sent: the credentials were refused lately
     └── APIError                    MetaStudio (or its gateway) answered with an error status
-        ├── SignatureRejected       APIGW.0301: wrong AK/SK or a skewed clock
-        ├── TokenExpired            the IAM token was refused or has expired
+        ├── CredentialsRejected     APIG.0301 / APIGW.0301: the gateway refused the credentials
+        │   ├── SignatureRejected   AK/SK: wrong SK, skewed clock, unknown AK, or locked AK/SK
+        │   └── TokenExpired        the IAM token was refused or has expired
         ├── ProjectMismatch         MSS.00010009: X-Project-Id is not the credentials' project
         ├── JobNotFound             MSS.41000003
         ├── JobNotSubmittable       MSS.41000005, or another 400 on submit about the job's state
@@ -31,7 +33,9 @@ from typing import Any
 
 MAX_MESSAGE = 300
 
-SIGNATURE_CODES = frozenset({"APIGW.0301"})
+# MetaStudio's own FAQ shows APIG.0301; older gateway pages show APIGW.0301 for the same
+# messages. The message tells the cases apart (see ``credentials_kind``).
+AUTH_CODES = frozenset({"APIG.0301", "APIGW.0301"})
 TOKEN_CODES = frozenset({"APIGW.0307", "MSS.00010008"})
 PROJECT_MISMATCH_CODES = frozenset({"MSS.00010009"})
 JOB_NOT_FOUND_CODES = frozenset({"MSS.41000003"})
@@ -50,6 +54,67 @@ _SECRET_HEADER_LINE = re.compile(
     r"(x-auth-token|x-security-token|authorization)\s*:[^|\n]*", re.IGNORECASE
 )
 _ERROR_PAIRS = (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message"))
+# "Get secretKey failed,ak:<the AK>,err:ak not exist": the AK is no secret, but has no place
+# in a chat message either.
+_AK_IN_MESSAGE = re.compile(r"(\bak:)[^,\s]*", re.IGNORECASE)
+
+SIGNATURE = "signature"
+CLOCK = "clock"
+UNKNOWN_AK = "unknown_ak"
+LOCKED = "locked"
+TOKEN = "token"  # noqa: S105  (a kind of failure, not a secret)
+IAM = "iam"
+CREDENTIAL_KINDS = (SIGNATURE, CLOCK, UNKNOWN_AK, LOCKED, TOKEN, IAM)
+
+# What an operator should check, by the kind of authentication failure.
+_CREDENTIAL_HINTS = {
+    SIGNATURE: (
+        "Configuration problem: MetaStudio did not accept the request signature. Ask an "
+        "operator to check that HUAWEICLOUD_SDK_SK is the secret key of HUAWEICLOUD_SDK_AK "
+        "(rotated, mistyped, extra spaces), and that the Huawei Cloud account is not in "
+        "arrears or frozen."
+    ),
+    CLOCK: (
+        "Configuration problem: the bot host's clock is more than 15 minutes off, so its "
+        "signatures look expired. Ask an operator to check the host's clock (NTP)."
+    ),
+    UNKNOWN_AK: (
+        "Configuration problem: MetaStudio does not know the access key. Ask an operator to "
+        "check HUAWEICLOUD_SDK_AK (deleted, or of another account)."
+    ),
+    LOCKED: (
+        "MetaStudio has locked the bot's AK/SK for five minutes after repeated failed "
+        "sign-ins. The bot waits for the lock to lift and then tries once; meanwhile ask an "
+        "operator to check HUAWEICLOUD_SDK_SK and whatever else uses this key."
+    ),
+    TOKEN: (
+        "Configuration problem: MetaStudio refused the IAM token even after a fresh one was "
+        "fetched. Ask an operator to check the VOICEBOT_IAM_* settings, the region, and that "
+        "the account is not in arrears or frozen."
+    ),
+    IAM: (
+        "Configuration problem: IAM refused the bot's user name, password, account (domain) "
+        "or project. Ask an operator to check the VOICEBOT_IAM_* settings."
+    ),
+}
+
+
+def credentials_kind(error_msg: str) -> str:
+    """Which authentication failure a gateway 401 message describes."""
+    text = error_msg.lower()
+    if "reach the limit" in text or "ak access failed" in text:
+        return LOCKED
+    if "signature expired" in text:
+        return CLOCK
+    if "ak not exist" in text or "get secretkey failed" in text:
+        return UNKNOWN_AK
+    if "token" in text:
+        return TOKEN
+    return SIGNATURE
+
+
+def credentials_hint(kind: str) -> str:
+    return _CREDENTIAL_HINTS.get(kind, _CREDENTIAL_HINTS[SIGNATURE])
 
 
 class MetaStudioError(Exception):
@@ -84,7 +149,9 @@ class TransportError(MetaStudioError):
 class SubmitOutcomeUnknown(MetaStudioError):
     """A submit failed without a clear answer and reading the job could not tell if it took.
 
-    ``job`` is the last state read, if any read succeeded.
+    ``job`` is the last state read, if any read succeeded. ``in_flight`` is True when the
+    POST may still be on its way to MetaStudio's backend (a 502 or 504, a timeout or a
+    connection lost after sending), False when that exchange was over (another 5xx).
     """
 
     hint = (
@@ -92,15 +159,19 @@ class SubmitOutcomeUnknown(MetaStudioError):
         "before submitting it again."
     )
 
-    def __init__(self, message: str, *, job_id: str, job: Any = None) -> None:
+    def __init__(
+        self, message: str, *, job_id: str, job: Any = None, in_flight: bool = True
+    ) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.job = job
+        self.in_flight = in_flight
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild,
-            (type(self), (self.message,), {"job_id": self.job_id, "job": self.job}),
+            (type(self), (self.message,),
+             {"job_id": self.job_id, "job": self.job, "in_flight": self.in_flight}),
         )
 
 
@@ -127,7 +198,11 @@ class APIError(MetaStudioError):
         # Redacted gateway diagnostics (the echoed canonical request), for operators' logs.
         self.detail = detail
         rid = f", request id {request_id}" if request_id else ""
-        super().__init__(f"{self.summary}: {error_msg} (HTTP {status} {error_code}{rid})")
+        if error_code == str(status):
+            # No MetaStudio error body (a proxy's page): the message is the status already.
+            super().__init__(f"{self.summary}: {error_msg}")
+        else:
+            super().__init__(f"{self.summary}: {error_msg} (HTTP {status} {error_code}{rid})")
 
     def __repr__(self) -> str:
         return (
@@ -146,21 +221,57 @@ class APIError(MetaStudioError):
         )
 
 
-class SignatureRejected(APIError):
+class CredentialsRejected(APIError):
+    """The gateway refused the bot's credentials. Never retried on its own: after more than
+    five refusals in a row the gateway locks the AK/SK for five minutes, for every user of
+    it. ``kind`` says which check failed (one of ``CREDENTIAL_KINDS``)."""
+
+    summary = "MetaStudio refused the bot's credentials"
+
+    @property
+    def kind(self) -> str:
+        return credentials_kind(self.error_msg)
+
+    @property
+    def hint(self) -> str:  # type: ignore[override]
+        return credentials_hint(self.kind)
+
+
+class SignatureRejected(CredentialsRejected):
     summary = "MetaStudio rejected the request signature"
-    hint = (
-        "Configuration problem: wrong AK/SK, or the server clock is off by more than "
-        "15 minutes. Ask an operator to check HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK and "
-        "the host's clock (NTP)."
-    )
 
 
-class TokenExpired(APIError):
+class TokenExpired(CredentialsRejected):
     summary = "MetaStudio refused the IAM token"
-    hint = (
-        "The IAM token expired or was revoked. Try again; if it persists, ask an operator to "
-        "check the VOICEBOT_IAM_* settings."
-    )
+
+    @property
+    def kind(self) -> str:
+        return TOKEN
+
+
+class CredentialsHeld(MetaStudioError):
+    """Nothing was sent: MetaStudio refused the credentials lately (``kind``), and no call
+    is made with them until they change or a single probe finds them working again.
+    ``retry_in`` is the number of seconds until that probe is due (None: none is due)."""
+
+    def __init__(
+        self, message: str, *, kind: str, error_code: str = "", retry_in: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.error_code = error_code
+        self.retry_in = retry_in
+
+    @property
+    def hint(self) -> str:  # type: ignore[override]
+        return credentials_hint(self.kind)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (type(self), (self.message,),
+             {"kind": self.kind, "error_code": self.error_code, "retry_in": self.retry_in}),
+        )
 
 
 class ProjectMismatch(APIError):
@@ -261,8 +372,8 @@ def _classify(status: int, code: str, msg: str, *, on_commit: bool) -> type[APIE
     # The gateway answers a stale token with the signature code, so the text decides first.
     if code in TOKEN_CODES or "token must be updated" in msg.lower():
         return TokenExpired
-    if code in SIGNATURE_CODES:
-        return SignatureRejected
+    if code in AUTH_CODES:
+        return TokenExpired if credentials_kind(msg) == TOKEN else SignatureRejected
     if code in PROJECT_MISMATCH_CODES:
         return ProjectMismatch
     if code in JOB_NOT_FOUND_CODES:
@@ -296,17 +407,21 @@ def error_from_response(
         body = json.loads(text) if text.strip() else None
     except ValueError:
         body = None
-    pair = _find_pair(body)
-    if pair is None:
-        code, msg = str(status), text.strip() or f"HTTP {status}"
-    else:
-        code, msg = pair
-    msg, echo = split_gateway_echo(msg)
-    if len(msg) > MAX_MESSAGE:
-        msg = msg[:MAX_MESSAGE] + "…"
     request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
     if not request_id and isinstance(body, Mapping) and body.get("request_id"):
         request_id = str(body["request_id"])
+    pair = _find_pair(body)
+    if pair is None:
+        # Not MetaStudio's error body: a proxy's or load balancer's HTML page, say. Its text
+        # means nothing to a user (and may be a whole page), so only the status is kept.
+        rid = f" (request id {request_id})" if request_id else ""
+        code, msg = str(status), f"HTTP {status}{rid}"
+    else:
+        code, msg = pair
+    msg, echo = split_gateway_echo(msg)
+    msg = _AK_IN_MESSAGE.sub(r"\1***", msg)
+    if len(msg) > MAX_MESSAGE:
+        msg = msg[:MAX_MESSAGE] + "…"
     cls = _classify(status, code, msg, on_commit=on_commit)
     retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
     return cls(status, code, msg, request_id, retry_after=retry_after, detail=echo)

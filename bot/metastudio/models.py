@@ -1,17 +1,22 @@
 """Pydantic models of the MetaStudio voice-training API: job states, jobs, reviews, op-logs.
 
-Field names follow the API's JSON exactly; unknown fields are kept (``extra="allow"``) so a
+Field names follow the API's JSON exactly; unknown fields are kept (``extra="allow"``) and
+an unknown job state parses to a ``JobState`` of its own raw name (category "unknown"), so a
 newer API version never breaks parsing.
 """
 
 from __future__ import annotations
 
+import threading
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobState(StrEnum):
+    """A job's ``state``. A name MetaStudio added after SDK 3.1.219 becomes a pseudo-member
+    carrying the raw name (``known`` is False): one new state must not fail a whole page."""
+
     CREATING = "CREATING"
     UPLOADING = "UPLOADING"
     SYSTEM_AUDITING = "SYSTEM_AUDITING"
@@ -29,6 +34,30 @@ class JobState(StrEnum):
     FAILED = "FAILED"
     SUCCEED = "SUCCEED"
 
+    @classmethod
+    def _missing_(cls, value: object) -> JobState | None:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        with _UNKNOWN_LOCK:
+            member = _UNKNOWN_STATES.get(value)
+            if member is None:
+                member = str.__new__(cls, value)
+                member._name_ = value
+                member._value_ = value
+                # Members compare as their names; the cache only saves allocations.
+                if len(_UNKNOWN_STATES) < _MAX_UNKNOWN_STATES:
+                    _UNKNOWN_STATES[value] = member
+        return member
+
+    @property
+    def known(self) -> bool:
+        return self._name_ in type(self).__members__
+
+
+_MAX_UNKNOWN_STATES = 256
+_UNKNOWN_STATES: dict[str, JobState] = {}
+_UNKNOWN_LOCK = threading.Lock()
+
 
 class StateCategory(StrEnum):
     PRE_SUBMIT = "pre-submit"
@@ -38,6 +67,8 @@ class StateCategory(StrEnum):
     TRAINING = "training"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # A state this bot does not know (a newer API): neither under review nor finished.
+    UNKNOWN = "unknown"
 
 
 STATE_CATEGORY: dict[JobState, StateCategory] = {
@@ -88,7 +119,12 @@ TERMINAL_STATES = frozenset(
 
 
 def category_of(state: JobState) -> StateCategory:
-    return STATE_CATEGORY[state]
+    return STATE_CATEGORY.get(state, StateCategory.UNKNOWN)
+
+
+def state_words(state: JobState) -> str:
+    """The state in words; a state newer than the bot is shown by its raw name."""
+    return STATE_WORDS.get(state, f"in state {state.value}")
 
 
 class JobTag(StrEnum):

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bot.metastudio.errors import MetaStudioError
+from bot.metastudio.errors import AUTH_CODES, TOKEN, MetaStudioError, credentials_kind
 
 logger = logging.getLogger("bot.metastudio.token")
 
@@ -34,7 +34,8 @@ TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105
 SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105
 AUTH_TOKEN_HEADER = "X-Auth-Token"  # noqa: S105
 IAM_CONTENT_TYPE = "application/json;charset=utf8"
-# Real APIG says "The token must be updated" (APIGW.0307) for an expired or revoked token.
+# Real APIG says "decrypt token fail", "token expires, ..." or "x-auth-token not found"
+# under APIG.0301 / APIGW.0301 (older pages: "The token must be updated", APIGW.0307).
 TOKEN_REJECTED_CODES = frozenset({"APIGW.0307", "MSS.00010008"})
 TOKEN_REJECTED_TEXT = "token must be updated"  # noqa: S105
 # AK/SK headers make no sense next to a token, and a stale Authorization would confuse the
@@ -253,7 +254,10 @@ def _token_rejected(response: httpx.Response) -> bool:
         return False
     if body.get("error_code") in TOKEN_REJECTED_CODES:
         return True
-    return TOKEN_REJECTED_TEXT in str(body.get("error_msg", "")).lower()
+    message = str(body.get("error_msg", ""))
+    if body.get("error_code") in AUTH_CODES and credentials_kind(message) == TOKEN:
+        return True
+    return TOKEN_REJECTED_TEXT in message.lower()
 
 
 def _lifetime(response: httpx.Response, requested_at: float) -> float | None:

@@ -83,6 +83,8 @@ class LocalIAM:
         self._mutex = threading.Lock()
         self.token_requests = 0
         self.tokens_issued = 0
+        # An account in arrears or frozen: IAM still issues tokens, the gateway refuses them.
+        self.frozen = False
         self.routes = [Route(TOKEN_PATH, self._create_token, methods=["POST"])]
         self.app = Starlette(routes=self.routes)
 
@@ -90,6 +92,8 @@ class LocalIAM:
         return f"LocalIAM(users={len(self._users)}, tokens={len(self._tokens)})"
 
     def validate(self, token: str) -> bool:
+        if self.frozen:
+            return False
         with self._mutex:
             issued = self._tokens.get(token)
         return issued is not None and self._clock() < issued.expires_at

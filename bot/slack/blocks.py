@@ -20,6 +20,7 @@ from bot.metastudio.models import (
     JobState,
     TrainingJob,
     category_of,
+    state_words,
 )
 from bot.slack import messages
 from bot.slack.messages import code, escape, mention, truncate
@@ -178,9 +179,13 @@ def _state_words(state: str | None) -> str:
     if not state:
         return "unknown"
     try:
-        return f"{STATE_WORDS[JobState(state)]} (`{JobState(state).value}`)"
+        parsed = JobState(state)
     except ValueError:
         return code(state)
+    if not parsed.known:
+        # A state newer than the bot: its raw name is all there is to show.
+        return f"{code(parsed.value)} (not known to this bot)"
+    return f"{STATE_WORDS[parsed]} (`{parsed.value}`)"
 
 
 _FIELD_LABELS: dict[str, str] = {
@@ -364,7 +369,7 @@ def status_message(job: TrainingJob) -> Message:
     if updated:
         pairs.append(("Updated", updated))
     blocks = [section(_job_title(job.job_id, job.voice_name)), fields_section(pairs)]
-    text = f"Job {escape(job.job_id)} is {STATE_WORDS[job.state]} ({escape(category)})"
+    text = f"Job {escape(job.job_id)} is {escape(state_words(job.state))} ({escape(category)})"
     return Message(text=_fallback(text), blocks=blocks)
 
 
@@ -488,10 +493,10 @@ def training_outcome_message(job: TrainingJob) -> Message:
         return Message(text=_fallback(f"Job {escape(job.job_id)} succeeded"), blocks=blocks)
     why = _failure(job.job_failed_code, job.job_failed_reason) or "MetaStudio gave no reason."
     blocks = [
-        section(f":x: {title} ended: {STATE_WORDS[job.state]}."),
+        section(f":x: {title} ended: {escape(state_words(job.state))}."),
         section(f"*Reason*\n{why}"),
     ]
-    text = f"Job {escape(job.job_id)} {STATE_WORDS[job.state]}"
+    text = f"Job {escape(job.job_id)} {escape(state_words(job.state))}"
     return Message(text=_fallback(text), blocks=blocks)
 
 

@@ -547,6 +547,43 @@ def metastudio_error(code_: str | None, message: str | None, hint: str | None) -
     return f"MetaStudio refused the call{tag}: {said}.{todo}"
 
 
+_CREDENTIAL_WORDS: dict[str, str] = {
+    "signature": "it did not accept the request signature",
+    "clock": "the bot's signatures look expired, so the bot's clock is off",
+    "unknown_ak": "it does not know the bot's access key",
+    "locked": "it has locked the bot's access key for five minutes after repeated failed sign-ins",
+    "token": "it refused the bot's IAM token",
+    "iam": "IAM refused the bot's sign-in",
+}
+
+
+def credentials_refused(kind: str) -> str:
+    words = _CREDENTIAL_WORDS.get(kind, _CREDENTIAL_WORDS["signature"])
+    return f"MetaStudio refused the bot's credentials: {words}."
+
+
+def credentials_call_refused(kind: str, hint: str) -> str:
+    """A command's answer while MetaStudio refuses the bot's credentials."""
+    return f"{credentials_refused(kind)} Nothing was sent. {escape(hint)}"
+
+
+def submit_held(job_id: str, kind: str, hint: str) -> str:
+    """The one thread reply for a submit held because the credentials were refused."""
+    return (
+        f"{credentials_refused(kind)} The submit of job `{escape(job_id)}` is on hold, not "
+        "lost: nothing was sent, and I'll send it once, as soon as MetaStudio accepts the "
+        f"credentials again. {escape(hint)}"
+    )
+
+
+def held_note(kind: str) -> str:
+    """The approval card's note while its submit is held (plain text)."""
+    return (
+        f"On hold: {credentials_refused(kind)} Nothing was sent; the submit goes out once "
+        "the credentials work again."
+    )
+
+
 def metastudio_unavailable() -> str:
     return "MetaStudio is not answering right now. Nothing was lost; I'll keep trying."
 
@@ -593,6 +630,10 @@ def busy() -> str:
 
 
 # -- modal -------------------------------------------------------------------------------
+
+# Job picker options: plain text, at most 75 characters.
+PICKER_UNAVAILABLE = "MetaStudio is unavailable; try again"
+PICKER_CREDENTIALS = "MetaStudio refused the bot's credentials; ask an operator"
 
 MODAL_TITLE = "Submit voice training"
 MODAL_SUBMIT = "Request approval"

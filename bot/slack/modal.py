@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.metastudio.models import STATE_WORDS, CommitJobRequest, JobTag, Language, Sex, TrainingJob
+from bot.metastudio.models import (
+    CommitJobRequest,
+    JobTag,
+    Language,
+    Sex,
+    TrainingJob,
+    state_words,
+)
 from bot.slack import messages
 from bot.slack.commands import (
     FIELD_RULES,
@@ -78,7 +85,7 @@ def job_options(jobs: Sequence[TrainingJob], query: str = "") -> list[dict[str, 
             and needle not in (job.voice_name or "").lower()
         ):
             continue
-        label = job_option_label(job.job_id, job.voice_name, STATE_WORDS.get(job.state))
+        label = job_option_label(job.job_id, job.voice_name, state_words(job.state))
         options.append(_option(job.job_id, label))
         if len(options) == MAX_STATIC_OPTIONS:
             break

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.metastudio import CommitJobRequest, MetaStudioClient, OperationLogList, TrainingJob
+from bot.metastudio.errors import credentials_hint
 from bot.redis import StoreUnavailable
 from bot.slack import blocks, messages
 from bot.slack.blocks import ApprovalCard, Message
@@ -37,6 +38,7 @@ log = logging.getLogger("bot.slack.notify")
 
 S = ApprovalStatus
 DECISION = "decision"
+HELD = "held"
 # Renewed before each Slack call, which must then end (its retries included) this long
 # before the lease would run out: a call still running then is cut off and retried later,
 # so no other process can take the lease and post the same reply meanwhile.
@@ -79,14 +81,26 @@ class NotifyBusy(Exception):
         super().__init__(f"request {request_id}: card and thread are being updated elsewhere")
 
 
+# Statuses in which a submit may be held for refused credentials; the reply saying so stays
+# due (once) for the rest of the request's life, so it is never posted a second time.
+_HELD_REPLY_AFTER = frozenset(
+    {S.APPROVED, S.AUTO_APPROVED, S.SUBMITTING, S.SUBMITTED, S.UNDER_REVIEW, S.PASSED,
+     S.FAILED, S.SUCCEEDED, S.TRAINING_FAILED, S.SUBMIT_FAILED}
+)
+
+
 def due_markers(request: ApprovalRequest) -> list[str]:
     """The replies ``request`` implies, as markers, in thread order."""
     due = [DECISION] if request.decided_by else []
+    if request.held and request.status in _HELD_REPLY_AFTER:
+        due.append(HELD)
     due += [str(status) for status in DUE_REPLIES.get(request.status, ())]
     return due
 
 
 def card_message(request: ApprovalRequest, *, note: str | None = None) -> Message:
+    if note is None and request.held:
+        note = messages.held_note(request.held)
     if note is None and request.decided_by is None and request.status in _AFTER_APPROVAL:
         note = messages.auto_approved()
     card = ApprovalCard(
@@ -255,6 +269,10 @@ class Notifier:
     ) -> Message:
         if marker == DECISION:
             return decision_reply(request)
+        if marker == HELD:
+            kind = request.held or ""
+            text = messages.submit_held(request.job_id, kind, credentials_hint(kind))
+            return addressed(blocks.text_message(text), request.requester)
         status = ApprovalStatus(marker)
         return addressed(await self._reply_for(request, status, job), request.requester)
 

@@ -15,8 +15,14 @@ from bot.approvals import (
     TooManyOpenRequests,
 )
 from bot.durability import NotReplicated
-from bot.metastudio import APIError, JobNotFound, MetaStudioError
-from bot.metastudio.models import STATE_WORDS
+from bot.metastudio import (
+    APIError,
+    CredentialsHeld,
+    CredentialsRejected,
+    JobNotFound,
+    MetaStudioError,
+)
+from bot.metastudio.models import state_words
 from bot.permissions import (
     BootstrapAdminError,
     LastAdminError,
@@ -71,7 +77,9 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
     if isinstance(error, JobNotFound):
         return messages.job_not_found(job_id or "?")
     if isinstance(error, JobNotReady):
-        return messages.job_not_submittable(error.job.job_id, STATE_WORDS[error.job.state])
+        return messages.job_not_submittable(error.job.job_id, state_words(error.job.state))
+    if isinstance(error, CredentialsRejected | CredentialsHeld):
+        return messages.credentials_call_refused(error.kind, error.hint)
     if isinstance(error, APIError):
         return messages.metastudio_error(error.error_code, error.error_msg, error.hint)
     if isinstance(error, MetaStudioError):

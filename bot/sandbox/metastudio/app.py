@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,7 +24,7 @@ from bot.metastudio.models import JobState
 from bot.sandbox.metastudio import errors
 from bot.sandbox.metastudio.edge import Edge, RecordedRequest, Recorder
 from bot.sandbox.metastudio.faults import FaultConfig, FaultInjector
-from bot.sandbox.metastudio.gateway import Gateway, TokenValidator
+from bot.sandbox.metastudio.gateway import LOCK_SECONDS, Gateway, TokenValidator
 from bot.sandbox.metastudio.store import (
     COMMIT_FIELDS,
     ENUM_FIELDS,
@@ -67,6 +67,14 @@ class SeedJob(BaseModel):
     job_type: str = "BASIC"
     batch_name: str | None = None
     created_ago: float = 0.0
+
+    @field_validator("state")
+    @classmethod
+    def _documented(cls, value: JobState) -> JobState:
+        # The model accepts any name (a newer API's); a seed must name a documented state.
+        if not value.known:
+            raise ValueError(f"unknown state {value.value!r}")
+        return value
 
     def kwargs(self) -> dict[str, Any]:
         return {name: value for name, value in self if value is not None}
@@ -142,14 +150,14 @@ def _commit_body(request: Request, raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _list_query(request: Request) -> ListQuery:
+def _list_query(request: Request, store: JobStore) -> ListQuery:
     params = request.query_params
     states: frozenset[JobState] | None = None
     if params.get("state"):
-        try:
-            states = frozenset(JobState(s.strip()) for s in params["state"].split(",") if s.strip())
-        except ValueError:
-            raise errors.invalid_parameter("state") from None
+        names = [s.strip() for s in params["state"].split(",") if s.strip()]
+        if not all(store.knows_state(name) for name in names):
+            raise errors.invalid_parameter("state")
+        states = frozenset(JobState(name) for name in names)
     tag = params.get("tag") or None
     if tag is not None and tag not in ENUM_FIELDS["tag"]:
         raise errors.invalid_parameter("tag")
@@ -191,6 +199,8 @@ class LocalMetaStudio:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_recorded: int = 50_000,
+        lock_seconds: float = LOCK_SECONDS,
+        auth_code: str = errors.AUTH_CODE,
     ) -> None:
         self.project_id = project_id
         self.store = JobStore(review, clock=clock, wall_clock=wall_clock)
@@ -202,6 +212,8 @@ class LocalMetaStudio:
             project_id,
             tokens=iam,
             wall_clock=wall_clock,
+            lock_seconds=lock_seconds,
+            auth_code=auth_code,
         )
         routes: list[BaseRoute] = [*self._api_routes(), *self._admin_routes()]
         if iam is not None:
@@ -283,6 +295,36 @@ class LocalMetaStudio:
     def state(self, job_id: str) -> JobState:
         return self.store.state(job_id)
 
+    def report_state_as(self, state: JobState, name: str | None) -> None:
+        """Act as a newer API: report jobs in ``state`` under the new state ``name``."""
+        self.store.report_state_as(state, name)
+
+    def set_credentials(self, credentials: Mapping[str, str]) -> None:
+        """Replace the AK/SK pairs the gateway knows, as when a key is rotated."""
+        self._gateway.set_credentials(credentials)
+
+    @property
+    def lock_seconds(self) -> float:
+        """How long the gateway locks an AK after more than five failures in a row."""
+        return self._gateway.lock_seconds
+
+    @lock_seconds.setter
+    def lock_seconds(self, seconds: float) -> None:
+        self._gateway.lock_seconds = seconds
+
+    @property
+    def auth_code(self) -> str:
+        """The code of authentication failures: APIG.0301, or the older pages' APIGW.0301."""
+        return self._gateway.auth_code
+
+    @auth_code.setter
+    def auth_code(self, code: str) -> None:
+        self._gateway.auth_code = code
+
+    def locked(self, access_key: str) -> bool:
+        """Whether the gateway has locked ``access_key`` for repeated failures right now."""
+        return self._gateway.locked(access_key)
+
     def commit_count(self, job_id: str) -> int:
         """How many commits were applied to the job (failed or rejected ones do not count)."""
         return self.store.commit_count(job_id)
@@ -318,6 +360,7 @@ class LocalMetaStudio:
             **self.store.stats(),
             "requests": self._recorder.total,
             "faults": dict(self._injector.counts),
+            "lockouts": self._gateway.lockouts,
             "rejected": {
                 key.split(":", 1)[1]: n
                 for key, n in self._counters.items()
@@ -346,7 +389,7 @@ class LocalMetaStudio:
 
     async def _list_jobs(self, request: Request) -> Response:
         _app_user_id(request)
-        return JSONResponse(self.store.list(_list_query(request)))
+        return JSONResponse(self.store.list(_list_query(request, self.store)))
 
     async def _audit_result(self, request: Request) -> Response:
         return JSONResponse(self.store.audit_result(request.path_params["job_id"]))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.sandbox.metastudio import errors
@@ -116,6 +116,10 @@ async def _discard(message: Message) -> None:
     return None
 
 
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
 async def _until_disconnect(receive: Receive, delay: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(delay):
@@ -140,6 +144,8 @@ class Edge:
         self.faults = faults
         self.recorder = recorder
         self.counters = counters
+        # Requests the gateway gave up on but the backend still applies ("late" lost reply).
+        self._late: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -198,6 +204,10 @@ class Edge:
             if not recorded:
                 record()
 
+    async def _apply_later(self, scope: Scope, body: bytes, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.app(scope, _replay(body, _disconnected), _discard)
+
     async def _api(
         self,
         scope: Scope,
@@ -211,6 +221,14 @@ class Edge:
         async def answer(error: errors.ApiError) -> None:
             response = JSONResponse(error.body(), error.status, headers=error.headers)
             await response(scope, replay, send)
+
+        async def answer_fault(error: errors.ApiError) -> None:
+            if self.faults.config.error_body == "html":
+                page = HTMLResponse(errors.proxy_page(error.status), error.status,
+                                    headers=error.headers)
+                await page(scope, replay, send)
+            else:
+                await answer(error)
 
         received = ReceivedRequest(
             method=scope["method"],
@@ -233,12 +251,19 @@ class Edge:
         if fault is Fault.THROTTLE:
             await answer(errors.throttled())
         elif fault is Fault.ERROR:
-            await answer(errors.internal_error())
+            await answer_fault(errors.internal_error())
         elif fault is Fault.LOST_REPLY:
             config = self.faults.config
             if config.lost_reply_mode == "bad_gateway":
                 await self.app(scope, replay, _discard)
-                await answer(errors.bad_gateway())
+                await answer_fault(errors.bad_gateway())
+            elif config.lost_reply_mode == "late":
+                await answer_fault(errors.bad_gateway())
+                task = asyncio.create_task(
+                    self._apply_later(scope, body, config.lost_reply_delay)
+                )
+                self._late.add(task)
+                task.add_done_callback(self._late.discard)
             else:
                 held: list[Message] = []
 

@@ -7,6 +7,8 @@ against the sandbox handles the real responses the same way.
 from __future__ import annotations
 
 AUTH_PREFIX = "Incorrect IAM authentication information: "
+# MetaStudio's own FAQ shows APIG.0301; older gateway pages show APIGW.0301.
+AUTH_CODE = "APIG.0301"
 
 
 class ApiError(Exception):
@@ -26,7 +28,7 @@ class ApiError(Exception):
 
 
 def auth_failed(reason: str) -> ApiError:
-    return ApiError(401, "APIGW.0301", AUTH_PREFIX + reason)
+    return ApiError(401, AUTH_CODE, AUTH_PREFIX + reason)
 
 
 def signature_mismatch(canonical: str) -> ApiError:
@@ -43,14 +45,22 @@ def garbled_authorization() -> ApiError:
 
 
 def unknown_access_key() -> ApiError:
-    return auth_failed("the access key is not recognised, verify aksk signature fail")
+    # The real gateway masks the AK in this message too.
+    return auth_failed("Get secretKey failed,ak:******,err:ak not exist")
 
 
-def date_out_of_range() -> ApiError:
-    return auth_failed(
-        "X-Sdk-Date is missing, unparseable or out of range "
-        "(more than 15 minutes from server time)"
-    )
+def date_unreadable() -> ApiError:
+    return auth_failed("X-Sdk-Date is missing or unparseable, verify aksk signature fail")
+
+
+def signature_expired() -> ApiError:
+    """X-Sdk-Date more than 15 minutes from the gateway's clock."""
+    return auth_failed("calc ak sk signature fail:signature expired")
+
+
+def locked_out() -> ApiError:
+    """The AK/SK is locked after more than five failures in a row; even a good call gets it."""
+    return auth_failed("AK access failed to reach the limit,forbidden.")
 
 
 def date_not_signed() -> ApiError:
@@ -58,7 +68,7 @@ def date_not_signed() -> ApiError:
 
 
 def token_invalid() -> ApiError:
-    return auth_failed("token invalid, The token must be updated")
+    return auth_failed("decrypt token fail")
 
 
 def tenant_mismatch() -> ApiError:
@@ -101,3 +111,14 @@ def throttled() -> ApiError:
 
 def bad_gateway() -> ApiError:
     return ApiError(502, "APIGW.0202", "Bad gateway")
+
+
+def proxy_page(status: int) -> str:
+    """The page a reverse proxy in front of the gateway answers with: HTML, not JSON."""
+    title = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+             504: "Gateway Time-out"}.get(status, "Error")
+    return (
+        f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )

@@ -32,9 +32,15 @@ class FaultConfig(BaseModel):
     lost_reply_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     latency: float = Field(default=0.0, ge=0.0)
     # "bad_gateway": apply, then answer 502 APIGW.0202; "timeout": apply, then hold the
-    # answer for lost_reply_delay seconds (or until the client hangs up).
-    lost_reply_mode: Literal["bad_gateway", "timeout"] = "bad_gateway"
+    # answer for lost_reply_delay seconds (or until the client hangs up); "late": answer
+    # 502 at once and apply the request lost_reply_delay seconds later (the backend was
+    # still working on it when the gateway gave up).
+    lost_reply_mode: Literal["bad_gateway", "timeout", "late"] = "bad_gateway"
     lost_reply_delay: float = Field(default=30.0, ge=0.0)
+    # At most this many faults (throttle, error, lost reply) from now on; latency is kept.
+    limit: int | None = Field(default=None, ge=0)
+    # "html": injected errors come as a proxy's HTML page instead of MetaStudio's JSON body.
+    error_body: Literal["json", "html"] = "json"
     seed: int | None = None
     methods: frozenset[str] | None = None
     # Only requests whose path matches this regular expression (``re.search``).
@@ -66,6 +72,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._config = config or FaultConfig()
         self._rng = random.Random(self._config.seed)
+        self._injected = 0
         self.counts: dict[str, int] = {"latency": 0, **{f.value: 0 for f in Fault}}
 
     @property
@@ -77,6 +84,7 @@ class FaultInjector:
         with self._lock:
             self._config = config
             self._rng = random.Random(config.seed)
+            self._injected = 0
 
     def decide(self, method: str, path: str = "/") -> tuple[float, Fault | None]:
         """Return (seconds of added latency, fault to inject or None)."""
@@ -90,6 +98,8 @@ class FaultInjector:
                 self.counts["latency"] += 1
             if not (cfg.throttle_rate or cfg.error_rate or cfg.lost_reply_rate):
                 return cfg.latency, None
+            if cfg.limit is not None and self._injected >= cfg.limit:
+                return cfg.latency, None
             draw = self._rng.random()
             fault: Fault | None = None
             if draw < cfg.throttle_rate:
@@ -100,4 +110,5 @@ class FaultInjector:
                 fault = Fault.LOST_REPLY
             if fault is not None:
                 self.counts[fault.value] += 1
+                self._injected += 1
             return cfg.latency, fault

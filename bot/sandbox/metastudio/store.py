@@ -325,6 +325,9 @@ class JobStore:
         self._seq = 0
         self.review = review or ReviewPlan()
         self.total_commits = 0
+        # A newer API: documented states reported under a newer, finer name. A list filter
+        # naming either the old or the new name matches them.
+        self._newer_names: dict[JobState, str] = {}
 
     # clock ---------------------------------------------------------------------------------
 
@@ -338,6 +341,22 @@ class JobStore:
 
     def _ms(self, mono: float) -> int:
         return int((self._wall0 + (mono - self._mono0)) * 1000)
+
+    def report_state_as(self, state: JobState, name: str | None) -> None:
+        """Report jobs in ``state`` as ``name`` from now on (None: by its own name again)."""
+        with self._lock:
+            if name is None:
+                self._newer_names.pop(state, None)
+            else:
+                self._newer_names[state] = name
+
+    def knows_state(self, name: str) -> bool:
+        """Whether a list filter may name ``name``: a documented state or a newer one."""
+        with self._lock:
+            return name in JobState.__members__ or name in self._newer_names.values()
+
+    def _reported(self, state: JobState) -> str:
+        return self._newer_names.get(state, state.value)
 
     # writes --------------------------------------------------------------------------------
 
@@ -484,7 +503,7 @@ class JobStore:
         data: Json = {
             "job_id": job.job_id,
             "job_type": job.fields.get("job_type"),
-            "state": state.value,
+            "state": self._reported(state),
             "voice_name": job.fields.get("voice_name"),
             "sex": job.fields.get("sex"),
             "language": job.fields.get("language"),
@@ -533,7 +552,9 @@ class JobStore:
             now = self._now()
             views = [self._view(job, now) for job in self._jobs.values() if _prefilter(job, query)]
             if query.states is not None:
-                views = [v for v in views if v.state in query.states]
+                older = {new: old for old, new in self._newer_names.items()}
+                wanted = {older.get(state.value, state) for state in query.states}
+                views = [v for v in views if v.state in wanted]
             if query.sort_key == "update_time":
                 views.sort(key=lambda v: (v.updated, v.job.seq), reverse=query.sort_dir == "desc")
             else:

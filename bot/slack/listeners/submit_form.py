@@ -16,7 +16,14 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.metastudio import SUBMITTABLE_STATES, JobNotFound, MetaStudioClient, MetaStudioError
+from bot.metastudio import (
+    SUBMITTABLE_STATES,
+    CredentialsHeld,
+    CredentialsRejected,
+    JobNotFound,
+    MetaStudioClient,
+    MetaStudioError,
+)
 from bot.permissions import Principal
 from bot.slack import messages, modal
 from bot.slack.listeners.replying import Ack, Replies, body_principal, metadata
@@ -78,9 +85,11 @@ class SubmitForm:
                 self._metastudio.list_jobs(states=sorted(SUBMITTABLE_STATES), limit=100),
                 OPTIONS_BUDGET,
             )
-        except (TimeoutError, MetaStudioError):
+        except (TimeoutError, MetaStudioError) as error:
+            refused = isinstance(error, CredentialsHeld | CredentialsRejected)
+            text = messages.PICKER_CREDENTIALS if refused else messages.PICKER_UNAVAILABLE
             await ack(options=[{
-                "text": {"type": "plain_text", "text": "MetaStudio is unavailable; try again"},
+                "text": {"type": "plain_text", "text": text},
                 "value": ERROR_OPTION_VALUE,
             }])
             return
