@@ -34,7 +34,9 @@ from tests.conftest import (
     STORE_DOWN,
     Processes,
     WorkerProcess,
+    block_text,
     card_of,
+    ephemeral_texts,
     grant_flow_roles,
     has_buttons,
     not_ready,
@@ -51,6 +53,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 FAILOVER_DEADLINE = 30.0
 # Longer than the worker's retries take to come round (its backoff starts below a second).
 NO_POST_WAIT = 3.0
+NOT_CONFIRMED = "couldn't confirm your decision"
 
 
 @pytest.fixture
@@ -264,6 +267,36 @@ async def test_a_primary_refusing_writes_for_want_of_replicas_counts_as_down(
     job = metastudio.seed_job(voice_name="narrator")
     card = await opened(driver, slack, store, job)
     await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
+    await replies_with(slack, card, "passed review", within=30)
+    assert posts_for(metastudio, job) == 1
+    assert processes.running(), processes.report()
+
+
+async def test_a_decision_no_replica_confirms_is_not_shown_as_approved(
+    start_processes: Callable[[], Awaitable[Processes]],
+    sentinels: SentinelGroup,
+    store: ApprovalStore,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+) -> None:
+    processes, driver = await started(start_processes, slack)
+    job = metastudio.seed_job(voice_name="narrator")
+    card = await opened(driver, slack, store, job)
+    for replica in sentinels.replicas:
+        replica.pause()
+
+    await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
+    await wait_until(lambda: any(NOT_CONFIRMED in text
+                                 for text in ephemeral_texts(slack, APPROVER)), within=10)
+    await asyncio.sleep(NO_POST_WAIT)
+    shown = card_of(slack, job)
+    assert shown is not None
+    assert has_buttons(shown), "the card still asks for a decision"
+    assert "Approved" not in block_text(shown)
+    assert posts_for(metastudio, job) == 0
+
+    for replica in sentinels.replicas:
+        replica.resume()
     await replies_with(slack, card, "passed review", within=30)
     assert posts_for(metastudio, job) == 1
     assert processes.running(), processes.report()
