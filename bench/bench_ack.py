@@ -42,12 +42,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.localredis import ensure_redis
-from bot.sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack
 from bot.settings import Settings
 from bot.web import build_web
+from sandbox.localredis import ensure_redis
+from sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack
 
 SIGNING_SECRET = "local-signing-secret"
 ADMIN = "UADMIN0001"

@@ -34,17 +34,17 @@ import redis.asyncio as aioredis
 
 from bot.approvals import ApprovalStatus, ApprovalStore, RequestLimits
 from bot.audit import AuditLog
-from bot.localredis import start_redis_server
 from bot.metastudio import JobState
-from bot.sandbox.metastudio import (
+from sandbox.localredis import start_redis_server
+from sandbox.metastudio import (
     LOCAL_AK,
     LOCAL_PROJECT_ID,
     LOCAL_SK,
     LocalMetaStudio,
     ReviewPlan,
 )
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "vbbench:"

@@ -1,8 +1,9 @@
-"""Command line: ``python -m bot serve | socket | worker | dev | check-config``.
+"""Command line: ``python -m bot serve | socket | worker | check-config``.
 
 Settings are read once here; a bad setting, or one the command needs and the environment
 lacks, ends the process with one line naming the variable (exit 2), never a traceback.
-``dev`` needs nothing: it runs against local stand-ins that bring their own credentials.
+The local run, against stand-ins that bring their own credentials, is ``python -m sandbox``
+(the ``sandbox`` package beside this one, which production never imports).
 """
 
 from __future__ import annotations
@@ -45,12 +46,6 @@ def _worker(settings: Settings) -> None:
     run_worker(settings)
 
 
-def _dev(settings: Settings) -> None:
-    from bot.dev import run_dev
-
-    run_dev(settings)
-
-
 def _check_config(settings: Settings) -> None:
     from bot.redis_ha import RedisTarget
 
@@ -64,8 +59,7 @@ def _check_config(settings: Settings) -> None:
 class Command:
     run: Callable[[Settings], None]
     help: str
-    # None: nothing (the local run brings its own stand-ins and their credentials).
-    needs: Needs | None = None
+    needs: Needs
 
 
 COMMANDS = {
@@ -74,8 +68,6 @@ COMMANDS = {
     "socket": Command(_socket, "run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)",
                       Needs(socket_mode=True)),
     "worker": Command(_worker, "run the review-tracking worker", Needs(slack_requests=False)),
-    "dev": Command(_dev, "run everything locally: Redis, local Slack, local MetaStudio, web, "
-                   "worker"),
     # The Procfile's pair: serve needs all that the worker needs, and the signing secret.
     "check-config": Command(_check_config, "read the settings and report the first problem",
                             Needs()),
@@ -97,8 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     command = COMMANDS[args.command]
     try:
-        if command.needs is not None:
-            require(settings, args.command, command.needs)
+        require(settings, args.command, command.needs)
         command.run(settings)
     except ConfigError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)

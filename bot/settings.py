@@ -5,7 +5,7 @@ Huawei Cloud settings keep their ecosystem names; the bot's own policy uses ``VO
 Secrets are ``SecretStr`` so they never show up in a repr, a log line or a traceback.
 
 No credential has a default: a setting the command needs and the environment lacks stops it
-at start-up (``require``). The local run (``bot.dev``) supplies its own stand-in values.
+at start-up (``require``). The local run (``sandbox.dev``) supplies its own stand-in values.
 """
 
 from __future__ import annotations

@@ -26,20 +26,20 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.approvals import ApprovalRequest, ApprovalStore, RequestLimits
-from bot.localredis import LocalRedis, ensure_redis
-from bot.sandbox.metastudio import (
+from bot.settings import Settings
+from bot.web import build_web
+from sandbox.localredis import LocalRedis, ensure_redis
+from sandbox.metastudio import (
     LOCAL_AK,
     LOCAL_PROJECT_ID,
     LOCAL_SK,
     LocalMetaStudio,
     ReviewPlan,
 )
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack, SlackDriver
-from bot.sandbox.slack.driver import DeliveryResult
-from bot.sandbox.slack.state import Message as SlackMessage
-from bot.settings import Settings
-from bot.web import build_web
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack, SlackDriver
+from sandbox.slack.driver import DeliveryResult
+from sandbox.slack.state import Message as SlackMessage
 
 TEST_DB = int(os.environ.get("VOICEBOT_TEST_REDIS_DB", "11"))
 

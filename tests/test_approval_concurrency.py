@@ -13,9 +13,9 @@ import copy
 import redis.asyncio as aioredis
 
 from bot.audit import AuditLog
-from bot.sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
-from bot.sandbox.slack import LocalSlack, SlackDriver
-from bot.sandbox.slack.state import Message
+from sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
+from sandbox.slack import LocalSlack, SlackDriver
+from sandbox.slack.state import Message
 from tests.conftest import (
     APPROVE,
     APPROVER,

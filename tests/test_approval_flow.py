@@ -17,15 +17,15 @@ import redis.asyncio as aioredis
 from bot.approvals import ApprovalStore
 from bot.audit import AuditEvent, AuditLog
 from bot.metastudio import CommitJobRequest, MetaStudioClient
-from bot.sandbox.metastudio import (
+from sandbox.metastudio import (
     AuditError,
     AuditFailure,
     FaultConfig,
     LocalMetaStudio,
     ReviewPlan,
 )
-from bot.sandbox.slack import LocalSlack, SlackDriver
-from bot.sandbox.slack.state import Message
+from sandbox.slack import LocalSlack, SlackDriver
+from sandbox.slack.state import Message
 from tests.conftest import (
     ADMIN,
     APPROVE,

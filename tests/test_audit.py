@@ -15,8 +15,8 @@ from bot.audit import (
     AuditEvent,
     AuditLog,
 )
-from bot.localredis import _free_port
 from bot.redis import StoreUnavailable, connect
+from sandbox.localredis import _free_port
 
 
 @pytest.fixture

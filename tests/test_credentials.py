@@ -16,12 +16,12 @@ from bot.metastudio import (
     MetaStudioClient,
     TokenExpired,
 )
-from bot.sandbox.iam import IAMUser, LocalIAM, project_id_for
-from bot.sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.settings import Settings
 from bot.slack import modal
+from sandbox.iam import IAMUser, LocalIAM, project_id_for
+from sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
     APPROVE,
     APPROVER,

@@ -12,9 +12,9 @@ import copy
 import json
 from urllib.parse import urlencode
 
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack import modal
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
     ADMIN,
     APPROVE,

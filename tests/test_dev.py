@@ -1,4 +1,4 @@
-"""``python -m bot dev`` as a person runs it: one URL line, a page and a health check that
+"""``python -m sandbox`` as a person runs it: one URL line, a page and a health check that
 answer, and Ctrl-C ending it with exit 0, no Redis keys left behind and no processes left
 running. With real credentials in the environment it only says what to run instead.
 """
@@ -19,9 +19,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from bot.dev import DEMO_APPROVER, DEMO_REQUESTER, new_key_prefix, real_run_instructions
-from bot.sandbox.metastudio import LOCAL_AK, LOCAL_SK
 from bot.settings import load_settings
+from sandbox.dev import DEMO_APPROVER, DEMO_REQUESTER, new_key_prefix, real_run_instructions
+from sandbox.metastudio import LOCAL_AK, LOCAL_SK
 
 REPO = Path(__file__).resolve().parents[1]
 URL_LINE = re.compile(r"^voicebot playground: (http://127\.0\.0\.1:\d+/)$")
@@ -80,7 +80,7 @@ def dev_process(
     log_file = tmp_path / "dev.log"
     with log_file.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "dev"],
+            [sys.executable, "-m", "sandbox"],
             env=_clean_env(REDIS_URL=redis_url, VOICEBOT_REDIS_PREFIX=redis_prefix, PORT="0"),
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -146,7 +146,7 @@ def test_dev_with_real_credentials_says_what_to_run_and_starts_nothing(
         VOICEBOT_REDIS_PREFIX=redis_prefix,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "dev"],
+        [sys.executable, "-m", "sandbox"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -10,9 +10,9 @@ import random
 
 from bot.approvals import ApprovalStatus, ApprovalStore
 from bot.metastudio import MetaStudioClient, SubmitOutcomeUnknown
-from bot.sandbox.metastudio import FaultConfig, LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.tracking import PollPolicy, Tracker
+from sandbox.metastudio import FaultConfig, LocalMetaStudio
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import WorkerProcess, metastudio_posts, replies_with, thread_replies
 from tests.test_approval_flow import approved_job
 from tests.test_tracking import client, store, submitting  # noqa: F401  (fixtures)

@@ -47,10 +47,10 @@ from bot.metastudio import (
 )
 from bot.metastudio.client import REDACTED, json_bytes, submit_took_effect
 from bot.metastudio.errors import error_from_response, parse_retry_after
-from bot.sandbox.iam import IAMUser, LocalIAM
-from bot.sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
-from bot.sandbox.serve import ServerThread
 from bot.settings import ConfigError, Settings
+from sandbox.iam import IAMUser, LocalIAM
+from sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
+from sandbox.serve import ServerThread
 
 AK = "HWTESTAK0000000000000"
 SK = "HwTestSecretKey0000000000000000000000000"

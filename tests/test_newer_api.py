@@ -9,10 +9,10 @@ import random
 from bot.approvals import ApprovalStatus, ApprovalStore
 from bot.metastudio import JobState, MetaStudioClient
 from bot.review_sweep import ReviewSweep
-from bot.sandbox.metastudio import FaultConfig, LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack import modal
 from bot.tracking import PollPolicy, Tracker
+from sandbox.metastudio import FaultConfig, LocalMetaStudio
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import CHANNEL, OUTSIDER, REQUESTER, grant, say
 from tests.test_tracking import client, reviewing, store, submitting  # noqa: F401  (fixtures)
 

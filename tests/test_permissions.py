@@ -14,7 +14,6 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 
 from bot.audit import AuditLog
-from bot.localredis import LocalRedis, start_redis_server
 from bot.permissions import (
     REQUIRED_ROLE,
     AccessCheck,
@@ -28,6 +27,7 @@ from bot.permissions import (
     Role,
 )
 from bot.redis import connect
+from sandbox.localredis import LocalRedis, start_redis_server
 
 TENANT = "E100"
 BOOT = "UBOOT"

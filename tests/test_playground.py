@@ -1,7 +1,7 @@
 """The playground in a real headless Chromium: a person submits through the modal, another
 approves on the card, and both see the review outcome arrive in the thread.
 
-The stack is the one ``python -m bot dev`` runs (``bot.dev.DevStack``), on the tests' Redis
+The stack is the one ``python -m sandbox`` runs (``sandbox.dev.DevStack``), on the tests' Redis
 and key prefix, with review delays cut to fractions of a second. Screenshots of the channel
 and the threads go to ``test-artifacts/``.
 """
@@ -19,7 +19,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from bot.dev import (
+from bot.settings import load_settings
+from sandbox.dev import (
     DEMO_APPROVER,
     DEMO_REQUESTER,
     DevStack,
@@ -27,8 +28,7 @@ from bot.dev import (
     delete_run_keys,
     run_isolated,
 )
-from bot.sandbox.metastudio import ReviewPlan
-from bot.settings import load_settings
+from sandbox.metastudio import ReviewPlan
 
 playwright_api = pytest.importorskip(
     "playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')"

@@ -22,10 +22,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.approvals import ApprovalStore
-from bot.localredis import LocalRedis, start_redis_server
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
-from bot.sandbox.slack.state import Message
+from sandbox.localredis import LocalRedis, start_redis_server
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.slack import LocalSlack, SlackDriver
+from sandbox.slack.state import Message
 from tests.conftest import (
     ADMIN,
     APPROVE,

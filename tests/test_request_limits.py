@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 import redis.asyncio as aioredis
 
 from bot.approvals import ApprovalStore
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack import modal
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
     APPROVER,
     CHANNEL,

@@ -21,14 +21,14 @@ from starlette.routing import BaseRoute, Route
 
 from bot.metastudio.models import JobState
 from bot.metastudio.signing import AKSKAuth
-from bot.sandbox.metastudio import (
+from sandbox.metastudio import (
     AuditError,
     AuditFailure,
     FaultConfig,
     LocalMetaStudio,
     ReviewPlan,
 )
-from bot.sandbox.serve import ServerThread
+from sandbox.serve import ServerThread
 
 AK = "HWTESTAK0000000000000"
 SK = "HwTestSecretKey0000000000000000000000000"

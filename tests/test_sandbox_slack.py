@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack, SlackDriver
-from bot.sandbox.slack.server import BOT_SCOPES
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack, SlackDriver
+from sandbox.slack.server import BOT_SCOPES
 
 BOT_TOKEN = "xoxb-local"
 CHANNEL = "C0APPROVALS"

@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 import redis.asyncio as aioredis
 
 from bot.metastudio.models import STATE_WORDS, JobState, category_of
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.metastudio.faults import FaultConfig
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack import modal
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.metastudio.faults import FaultConfig
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
     ACK_DEADLINE,
     ADMIN,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack.commands import SUBCOMMAND_NAMES, SUBMIT_KEYS
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
     ACK_DEADLINE,
     ADMIN,

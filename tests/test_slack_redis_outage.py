@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.localredis import LocalRedis, start_redis_server
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack, SlackDriver
+from sandbox.localredis import LocalRedis, start_redis_server
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import ADMIN, CHANNEL, OUTSIDER, REQUESTER, STORE_DOWN, answer, grant, say
 
 

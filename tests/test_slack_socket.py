@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.metastudio.models import JobState
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
 from bot.slack import modal
 from bot.web import socket_mode
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
     ACK_DEADLINE,
     ADMIN,

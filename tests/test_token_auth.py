@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.metastudio.token import IAMAuthError, TokenAuth
-from bot.sandbox.iam import WRONG_CREDENTIALS, IAMUser, LocalIAM, project_id_for
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.serve import ServerThread
+from sandbox.iam import WRONG_CREDENTIALS, IAMUser, LocalIAM, project_id_for
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.serve import ServerThread
 from tests.conftest import free_port
 
 USER, PASSWORD, DOMAIN, REGION = "voicebot", "correct horse battery staple", "acme", "cn-north-4"

@@ -18,13 +18,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.metastudio import CommitJobRequest, JobState, MetaStudioClient
 from bot.review_sweep import ReviewSweep
-from bot.sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio, ReviewPlan
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack
 from bot.settings import Settings
 from bot.slack.messages import APPROVAL_STATUS_WORDS
 from bot.slack.notify import Notifier, NotifyBusy, card_message
 from bot.tracking import PollPolicy, Tracker
+from sandbox.metastudio import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio, ReviewPlan
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack
 from tests.conftest import CHANNEL, REQUESTER, record_request, wait_until
 
 S = ApprovalStatus

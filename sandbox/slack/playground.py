@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.sandbox.slack.state import JSON, Message, OpenView, SlackError
+from sandbox.slack.state import JSON, Message, OpenView, SlackError
 
 if TYPE_CHECKING:
-    from bot.sandbox.slack.driver import DeliveryResult, SlackDriver
-    from bot.sandbox.slack.server import LocalSlack
+    from sandbox.slack.driver import DeliveryResult, SlackDriver
+    from sandbox.slack.server import LocalSlack
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES: dict[str, str] = {
@@ -130,7 +130,7 @@ class Playground:
         """Point the page at the bot's request URL and say whom and what it shows."""
         if bot_url is not None:
             # Imported here: the driver module imports the server, which imports this one.
-            from bot.sandbox.slack.driver import SlackDriver
+            from sandbox.slack.driver import SlackDriver
 
             self._driver = SlackDriver(self.slack, bot_url, self.slack.signing_secret)
         if channel is not None:

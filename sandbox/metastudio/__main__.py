@@ -1,4 +1,4 @@
-"""Run the local MetaStudio standalone: ``python -m bot.sandbox.metastudio --port 8081``."""
+"""Run the local MetaStudio standalone: ``python -m sandbox.metastudio --port 8081``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import uvicorn
 
-from bot.sandbox.metastudio.app import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio
+from sandbox.metastudio.app import LOCAL_AK, LOCAL_PROJECT_ID, LOCAL_SK, LocalMetaStudio
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.metastudio")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.metastudio")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--seed", type=Path, help="seed file (JSON), e.g. config/sandbox-jobs.json")

@@ -19,8 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.metastudio import signing
-from bot.sandbox.metastudio import errors
+from sandbox.metastudio import apig, errors
 
 MAX_CLOCK_SKEW = 15 * 60.0
 # More than this many failed signature checks in a row lock the AK/SK.
@@ -71,7 +70,7 @@ def path_project_id(raw_path: bytes) -> str:
 
 def _parse_authorization(value: str) -> _Authorization | None:
     algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != signing.ALGORITHM:
+    if algorithm != apig.ALGORITHM:
         return None
     fields: dict[str, str] = {}
     for part in rest.split(","):
@@ -190,7 +189,7 @@ class Gateway:
             raise errors.date_not_signed()
         sdk_date = request.headers.get("x-sdk-date", "").strip()
         try:
-            signed_at = signing.parse_sdk_date(sdk_date).timestamp()
+            signed_at = apig.parse_sdk_date(sdk_date).timestamp()
         except ValueError:
             raise errors.date_unreadable() from None
         if abs(self._wall_clock() - signed_at) > MAX_CLOCK_SKEW:
@@ -198,20 +197,19 @@ class Gateway:
 
         signed = {name: request.headers.get(name, "") for name in auth.signed_headers}
         try:
-            pairs = signing.query_pairs(request.raw_query)
+            canonical = apig.canonical_request(
+                request.method,
+                request.raw_path.decode("latin-1"),
+                request.raw_query,
+                request.headers,
+                auth.signed_headers,
+                request.body,
+            )
         except UnicodeDecodeError:
             raise errors.garbled_authorization() from None
-        canonical, signed_names = signing.canonical_request(
-            request.method,
-            request.raw_path.decode("latin-1"),
-            pairs,
-            signed,
-            request.body,
-        )
-        expected = signing.signature(secret, signing.string_to_sign(canonical, sdk_date))
-        same_names = signed_names == ";".join(auth.signed_headers)
+        expected = apig.signature(secret, apig.string_to_sign(canonical, sdk_date))
         given = auth.signature.lower().encode("utf-8")
-        if not (hmac.compare_digest(expected.encode("ascii"), given) and same_names):
+        if not hmac.compare_digest(expected.encode("ascii"), given):
             raise errors.signature_mismatch(_redacted(canonical, signed))
 
 

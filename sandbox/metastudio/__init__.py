@@ -1,6 +1,6 @@
 """The local MetaStudio: the voice-training API behind a signature-checking gateway."""
 
-from bot.sandbox.metastudio.app import (
+from sandbox.metastudio.app import (
     LOCAL_AK,
     LOCAL_PROJECT_ID,
     LOCAL_SK,
@@ -8,10 +8,10 @@ from bot.sandbox.metastudio.app import (
     LocalMetaStudio,
     SeedJob,
 )
-from bot.sandbox.metastudio.edge import RecordedRequest
-from bot.sandbox.metastudio.faults import FaultConfig
-from bot.sandbox.metastudio.gateway import TokenValidator
-from bot.sandbox.metastudio.store import AuditError, AuditFailure, ReviewPlan
+from sandbox.metastudio.edge import RecordedRequest
+from sandbox.metastudio.faults import FaultConfig
+from sandbox.metastudio.gateway import TokenValidator
+from sandbox.metastudio.store import AuditError, AuditFailure, ReviewPlan
 
 __all__ = [
     "LOCAL_AK",

@@ -19,9 +19,9 @@ from typing import Any
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.sandbox.metastudio import errors
-from bot.sandbox.metastudio.faults import Fault, FaultInjector
-from bot.sandbox.metastudio.gateway import (
+from sandbox.metastudio import errors
+from sandbox.metastudio.faults import Fault, FaultInjector
+from sandbox.metastudio.gateway import (
     SECRET_HEADERS,
     Gateway,
     ReceivedRequest,

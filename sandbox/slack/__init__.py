@@ -3,10 +3,10 @@ the bot signed slash commands and interactions the way Slack does."""
 
 from __future__ import annotations
 
-from bot.sandbox.slack.driver import DeliveryResult, SlackDriver
-from bot.sandbox.slack.server import LocalSlack
-from bot.sandbox.slack.socket import NoSocketConnection
-from bot.sandbox.slack.state import (
+from sandbox.slack.driver import DeliveryResult, SlackDriver
+from sandbox.slack.server import LocalSlack
+from sandbox.slack.socket import NoSocketConnection
+from sandbox.slack.state import (
     Message,
     MessageVersion,
     OpenView,

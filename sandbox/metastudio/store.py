@@ -27,7 +27,7 @@ from bot.metastudio.models import (
     Language,
     Sex,
 )
-from bot.sandbox.metastudio import errors
+from sandbox.metastudio import errors
 
 Outcome = Literal["pass", "fail"]
 Json = dict[str, Any]

@@ -1,4 +1,4 @@
-"""The local run (``python -m bot dev``): the whole bot on one machine, no Slack or cloud account.
+"""The local run (``python -m sandbox``): the whole bot on one machine, no Slack or cloud account.
 
 ``DevStack`` starts, in this process, the local MetaStudio (seeded from
 ``config/sandbox-jobs.json`` with short review delays), the local Slack with its playground
@@ -28,24 +28,24 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
-from bot.localredis import ensure_redis
 from bot.permissions import PermissionStore, Principal, Role
 from bot.redis import connect
-from bot.sandbox.metastudio import (
+from bot.settings import Settings
+from bot.web import build_web
+from bot.worker import WorkerSupervisor
+from sandbox.localredis import ensure_redis
+from sandbox.metastudio import (
     LOCAL_AK,
     LOCAL_PROJECT_ID,
     LOCAL_SK,
     LocalMetaStudio,
     ReviewPlan,
 )
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack import LocalSlack
-from bot.sandbox.slack.playground import PlaygroundUser
-from bot.settings import Settings
-from bot.web import build_web
-from bot.worker import WorkerSupervisor
+from sandbox.serve import ServerThread
+from sandbox.slack import LocalSlack
+from sandbox.slack.playground import PlaygroundUser
 
-log = logging.getLogger("bot.dev")
+log = logging.getLogger("sandbox.dev")
 T = TypeVar("T")
 
 SEED_FILE = Path(__file__).resolve().parents[1] / "config" / "sandbox-jobs.json"
@@ -417,7 +417,7 @@ class DevStack:
         self.stop()
 
 
-# -- python -m bot dev ------------------------------------------------------------------------
+# -- python -m sandbox ------------------------------------------------------------------------
 
 
 def _redis_location(url: str) -> str:

@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from bot.sandbox.serve import ServerThread
-from bot.sandbox.slack.playground import Playground
-from bot.sandbox.slack.socket import SocketHub
-from bot.sandbox.slack.state import (
+from sandbox.serve import ServerThread
+from sandbox.slack.playground import Playground
+from sandbox.slack.socket import SocketHub
+from sandbox.slack.state import (
     JSON,
     Message,
     OpenView,
@@ -39,7 +39,7 @@ from bot.sandbox.slack.state import (
     SlackState,
     User,
 )
-from bot.sandbox.slack.validation import Verdict, check_message, check_view, decode_json_field
+from sandbox.slack.validation import Verdict, check_message, check_view, decode_json_field
 
 T = TypeVar("T")
 TokenKind = Literal["bot", "app"]

@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.slack.server import LocalSlack
-from bot.sandbox.slack.state import JSON, Message, OpenView, ResponseUrl, SlackError
-from bot.sandbox.slack.validation import check_view
+from sandbox.slack.server import LocalSlack
+from sandbox.slack.state import JSON, Message, OpenView, ResponseUrl, SlackError
+from sandbox.slack.validation import check_view
 
 ACK_DEADLINE = 3.0
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"

@@ -21,11 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.metastudio.models import JobState
-from bot.sandbox.metastudio import errors
-from bot.sandbox.metastudio.edge import Edge, RecordedRequest, Recorder
-from bot.sandbox.metastudio.faults import FaultConfig, FaultInjector
-from bot.sandbox.metastudio.gateway import LOCK_SECONDS, Gateway, TokenValidator
-from bot.sandbox.metastudio.store import (
+from sandbox.metastudio import errors
+from sandbox.metastudio.edge import Edge, RecordedRequest, Recorder
+from sandbox.metastudio.faults import FaultConfig, FaultInjector
+from sandbox.metastudio.gateway import LOCK_SECONDS, Gateway, TokenValidator
+from sandbox.metastudio.store import (
     COMMIT_FIELDS,
     ENUM_FIELDS,
     AuditFailure,
