@@ -24,17 +24,17 @@ from bot.approvals import ApprovalStore, RequestLimits
 from bot.durability import ReplicaWait
 from bot.metastudio import MetaStudioClient
 from bot.redis_ha import RedisTarget
-from bot.sandbox.metastudio import (
+from bot.settings import Settings
+from bot.tracking import PollPolicy, Tracker
+from sandbox.metastudio import (
     LOCAL_AK,
     LOCAL_PROJECT_ID,
     LOCAL_SK,
     LocalMetaStudio,
     ReviewPlan,
 )
-from bot.sandbox.serve import ServerThread
-from bot.settings import Settings
-from bot.tracking import PollPolicy, Tracker
-from tests.redis_sentinel import SentinelGroup
+from sandbox.redis_sentinel import SentinelGroup
+from sandbox.serve import ServerThread
 
 PREFIX = "vbbench:durability:"
 LIMITS = RequestLimits(max_open=1_000_000, per_window=1_000_000)

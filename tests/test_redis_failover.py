@@ -1,6 +1,6 @@
 """The bot keeps working through a Redis failover, and submits each job once across it.
 
-Real processes throughout: a primary, two replicas and three sentinels (``tests.redis_sentinel``),
+Real processes throughout: a primary, two replicas and three sentinels (``sandbox.redis_sentinel``),
 the web app and the worker (``python -m bot serve`` and ``worker``) configured with
 ``REDIS_SENTINELS`` only (``REDIS_URL`` names a port where nothing listens), and
 ``VOICEBOT_REDIS_MIN_REPLICAS=1``: a submit claim and a decision are acted on only once a
@@ -20,10 +20,11 @@ from redis.exceptions import RedisError
 from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.redis import StoreUnavailable
 from bot.redis_ha import RedisTarget
-from bot.sandbox.metastudio import LocalMetaStudio
-from bot.sandbox.slack import LocalSlack, SlackDriver
-from bot.sandbox.slack.state import Message
 from bot.settings import Settings
+from sandbox.metastudio import LocalMetaStudio
+from sandbox.redis_sentinel import SentinelGroup
+from sandbox.slack import LocalSlack, SlackDriver
+from sandbox.slack.state import Message
 from tests.conftest import (
     ADMIN,
     APPROVE,
@@ -47,7 +48,6 @@ from tests.conftest import (
     submit_job,
     wait_until,
 )
-from tests.redis_sentinel import SentinelGroup
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 FAILOVER_DEADLINE = 30.0

@@ -10,8 +10,8 @@ import pytest
 
 from bot.redis_ha import RedisTarget
 from bot.settings import ConfigError, load_settings
+from sandbox.redis_sentinel import SentinelGroup
 from tests.conftest import free_port
-from tests.redis_sentinel import SentinelGroup
 from tests.test_settings import CREDENTIALS, refused, run_bot
 
 

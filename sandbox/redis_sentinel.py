@@ -1,4 +1,5 @@
-"""A replicated Redis watched by Sentinel, made of real processes, for the failover tests.
+"""A replicated Redis watched by Sentinel, made of real processes: for the failover tests and
+the durability benchmark.
 
 ``SentinelGroup.start`` runs a primary, its replicas (``redis-server --replicaof``) and three
 sentinels (``redis-server <conf> --sentinel``, quorum 2, ``down-after-milliseconds`` 1000),
