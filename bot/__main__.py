@@ -9,6 +9,7 @@ The local run, against stand-ins that bring their own credentials, is ``python -
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -46,6 +47,11 @@ def _worker(settings: Settings) -> None:
 
 
 def _check_config(settings: Settings) -> None:
+    from bot.redis_ha import RedisTarget
+
+    problem = asyncio.run(RedisTarget.from_settings(settings).problem())
+    if problem is not None:
+        raise ConfigError(problem)
     print("settings OK")
 
 

@@ -23,11 +23,12 @@ from bot.admin import AdminService
 from bot.approvals import ApprovalStore, RequestLimits
 from bot.audit import AuditLog
 from bot.credentials import CredentialsBreaker, fingerprint
+from bot.durability import ReplicaWait
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
 from bot.permissions import PermissionStore
 from bot.queue import ArqQueue
-from bot.redis import connect
+from bot.redis_ha import RedisTarget
 from bot.settings import Settings
 from bot.slack.deliveries import Deliveries
 from bot.slack.listeners import register_listeners
@@ -77,7 +78,8 @@ class Services:
 async def open_services(
     settings: Settings, *, metastudio_transport: httpx.AsyncBaseTransport | None = None
 ) -> Services:
-    redis = connect(settings.redis_url)
+    target = RedisTarget.from_settings(settings)
+    redis = target.client()
     prefix = settings.redis_prefix
     audit = AuditLog(redis, prefix)
     permissions = PermissionStore(redis, prefix, settings.admins, audit=audit)
@@ -87,6 +89,7 @@ async def open_services(
         ttl_seconds=settings.approval_ttl,
         allow_self_approval=settings.allow_self_approval,
         audit=audit,
+        replicas=ReplicaWait(settings.redis_min_replicas, settings.redis_replica_timeout),
     )
     breaker = CredentialsBreaker(
         redis, prefix, fingerprint(settings), probe_after=settings.metastudio_auth_probe_after
@@ -96,8 +99,8 @@ async def open_services(
     )
     metrics = Metrics()
     metrics.watch_credentials(breaker)
-    queue = await ArqQueue.connect(
-        settings.redis_url, prefix=prefix, queue_name=settings.queue_name
+    queue = ArqQueue(
+        target.arq_pool(settings.queue_name), prefix=prefix, queue_name=settings.queue_name
     )
     slack = slack_client(settings, aiohttp.ClientSession())
     notifier = Notifier(slack, approvals, metastudio)

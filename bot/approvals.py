@@ -34,6 +34,7 @@ from redis.commands.core import AsyncScript
 
 from bot.approval_scripts import build_sources
 from bot.audit import AUDIT_FIELDS, AuditLog, index_request_ids
+from bot.durability import ReplicaWait
 from bot.redis import Keys, StoreUnavailable, unavailable_on_redis_errors
 
 SYSTEM_ACTOR = "voicebot"
@@ -352,8 +353,10 @@ class ApprovalStore:
         clock: Callable[[], float] = time.time,
         retention_seconds: int = DEFAULT_RETENTION,
         audit: AuditLog | None = None,
+        replicas: ReplicaWait | None = None,
     ) -> None:
         self._redis = redis
+        self._replicas = replicas or ReplicaWait()
         self._keys = Keys(prefix)
         self._ttl = float(ttl_seconds)
         self._allow_self = allow_self_approval
@@ -535,6 +538,18 @@ class ApprovalStore:
             )
         return _parse(reply)
 
+    async def _durably(
+        self, script: AsyncScript, *, keys: list[str], args: list[str], durable: bool = True
+    ) -> object:
+        """Run ``script``; with replicas required and ``durable``, on one connection followed
+        by ``WAIT`` (``bot.durability``)."""
+        if not durable or not self._replicas.enabled:
+            return await script(keys=keys, args=args)
+        async with self._replicas.pinned(self._redis) as pinned:
+            reply = await script(keys=keys, args=args, client=pinned)
+            await self._replicas.confirm(pinned)
+        return reply
+
     async def get(self, request_id: str) -> ApprovalRequest | None:
         with unavailable_on_redis_errors(StoreUnavailable):
             flat = await self._redis.hgetall(self.key(request_id))  # type: ignore[misc]
@@ -562,7 +577,8 @@ class ApprovalStore:
         single decision and the self-approval rule.
         """
         with unavailable_on_redis_errors(StoreUnavailable):
-            reply = await self._decide(
+            reply = await self._durably(
+                self._decide,
                 keys=self._script_keys(request_id),
                 args=[
                     *self._audit_args,
@@ -589,8 +605,24 @@ class ApprovalStore:
         or ``submit_failed``), which is what a reader of it needs.
         """
         return await self.transition(
-            request_id, S.SUBMITTING, expected={S.APPROVED, S.AUTO_APPROVED}
+            request_id, S.SUBMITTING, expected={S.APPROVED, S.AUTO_APPROVED}, durable=True
         )
+
+    async def claim_holds(self, request_id: str) -> bool:
+        """Before a resumed submit is sent again: whether the request is still ``submitting``
+        on the primary and, when replicas are required, on them too. The status is read
+        before a marker is written and ``WAIT`` sent on the same connection: replication
+        keeps the primary's order, so replicas that hold the marker hold the claim."""
+        field = FIELD_CODES["status"]
+        with unavailable_on_redis_errors(StoreUnavailable):
+            if not self._replicas.enabled:
+                status = await self._redis.hget(self.key(request_id), field)  # type: ignore[misc]
+            else:
+                async with self._replicas.pinned(self._redis) as pinned:
+                    status = await pinned.hget(self.key(request_id), field)  # type: ignore[misc]
+                    await pinned.set(self._keys("replicated"), self._now(), px=60_000)
+                    await self._replicas.confirm(pinned)
+        return status is not None and _text(status) == str(S.SUBMITTING)
 
     async def transition(
         self,
@@ -601,9 +633,12 @@ class ApprovalStore:
         actor: str = SYSTEM_ACTOR,
         audit_action: str | None = None,
         audit_detail: str | None = None,
+        durable: bool = False,
         **fields: str | float | None,
     ) -> ApprovalRequest | None:
         """Compare-and-set along ``TRANSITIONS``; ``None`` when not allowed from the current status.
+
+        ``durable``: confirmed on the replicas before returning (``NotReplicated`` if not).
 
         ``fields`` (from ``MUTABLE_FIELDS``; ``None`` clears) are written in the same step.
         The audit detail defaults to the first of submit_error, outcome, job_state, reason.
@@ -614,7 +649,9 @@ class ApprovalStore:
         if audit_detail is None:
             audit_detail = next((v for k in _DETAIL_FIELDS if (v := values.get(k))), "")
         with unavailable_on_redis_errors(StoreUnavailable):
-            reply = await self._transition(
+            reply = await self._durably(
+                self._transition,
+                durable=durable,
                 keys=self._script_keys(request_id),
                 args=[
                     *self._audit_args,

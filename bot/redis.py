@@ -12,18 +12,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, DefaultParser
 
 CONNECT_TIMEOUT = 1.0
 OPERATION_TIMEOUT = 2.0
 HEALTH_CHECK_INTERVAL = 30
 
+
+
+class NoReplicasError(redis_errors.ResponseError):
+    """A primary configured with ``min-replicas-to-write`` has too few replicas in reach and
+    refuses writes (``NOREPLICAS``): as good as down, until its replicas are back."""
+
+
+class Parser(DefaultParser):  # type: ignore[misc,valid-type]
+    """redis-py's reply parser, knowing ``NOREPLICAS`` (it reads it as a plain ResponseError)."""
+
+    EXCEPTION_CLASSES: ClassVar[dict[str, Any]] = {
+        **DefaultParser.EXCEPTION_CLASSES, "NOREPLICAS": NoReplicasError
+    }
+
+
 # Errors that mean "Redis is not serving us right now", as opposed to a bug in a command.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    NoReplicasError,
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
@@ -57,7 +73,7 @@ def connect(
     connection_class: type[AbstractConnection] | None = None,
 ) -> Redis:
     """A ``redis.asyncio`` client for ``url`` that returns ``str`` replies."""
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"parser_class": Parser}
     if connection_class is not None:
         extra["connection_class"] = connection_class
     client: Redis = Redis.from_url(

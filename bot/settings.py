@@ -62,6 +62,26 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL")
     )
     redis_prefix: str = Field(default="voicebot:", validation_alias=_env("VOICEBOT_REDIS_PREFIX"))
+    # Sentinel (``host:port,host:port``): when set, the primary is asked of the sentinels and
+    # REDIS_URL gives only the database number.
+    redis_sentinels: CommaList = Field(default=(), validation_alias=_env("REDIS_SENTINELS"))
+    redis_sentinel_master: str | None = Field(
+        default=None, validation_alias=_env("REDIS_SENTINEL_MASTER")
+    )
+    redis_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("REDIS_PASSWORD")
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("REDIS_SENTINEL_PASSWORD")
+    )
+    # Replicas that must hold a submit claim or a decision before the bot acts on it (WAIT);
+    # 0: no wait (a single Redis with no replica).
+    redis_min_replicas: int = Field(
+        default=0, ge=0, validation_alias=_env("VOICEBOT_REDIS_MIN_REPLICAS")
+    )
+    redis_replica_timeout: float = Field(
+        default=0.5, gt=0, le=10, validation_alias=_env("VOICEBOT_REDIS_REPLICA_TIMEOUT")
+    )
 
     # Huawei Cloud MetaStudio
     huaweicloud_sdk_ak: SecretStr | None = Field(
@@ -140,7 +160,8 @@ class Settings(BaseSettings):
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "huaweicloud_sdk_ak",
         "huaweicloud_sdk_sk", "huaweicloud_sdk_project_id", "iam_user", "iam_password",
-        "iam_domain", mode="before",
+        "iam_domain", "redis_password", "redis_sentinel_password", "redis_sentinel_master",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -149,12 +170,26 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("admins", mode="before")
+    @field_validator("admins", "redis_sentinels", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _host_ports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{entry!r} is not host:port")
+        return value
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(host, int(port)) for host, _, port in
+                (entry.rpartition(":") for entry in self.redis_sentinels)]
 
     @field_validator("slack_api_url")
     @classmethod
@@ -228,6 +263,8 @@ def require(settings: Settings, command: str, needs: Needs) -> None:
     ]
     missing = next((name for name, absent in needed if absent), None)
     hint = ""
+    if missing is None and settings.redis_sentinels and settings.redis_sentinel_master is None:
+        missing, hint = "REDIS_SENTINEL_MASTER", " (the primary's name, as REDIS_SENTINELS know it)"
     if missing is None:
         missing = _missing_huawei(settings)
         hint = f" (Huawei Cloud credentials: {HUAWEI_CREDENTIALS})"

@@ -20,6 +20,7 @@ from bot.approvals import (
     DecisionOutcome,
     RequestLimits,
 )
+from bot.durability import NotReplicated
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     CommitJobRequest,
@@ -216,15 +217,21 @@ class SubmissionService:
         that the click came from the request's workspace and its card's channel); enqueue
         on approval."""
         await self._permissions.require(principal, Action.approve, channel_id)
-        decision = await self._approvals.decide(
-            request_id,
-            payload_hash=payload_hash,
-            actor=principal.user,
-            tenant=principal.tenant,
-            channel=channel_id,
-            approve=approve,
-            reason=reason,
-        )
+        try:
+            decision = await self._approvals.decide(
+                request_id,
+                payload_hash=payload_hash,
+                actor=principal.user,
+                tenant=principal.tenant,
+                channel=channel_id,
+                approve=approve,
+                reason=reason,
+            )
+        except NotReplicated:
+            # The decision is on the primary and may hold: its step carries it on if it does
+            # (and finds the request pending, doing nothing, if it was lost).
+            await self._enqueue(request_id, defer=FOLLOW_UP_DEFER)
+            raise
         if decision.request is None:
             return decision
         if decision.outcome == DecisionOutcome.APPROVED:

@@ -197,6 +197,9 @@ class Tracker:
                     "Check the job with `/voice status` before submitting again.",
                 )
                 return Step(failed, job)
+            if not await self._approvals.claim_holds(request.id):
+                # The claim was lost (a failover): the request is claimed afresh, confirmed.
+                return Step(await self._reload(request), next_poll=0.0)
         try:
             result = await self._commit(request)
         except SubmitOutcomeUnknown as unclear:

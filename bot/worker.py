@@ -34,6 +34,7 @@ from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
 from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable
+from bot.redis_ha import RedisTarget
 from bot.review_sweep import ReviewSweep
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
@@ -323,6 +324,7 @@ class WorkerSupervisor:
         self.ctx: dict[str, Any] = {"settings": settings}
         self.worker: Worker | None = None
         self.restarts = 0
+        self.target = RedisTarget.from_settings(settings)
         self._stopping = asyncio.Event()
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
@@ -354,7 +356,11 @@ class WorkerSupervisor:
 
     async def _run_one(self) -> BaseException | None:
         """One Worker from start to end: the Redis error that ended it, or None if stopped."""
-        worker = build_worker(self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None)
+        # Our own pool rather than arq's: arq's knows neither a sentinel password, nor
+        # timeouts with Sentinel, nor NOREPLICAS.
+        pool = self.target.arq_pool(self.settings.queue_name, ride_out_blips=True)
+        worker = build_worker(self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None,
+                              redis_pool=pool)
         main = asyncio.ensure_future(worker.main())
         worker.main_task = main
         self.worker = worker

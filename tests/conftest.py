@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -438,3 +439,69 @@ async def click_as_shown(
     body = urlencode({"payload": json.dumps(payload)}).encode()
     headers = {**driver.sign(body), "Content-Type": "application/x-www-form-urlencoded"}
     return await driver.send_raw(body, headers)
+
+
+# Bot processes of their own (``python -m bot serve`` and ``worker``), for the tests that
+# take Redis away under them.
+START_DEADLINE = 20.0
+
+
+@dataclass
+class Processes:
+    web: WorkerProcess
+    worker: WorkerProcess
+    web_url: str
+    logs: tuple[Path, Path]
+
+    def running(self) -> bool:
+        return self.web.exit_code is None and self.worker.exit_code is None
+
+    def report(self) -> str:
+        codes = f"web exit {self.web.exit_code}, worker exit {self.worker.exit_code}"
+        return "\n".join([codes, *(f"--- {log.name}\n{log.read_text()}" for log in self.logs)])
+
+
+@pytest.fixture
+async def start_processes(
+    bot_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[Callable[[], Awaitable[Processes]]]:
+    """Starts the web app and the worker; returns once the web app answers ``/healthz``."""
+    started: list[Processes] = []
+
+    async def start() -> Processes:
+        port = free_port()
+        logs = (tmp_path / "web.log", tmp_path / "worker.log")
+        web = WorkerProcess({**bot_env, "PORT": str(port)}, command="serve", log=logs[0])
+        worker = WorkerProcess(bot_env, log=logs[1])
+        processes = Processes(web.start(), worker.start(), f"http://127.0.0.1:{port}", logs)
+        started.append(processes)
+        await wait_until(lambda: answers(processes.web_url, "/healthz", 200),
+                         within=START_DEADLINE, interval=0.2)
+        return processes
+
+    yield start
+    for processes in started:
+        processes.web.stop()
+        processes.worker.stop()
+
+
+async def answers(web_url: str, path: str, status: int) -> bool:
+    async with httpx.AsyncClient(base_url=web_url, timeout=5) as http:
+        try:
+            return (await http.get(path)).status_code == status
+        except httpx.TransportError:
+            return False
+
+
+async def ready(web_url: str) -> bool:
+    return await answers(web_url, "/readyz", 200)
+
+
+async def not_ready(web_url: str) -> bool:
+    return await answers(web_url, "/readyz", 503)
+
+
+async def stops_cleanly(worker: WorkerProcess, processes: Processes) -> None:
+    assert worker.process is not None
+    worker.process.terminate()
+    assert worker.process.wait(30) == 0, processes.report()

@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -32,18 +31,21 @@ from tests.conftest import (
     APPROVE,
     APPROVER,
     CHANNEL,
+    START_DEADLINE,
     STORE_DOWN,
+    Processes,
     WorkerProcess,
-    free_port,
     grant_flow_roles,
+    not_ready,
+    ready,
     replies_with,
     say,
+    stops_cleanly,
     submit_job,
     wait_until,
 )
 
 OUTAGE = 5.0
-START_DEADLINE = 20.0
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
@@ -79,61 +81,6 @@ def bot_env(bot_env: dict[str, str], private_redis: RestartableRedis) -> dict[st
     return {**bot_env, "REDIS_URL": private_redis.url}
 
 
-@dataclass
-class Processes:
-    web: WorkerProcess
-    worker: WorkerProcess
-    web_url: str
-    logs: tuple[Path, Path]
-
-    def running(self) -> bool:
-        return self.web.exit_code is None and self.worker.exit_code is None
-
-    def report(self) -> str:
-        codes = f"web exit {self.web.exit_code}, worker exit {self.worker.exit_code}"
-        return "\n".join([codes, *(f"--- {log.name}\n{log.read_text()}" for log in self.logs)])
-
-
-@pytest.fixture
-async def start_processes(
-    bot_env: dict[str, str], tmp_path: Path
-) -> AsyncIterator[Callable[[], Awaitable[Processes]]]:
-    """Starts the web app and the worker; returns once the web app answers ``/healthz``."""
-    started: list[Processes] = []
-
-    async def start() -> Processes:
-        port = free_port()
-        logs = (tmp_path / "web.log", tmp_path / "worker.log")
-        web = WorkerProcess({**bot_env, "PORT": str(port)}, command="serve", log=logs[0])
-        worker = WorkerProcess(bot_env, log=logs[1])
-        processes = Processes(web.start(), worker.start(), f"http://127.0.0.1:{port}", logs)
-        started.append(processes)
-        await wait_until(lambda: answers(processes.web_url, "/healthz", 200),
-                         within=START_DEADLINE, interval=0.2)
-        return processes
-
-    yield start
-    for processes in started:
-        processes.web.stop()
-        processes.worker.stop()
-
-
-async def answers(web_url: str, path: str, status: int) -> bool:
-    async with httpx.AsyncClient(base_url=web_url, timeout=5) as http:
-        try:
-            return (await http.get(path)).status_code == status
-        except httpx.TransportError:
-            return False
-
-
-async def ready(web_url: str) -> bool:
-    return await answers(web_url, "/readyz", 200)
-
-
-async def not_ready(web_url: str) -> bool:
-    return await answers(web_url, "/readyz", 503)
-
-
 async def card_recorded(url: str, prefix: str, job: str) -> bool:
     client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
     try:
@@ -154,12 +101,6 @@ async def approved_and_passed(
     await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
     await replies_with(slack, card, "passed review", within=30)
     assert metastudio.commit_count(job) == 1
-
-
-async def stops_cleanly(worker: WorkerProcess, processes: Processes) -> None:
-    assert worker.process is not None
-    worker.process.terminate()
-    assert worker.process.wait(30) == 0, processes.report()
 
 
 async def test_processes_outlive_a_redis_outage_and_the_next_approval_is_submitted(

@@ -317,6 +317,13 @@ def channel_not_allowed(channel_id: str, allowed_channels: Sequence[str]) -> str
     return f"`/voice` can't be used in {here}.{tail}"
 
 
+def decision_not_confirmed() -> str:
+    return (
+        "I couldn't confirm your decision on the store's replicas, so the card doesn't show "
+        "it yet. If the card still has its buttons in a minute, click again."
+    )
+
+
 def permission_store_unavailable() -> str:
     return (
         "I can't check permissions right now (the permission store is unavailable), "

@@ -14,6 +14,7 @@ from bot.approvals import (
     RequestRateLimited,
     TooManyOpenRequests,
 )
+from bot.durability import NotReplicated
 from bot.metastudio import (
     APIError,
     CredentialsHeld,
@@ -54,6 +55,8 @@ def denial_text(error: PermissionDenied, channel_id: str | None) -> str:
 def error_text(error: BaseException, *, channel_id: str | None = None, job_id: str = "") -> str:
     if isinstance(error, PermissionDenied):
         return denial_text(error, channel_id)
+    if isinstance(error, NotReplicated):
+        return messages.decision_not_confirmed()
     if isinstance(error, PermissionStoreUnavailable | StoreUnavailable):
         return messages.permission_store_unavailable()
     if isinstance(error, LastAdminError):
