@@ -13,7 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
+from bot.approvals import (
+    STEP_DONE_STATUSES,
+    ApprovalRequest,
+    ApprovalStatus,
+    ApprovalStore,
+)
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     APIError,
@@ -38,9 +43,6 @@ log = logging.getLogger("bot.tracking")
 
 S = ApprovalStatus
 
-# Statuses whose step is done: nothing more to ask MetaStudio.
-FINISHED = frozenset({S.PENDING, S.REJECTED, S.EXPIRED, S.SUBMIT_FAILED, S.FAILED,
-                      S.SUCCEEDED, S.TRAINING_FAILED})
 # Errors worth waiting out: the next step tries again after a backoff.
 TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown)
 # MetaStudio refused the bot's credentials: nothing is sent until they work again (see
@@ -128,7 +130,7 @@ class Tracker:
     async def step(self, request_id: str, *, faults: int = 0) -> Step:
         """Advance the request; ``faults`` counts the consecutive faulted steps before it."""
         request = await self._approvals.get(request_id)
-        if request is None or request.status in FINISHED:
+        if request is None or request.status in STEP_DONE_STATUSES:
             return Step(request)
         try:
             return await self._advance(request)

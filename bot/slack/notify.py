@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
+from bot.approvals import AFTER_AUTO_APPROVAL, ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.metastudio import CommitJobRequest, MetaStudioClient, OperationLogList, TrainingJob
 from bot.metastudio.errors import credentials_hint
 from bot.redis import StoreUnavailable
@@ -56,12 +56,6 @@ DUE_REPLIES: dict[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
     S.SUBMIT_FAILED: (S.SUBMIT_FAILED,),
     S.EXPIRED: (S.EXPIRED,),
 }
-
-# Statuses reached without anyone's click only when approval was switched off.
-_AFTER_APPROVAL = frozenset(
-    {S.AUTO_APPROVED, S.SUBMITTING, S.SUBMITTED, S.SUBMIT_FAILED, S.UNDER_REVIEW, S.PASSED,
-     S.FAILED, S.SUCCEEDED, S.TRAINING_FAILED}
-)
 
 
 @dataclass(slots=True)
@@ -101,7 +95,7 @@ def due_markers(request: ApprovalRequest) -> list[str]:
 def card_message(request: ApprovalRequest, *, note: str | None = None) -> Message:
     if note is None and request.held:
         note = messages.held_note(request.held)
-    if note is None and request.decided_by is None and request.status in _AFTER_APPROVAL:
+    if note is None and request.decided_by is None and request.status in AFTER_AUTO_APPROVAL:
         note = messages.auto_approved()
     card = ApprovalCard(
         request_id=request.id,
