@@ -19,6 +19,7 @@ from bot.approvals import (
     ApprovalStatus,
     ApprovalStore,
 )
+from bot.backoff import backoff
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     APIError,
@@ -86,8 +87,7 @@ class PollPolicy:
         return base * rng.uniform(0.9, 1.0)
 
     def fault_delay(self, consecutive: int, rng: random.Random) -> float:
-        ceiling = min(self.cap, self.interval * (2 ** min(consecutive, 16)))
-        return rng.uniform(ceiling / 2, ceiling)
+        return backoff(consecutive, base=self.interval, cap=self.cap, draw=rng.random)
 
 
 def _failure_text(error: APIError) -> str:

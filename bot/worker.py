@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import Services, open_services
+from bot.backoff import backoff
 from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
@@ -118,7 +119,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def _backoff(counts: dict[str, int], request_id: str, base: float, cap: float) -> float:
     count = counts.get(request_id, 0) + 1
     counts[request_id] = count
-    return float(min(cap, base * 2 ** min(count, 10)) * random.uniform(0.5, 1.0))
+    return backoff(count, base=base, cap=cap)
 
 
 async def track_request(ctx: dict[str, Any], request_id: str) -> str:
@@ -304,8 +305,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
 def reconnect_delay(failures: int) -> float:
     """Seconds before the next Worker after ``failures`` Worker ends in a row; jittered so
     that many worker processes do not all knock at once when Redis comes back."""
-    delay = min(RECONNECT_CAP, RECONNECT_BASE * 2 ** min(failures - 1, 10))
-    return float(delay * random.uniform(0.5, 1.0))
+    return backoff(failures - 1, base=RECONNECT_BASE, cap=RECONNECT_CAP)
 
 
 class WorkerSupervisor:
