@@ -185,7 +185,9 @@ class Tracker:
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
             landed = self._landed(request, job)
             if landed is True:
-                confirmed = await self._submitted(request, job, "confirmed by reading the job")
+                confirmed = await self._submitted(
+                    request, str(job.state), "confirmed by reading the job"
+                )
                 return await self._review_step(confirmed, job)
             settling = self._settling(request)
             if settling > 0:
@@ -218,7 +220,7 @@ class Tracker:
                 job = await self._metastudio.show_job(request.job_id, request.app_user_id)
                 if self._landed(request, job) is True:
                     confirmed = await self._submitted(
-                        request, job, "confirmed by reading the job"
+                        request, str(job.state), "confirmed by reading the job"
                     )
                     return await self._review_step(confirmed, job)
             return Step(await self._submit_failed(request, _failure_text(refusal), refusal.hint))
@@ -228,12 +230,9 @@ class Tracker:
             # A definite refusal: nothing of ours landed (a resumed submit checked first).
             return Step(await self._submit_failed(request, _failure_text(error), error.hint))
         state = result.job.state if result.job else JobState.SYSTEM_AUDITING
-        detail = "confirmed by reading the job" if result.verified_by_read else None
-        moved = await self._approvals.transition(
-            request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(state), held=None, submit_sent_at=None,
-        )
-        return await self._review_step(moved or await self._reload(request), result.job)
+        detail = "confirmed by reading the job" if result.verified_by_read else ""
+        submitted = await self._submitted(request, str(state), detail)
+        return await self._review_step(submitted, result.job)
 
     async def _commit(self, request: ApprovalRequest) -> CommitResult:
         """``commit_job``, with the time of each POST kept on the request until its outcome
@@ -284,11 +283,13 @@ class Tracker:
         return self._policy.review_delay(self._rng, unchanged_for)
 
     async def _submitted(
-        self, request: ApprovalRequest, job: TrainingJob, detail: str
+        self, request: ApprovalRequest, job_state: str, detail: str
     ) -> ApprovalRequest:
+        """The request moved to ``submitted`` (or as it now is, if another step won);
+        ``detail`` says how the submit is known to have landed ("" for a plain 200)."""
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(job.state), held=None, submit_sent_at=None,
+            audit_detail=detail or None, job_state=job_state, held=None, submit_sent_at=None,
         )
         return moved or await self._reload(request)
 
