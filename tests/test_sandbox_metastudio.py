@@ -28,6 +28,7 @@ from sandbox.metastudio import (
     LocalMetaStudio,
     ReviewPlan,
 )
+from sandbox.metastudio.assess import Quotas
 from sandbox.serve import ServerThread
 
 AK = "HWTESTAK0000000000000"
@@ -819,3 +820,73 @@ def test_demo_seed_file(ms: LocalMetaStudio, client: httpx.Client, clock: StepCl
     assert audit["admin_audit_result"]["message"] == "The authorization letter is unsigned"
     codes = [e["error_code"] for e in audit["system_audit_result"]["errors"]]
     assert "MSS.12000103" in codes
+
+
+# Field names of huaweicloudsdkmetastudio 3.1.219's models (their ``openapi_types``).
+SDK_JOB_FIELDS = frozenset({
+    "job_type", "job_id", "app_user_id", "voice_name", "sex", "language", "state",
+    "reject_times", "asset_id", "job_failed_code", "job_failed_reason", "create_time",
+    "lastupdate_time", "voice_authorization_url", "training_input_source_url", "create_type",
+    "tag", "phone", "dhtms_job_id", "batch_name", "allocated_resource", "output_language",
+    "is_remake", "assess_result", "is_ondemand_resource",
+})
+SDK_ASSESS_RESULT = frozenset({"speed", "sound", "snr", "reverb", "dnsmos_ovrl", "dnsmos_bak",
+                               "suggestion"})
+SDK_ASSESS_PROPERTY = frozenset({"expected", "actual", "suggestion", "suggestion_en", "status"})
+SDK_ALLOCATED = frozenset({"resource_id", "charge_mode", "expire_time"})
+SDK_QUOTAS = frozenset({"count", "resource_available_nums", "resources"})
+SDK_AVAILABLE = frozenset({"flexus", "basic", "middle", "middle_on_demand", "advance",
+                           "third_party_cmww"})
+SDK_RESOURCE = frozenset({"operation_type", "resource_source", "asset_id", "resource_id",
+                          "resource_nums", "resource_available_nums", "resource_type",
+                          "charge_mode", "expire_time", "status"})
+
+
+def test_job_detail_and_quotas_use_the_sdk_names(
+    ms: LocalMetaStudio, client: httpx.Client
+) -> None:
+    ms.quotas = Quotas(basic=3, advance=0)
+    noisy = ms.seed_job(assess_out_of_range=("snr", "reverb"), authorization=False,
+                        reject_times_before=2, allocated=True)
+    detail = client.get(api(f"/user/jobs/{noisy}")).json()
+    # ``description`` is a commit field the stand-in echoes; the SDK's detail lacks it.
+    assert set(detail) - {"description"} <= SDK_JOB_FIELDS
+    assess = detail["assess_result"]
+    assert set(assess) == SDK_ASSESS_RESULT
+    for check in SDK_ASSESS_RESULT - {"suggestion"}:
+        assert set(assess[check]) == SDK_ASSESS_PROPERTY
+    failing = {name for name in SDK_ASSESS_RESULT - {"suggestion"} if assess[name]["status"]}
+    assert failing == {"snr", "reverb"}
+    assert assess["snr"]["suggestion_en"]
+    assert "voice_authorization_url" not in detail
+    assert detail["reject_times"] == 2
+    assert set(detail["allocated_resource"]) == SDK_ALLOCATED
+
+    clean = client.get(api(f"/user/jobs/{ms.seed_job()}")).json()
+    assert clean["voice_authorization_url"].startswith("https://")
+    assert "allocated_resource" not in clean
+    assert not any(clean["assess_result"][n]["status"] for n in SDK_ASSESS_RESULT - {"suggestion"})
+
+    quotas = client.get(api("/quotas")).json()
+    assert set(quotas) == SDK_QUOTAS
+    assert set(quotas["resource_available_nums"]) == SDK_AVAILABLE
+    assert quotas["resource_available_nums"]["basic"] == 3
+    assert quotas["resource_available_nums"]["advance"] == 0
+    assert all(set(r) <= SDK_RESOURCE for r in quotas["resources"])
+    assert [r["resource_type"] for r in quotas["resources"]] == ["BASIC", "MIDDLE"]
+
+
+def test_seed_file_covers_the_card_demos(ms: LocalMetaStudio, client: httpx.Client) -> None:
+    ids = ms.load_seed(SEED_FILE)
+    jobs = [client.get(api(f"/user/jobs/{i}")).json() for i in ids]
+    left = client.get(api("/quotas")).json()["resource_available_nums"]
+
+    def failing(job: dict[str, Any]) -> set[str]:
+        return {k for k, v in job["assess_result"].items() if isinstance(v, dict) and v["status"]}
+
+    assert any(not failing(j) and "voice_authorization_url" in j and not j["reject_times"]
+               for j in jobs), "a clean job"
+    assert any(failing(j) == {"snr", "reverb"} for j in jobs)
+    assert any("voice_authorization_url" not in j for j in jobs)
+    assert any(j["reject_times"] == 2 for j in jobs)
+    assert any(left[j["job_type"].lower()] == 0 and "allocated_resource" not in j for j in jobs)

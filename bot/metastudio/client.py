@@ -38,6 +38,7 @@ from bot.metastudio.models import (
     JobState,
     OperationLogList,
     TrainingJob,
+    TrainingQuotas,
 )
 from bot.metastudio.retry import RetryPolicy
 from bot.metastudio.signing import AKSKAuth
@@ -274,6 +275,15 @@ class MetaStudioClient:
     async def audit_result(self, job_id: str) -> AuditResult:
         return await self._get(
             AuditResult, f"{self._job_path(job_id)}/audit-result", what="audit_result"
+        )
+
+    async def training_quotas(self, offset: int = 0, limit: int = 100) -> TrainingQuotas:
+        """Trainings left per job type, and each training resource with its expiry."""
+        return await self._get(
+            TrainingQuotas,
+            f"{self._prefix}/quotas",
+            params=[("offset", str(offset)), ("limit", str(limit))],
+            what="training_quotas",
         )
 
     async def operation_logs(

@@ -170,10 +170,83 @@ class CommitJobRequest(_ApiModel):
         return {k: str(v) for k, v in self.model_dump(mode="json", exclude_none=True).items()}
 
 
+class JobType(StrEnum):
+    """A job's ``job_type``. A type newer than SDK 3.1.219 becomes a pseudo-member of its
+    raw name, as ``JobState`` does."""
+
+    BASIC = "BASIC"
+    MIDDLE = "MIDDLE"
+    ADVANCE = "ADVANCE"
+    THIRD_PARTY = "THIRD_PARTY"
+    THIRD_PARTY_LJZN = "THIRD_PARTY_LJZN"
+    FLEXUS = "FLEXUS"
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobType | None:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value
+        member._value_ = value
+        return member
+
+
+# The ``resource_available_nums`` entry that counts trainings of each type left.
+QUOTA_FIELD: dict[JobType, str] = {
+    JobType.BASIC: "basic",
+    JobType.MIDDLE: "middle",
+    JobType.ADVANCE: "advance",
+    JobType.FLEXUS: "flexus",
+    JobType.THIRD_PARTY: "third_party_cmww",
+}
+
+# ``assess_result``'s checks, in the order MetaStudio lists them.
+ASSESS_CHECKS = ("speed", "sound", "snr", "reverb", "dnsmos_ovrl", "dnsmos_bak")
+
+
+class AssessProperty(_ApiModel):
+    """One check of MetaStudio's assessment of the uploaded audio. ``status`` says whether
+    the figure is out of range: 0 in range, anything else out of it."""
+
+    expected: str | None = None
+    actual: str | None = None
+    suggestion: str | None = None
+    suggestion_en: str | None = None
+    status: int | None = None
+
+    @property
+    def out_of_range(self) -> bool:
+        return bool(self.status)
+
+
+class AssessResult(_ApiModel):
+    speed: AssessProperty | None = None
+    sound: AssessProperty | None = None
+    snr: AssessProperty | None = None
+    reverb: AssessProperty | None = None
+    dnsmos_ovrl: AssessProperty | None = None
+    dnsmos_bak: AssessProperty | None = None
+    suggestion: str | None = None
+
+    def checks(self) -> list[tuple[str, AssessProperty]]:
+        """The checks MetaStudio reported, by API name, in its order."""
+        found = [(name, getattr(self, name)) for name in ASSESS_CHECKS]
+        return [(name, check) for name, check in found if check is not None]
+
+    def out_of_range(self) -> list[tuple[str, AssessProperty]]:
+        return [(name, check) for name, check in self.checks() if check.out_of_range]
+
+
+class AllocatedResource(_ApiModel):
+    resource_id: str | None = None
+    charge_mode: str | None = None
+    expire_time: str | None = None
+
+
 class TrainingJob(_ApiModel):
     job_id: str
     state: JobState
-    job_type: str | None = None
+    job_type: JobType | None = None
     app_user_id: str | None = None
     voice_name: str | None = None
     sex: str | None = None
@@ -189,6 +262,15 @@ class TrainingJob(_ApiModel):
     job_failed_reason: str | None = None
     create_time: int | None = None
     lastupdate_time: int | None = None
+    voice_authorization_url: str | None = None
+    training_input_source_url: str | None = None
+    allocated_resource: AllocatedResource | None = None
+    is_ondemand_resource: bool | None = None
+    assess_result: AssessResult | None = None
+
+    @property
+    def has_authorization(self) -> bool:
+        return bool(self.voice_authorization_url and self.voice_authorization_url.strip())
 
     @property
     def category(self) -> StateCategory:
@@ -240,3 +322,41 @@ class OperationLog(_ApiModel):
 class OperationLogList(_ApiModel):
     count: int = 0
     operations: list[OperationLog] = Field(default_factory=list)
+
+
+class ResourceAvailableNums(_ApiModel):
+    flexus: int | None = None
+    basic: int | None = None
+    middle: int | None = None
+    middle_on_demand: int | None = None
+    advance: int | None = None
+    third_party_cmww: int | None = None
+
+
+class TrainingResource(_ApiModel):
+    operation_type: str | None = None
+    resource_source: str | None = None
+    asset_id: str | None = None
+    resource_id: str | None = None
+    resource_nums: int | None = None
+    resource_available_nums: int | None = None
+    resource_type: str | None = None
+    charge_mode: str | None = None
+    expire_time: str | None = None
+    status: int | None = None
+
+
+class TrainingQuotas(_ApiModel):
+    """``GET .../voice-training-manage/quotas``: trainings left per type, and each resource."""
+
+    count: int = 0
+    resource_available_nums: ResourceAvailableNums = Field(default_factory=ResourceAvailableNums)
+    resources: list[TrainingResource] = Field(default_factory=list)
+
+    def left_for(self, job_type: JobType | None) -> int | None:
+        """Trainings of ``job_type`` left; None when the type has no counter here."""
+        field = QUOTA_FIELD.get(job_type) if job_type is not None else None
+        if field is None:
+            return None
+        value = getattr(self.resource_available_nums, field)
+        return value if isinstance(value, int) else None

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.metastudio.models import JobState
 from sandbox.metastudio import errors
+from sandbox.metastudio.assess import Check, Quotas, quotas_json
 from sandbox.metastudio.edge import Edge, RecordedRequest, Recorder
 from sandbox.metastudio.faults import FaultConfig, FaultInjector
 from sandbox.metastudio.gateway import LOCK_SECONDS, Gateway, TokenValidator
@@ -67,6 +68,10 @@ class SeedJob(BaseModel):
     job_type: str = "BASIC"
     batch_name: str | None = None
     created_ago: float = 0.0
+    assess_out_of_range: tuple[Check, ...] = ()
+    authorization: bool = True
+    reject_times_before: int = Field(default=0, ge=0)
+    allocated: bool = False
 
     @field_validator("state")
     @classmethod
@@ -84,6 +89,7 @@ class SeedFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     review: ReviewPlan | None = None
+    quotas: Quotas | None = None
     jobs: list[SeedJob] = []
 
 
@@ -203,6 +209,8 @@ class LocalMetaStudio:
         auth_code: str = errors.AUTH_CODE,
     ) -> None:
         self.project_id = project_id
+        # Trainings left per type (``GET .../quotas``); set it to change what is served.
+        self.quotas = Quotas()
         self.store = JobStore(review, clock=clock, wall_clock=wall_clock)
         self._injector = FaultInjector(faults)
         self._recorder = Recorder(max_recorded)
@@ -257,8 +265,13 @@ class LocalMetaStudio:
         job_type: str = "BASIC",
         batch_name: str | None = None,
         created_ago: float = 0.0,
+        assess_out_of_range: Iterable[str] = (),
+        authorization: bool = True,
+        reject_times_before: int = 0,
+        allocated: bool = False,
     ) -> str:
-        """Create a job (uuid4 id if none given); ``outcome`` decides its next review."""
+        """Create a job (uuid4 id if none given); ``outcome`` decides its next review.
+        The rest shape the job detail (see ``JobStore.seed``)."""
         return self.store.seed(
             job_id,
             state=state,
@@ -272,6 +285,10 @@ class LocalMetaStudio:
             job_type=job_type,
             batch_name=batch_name,
             created_ago=created_ago,
+            assess_out_of_range=assess_out_of_range,
+            authorization=authorization,
+            reject_times_before=reject_times_before,
+            allocated=allocated,
         )
 
     def load_seed(self, source: Path | str | Mapping[str, Any]) -> list[str]:
@@ -280,6 +297,8 @@ class LocalMetaStudio:
         seed = SeedFile.model_validate(data)
         if seed.review is not None:
             self.review = seed.review
+        if seed.quotas is not None:
+            self.quotas = seed.quotas
         return [self.seed_job(**job.kwargs()) for job in seed.jobs]
 
     def set_outcome(
@@ -380,6 +399,7 @@ class LocalMetaStudio:
             Route(API + "/user/jobs/{job_id}", self._job, methods=["GET", "POST"]),
             Route(API + "/user/jobs/{job_id}/audit-result", self._audit_result, methods=["GET"]),
             Route(API + "/user/jobs/{job_id}/op-logs", self._op_logs, methods=["GET"]),
+            Route(API + "/quotas", self._quotas, methods=["GET"]),
         ]
 
     async def _job(self, request: Request) -> Response:
@@ -394,6 +414,11 @@ class LocalMetaStudio:
     async def _list_jobs(self, request: Request) -> Response:
         _app_user_id(request)
         return JSONResponse(self.store.list(_list_query(request, self.store)))
+
+    async def _quotas(self, request: Request) -> Response:
+        offset = _int_param(request, "offset", 0, 0, 10_000)
+        limit = _int_param(request, "limit", 10, 1, 100)
+        return JSONResponse(quotas_json(self.quotas, offset, limit))
 
     async def _audit_result(self, request: Request) -> Response:
         return JSONResponse(self.store.audit_result(request.path_params["job_id"]))
@@ -423,6 +448,7 @@ class LocalMetaStudio:
             Route("/_sandbox/jobs/{job_id}/outcome", self._admin_outcome, methods=["PUT"]),
             Route("/_sandbox/faults", self._admin_faults, methods=["GET", "PUT"]),
             Route("/_sandbox/review", self._admin_review, methods=["GET", "PUT"]),
+            Route("/_sandbox/quotas", self._admin_quotas, methods=["GET", "PUT"]),
             Route("/_sandbox/clock/advance", self._admin_advance, methods=["POST"]),
             Route("/_sandbox/requests", self._admin_requests, methods=["GET"]),
             Route("/_sandbox/stats", self._admin_stats, methods=["GET"]),
@@ -467,6 +493,14 @@ class LocalMetaStudio:
             except ValidationError as exc:
                 return _admin_error(400, str(exc.errors(include_url=False, include_input=False)))
         return JSONResponse(self.review.model_dump(mode="json"))
+
+    async def _admin_quotas(self, request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                self.quotas = Quotas.model_validate_json(await request.body())
+            except ValidationError as exc:
+                return _admin_error(400, str(exc.errors(include_url=False, include_input=False)))
+        return JSONResponse(self.quotas.model_dump(mode="json"))
 
     async def _admin_advance(self, request: Request) -> Response:
         try:

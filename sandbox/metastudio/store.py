@@ -28,6 +28,7 @@ from bot.metastudio.models import (
     Sex,
 )
 from sandbox.metastudio import errors
+from sandbox.metastudio.assess import assess_result
 
 Outcome = Literal["pass", "fail"]
 Json = dict[str, Any]
@@ -182,6 +183,8 @@ class _Job:
     admin_result: _AdminResult | None = None
     timeline: tuple[_Step, ...] = ()
     step_times: tuple[float, ...] = ()
+    # Fields of the job detail that no review step changes.
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +378,15 @@ class JobStore:
         job_type: str = "BASIC",
         batch_name: str | None = None,
         created_ago: float = 0.0,
+        assess_out_of_range: Iterable[str] = (),
+        authorization: bool = True,
+        reject_times_before: int = 0,
+        allocated: bool = False,
     ) -> str:
+        """``assess_out_of_range``: the audio checks out of range; ``authorization``: the
+        voice owner's authorization letter was uploaded; ``reject_times_before``: how many
+        reviews the job failed before (at least what its seeded state implies);
+        ``allocated``: a training resource is already allocated."""
         job_id = job_id or str(uuid.uuid4())
         state = JobState(state)
         if outcome == "fail" and failure is None:
@@ -405,8 +416,12 @@ class JobStore:
                     "create_type": "PACKAGE",
                 },
             )
+            job.detail = _detail(job_id, created_ago, assess_out_of_range, authorization,
+                                 allocated)
             job.logs.append(_Log(created, "CREATE_JOB", "USER"))
             self._seed_history(job, now)
+            # The count of every review the job failed, the seeded history's included.
+            job.reject_times = max(job.reject_times, reject_times_before)
             self._jobs[job_id] = job
         return job_id
 
@@ -519,6 +534,7 @@ class JobStore:
             "lastupdate_time": self._ms(view.updated),
             "is_remake": False,
             "is_ondemand_resource": False,
+            **job.detail,
         }
         if state is JobState.SUCCEED:
             data["asset_id"] = view.asset_id
@@ -606,6 +622,26 @@ class JobStore:
             now = self._now()
             states = Counter(self._view(job, now).state.value for job in self._jobs.values())
             return {"jobs": len(self._jobs), "commits": self.total_commits, "states": dict(states)}
+
+
+def _detail(
+    job_id: str, created_ago: float, out_of_range: Iterable[str], authorization: bool,
+    allocated: bool,
+) -> Json:
+    base = f"https://metastudio-voice.obs.example.invalid/{job_id}"
+    detail: Json = {
+        "training_input_source_url": f"{base}/input.zip",
+        "assess_result": assess_result(out_of_range),
+    }
+    if authorization:
+        detail["voice_authorization_url"] = f"{base}/authorization.pdf"
+    if allocated:
+        detail["allocated_resource"] = {
+            "resource_id": f"voice-training-{job_id[:8]}",
+            "charge_mode": "ONE_TIME",
+            "expire_time": "2027-06-30T23:59:59Z",
+        }
+    return detail
 
 
 def _prefilter(job: _Job, query: ListQuery) -> bool:
