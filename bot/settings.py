@@ -133,6 +133,22 @@ class Settings(BaseSettings):
     )
     require_approval: bool = Field(default=True, validation_alias=_env("VOICEBOT_REQUIRE_APPROVAL"))
     approval_ttl: int = Field(default=86400, gt=0, validation_alias=_env("VOICEBOT_APPROVAL_TTL"))
+    # Refuse to ask for a job without the voice owner's authorization letter, or whose audio
+    # MetaStudio assessed out of range: either would fail review.
+    block_without_authorization: bool = Field(
+        default=False, validation_alias=_env("VOICEBOT_BLOCK_WITHOUT_AUTHORIZATION")
+    )
+    block_failed_assessment: bool = Field(
+        default=False, validation_alias=_env("VOICEBOT_BLOCK_FAILED_ASSESSMENT")
+    )
+    # Training quotas shown on the card: cached this long (seconds); a read slower than
+    # ``quota_timeout`` leaves the card without them.
+    quota_cache_ttl: float = Field(
+        default=60.0, ge=0, validation_alias=_env("VOICEBOT_QUOTA_CACHE_TTL")
+    )
+    quota_timeout: float = Field(
+        default=2.0, gt=0, validation_alias=_env("VOICEBOT_QUOTA_TIMEOUT")
+    )
     # Per requester: pending requests at once, and requests per window (seconds).
     max_open_requests: int = Field(
         default=5, gt=0, validation_alias=_env("VOICEBOT_MAX_OPEN_REQUESTS")

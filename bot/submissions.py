@@ -28,8 +28,10 @@ from bot.metastudio import (
     PreparedCall,
     TrainingJob,
 )
+from bot.metastudio.models import TrainingQuotas
 from bot.permissions import Action, PermissionStore, Principal
 from bot.queue import Enqueuer
+from bot.readiness import QuotaReader, Readiness
 from bot.redis import StoreUnavailable
 from bot.settings import Settings
 
@@ -45,6 +47,29 @@ class JobNotReady(Exception):
     def __init__(self, job: TrainingJob) -> None:
         self.job = job
         super().__init__(f"job {job.job_id} is {job.state}")
+
+
+class SubmitBlocked(Exception):
+    """A setting refuses jobs like this one: no authorization letter
+    (``VOICEBOT_BLOCK_WITHOUT_AUTHORIZATION``) or audio out of range
+    (``VOICEBOT_BLOCK_FAILED_ASSESSMENT``). ``readiness`` says what is wrong."""
+
+    def __init__(self, job: TrainingJob, readiness: Readiness, *, authorization: bool,
+                 assessment: bool) -> None:
+        self.job = job
+        self.readiness = readiness
+        self.authorization = authorization
+        self.assessment = assessment
+        super().__init__(f"job {job.job_id} may not be requested")
+
+
+class NoRoleHeld(Exception):
+    """The caller holds no role at all, and the command is for anyone with one; ``admins``
+    can grant one."""
+
+    def __init__(self, admins: list[str]) -> None:
+        self.admins = admins
+        super().__init__("no role held")
 
 
 class CardNotPosted(Exception):
@@ -64,8 +89,11 @@ class CardNotPosted(Exception):
 class CardPoster(Protocol):
     """Posts a request's approval card, and takes it back when the request can't be stored."""
 
-    async def post_card(self, request: ApprovalRequest) -> tuple[str, str]:
-        """Post the card; return its (channel, ts), or raise ``CardNotPosted``."""
+    async def post_card(
+        self, request: ApprovalRequest, readiness: Readiness | None = None
+    ) -> tuple[str, str]:
+        """Post the card (with the job's risks, when known); return its (channel, ts), or
+        raise ``CardNotPosted``."""
 
     async def withdraw_card(self, channel: str, ts: str) -> None:
         """Remove a card whose request could not be stored (best effort)."""
@@ -114,6 +142,9 @@ class SubmissionService:
         self._queue = queue
         self._cards = cards
         self._limits = limits
+        self._quotas = QuotaReader(
+            metastudio, ttl=settings.quota_cache_ttl, timeout=settings.quota_timeout
+        )
 
     def card_channel(self, origin_channel: str) -> str:
         return self._settings.approval_channel or origin_channel
@@ -126,10 +157,30 @@ class SubmissionService:
         await self.may_submit(intent.principal, intent.channel_id)
 
     async def check_job(self, intent: SubmitIntent) -> TrainingJob:
+        """The job, if it may be asked for: raise ``JobNotReady`` when its state takes no
+        submit, ``SubmitBlocked`` when a setting refuses it."""
         job = await self._metastudio.show_job(intent.job_id, intent.app_user_id)
         if job.state not in SUBMITTABLE_STATES:
             raise JobNotReady(job)
+        found = Readiness.of(job)
+        authorization = self._settings.block_without_authorization and not found.authorization
+        assessment = self._settings.block_failed_assessment and bool(found.failed_checks)
+        if authorization or assessment:
+            raise SubmitBlocked(job, found, authorization=authorization, assessment=assessment)
         return job
+
+    async def readiness(self, job: TrainingJob) -> Readiness:
+        """The job's risks, with the trainings left of its type when the quota read (cached,
+        time-boxed) answers."""
+        quotas = await self._quotas.read()
+        return Readiness.of(job, quotas, quota_unread=quotas is None)
+
+    async def training_quotas(self, principal: Principal) -> TrainingQuotas | None:
+        """The quota table, for anyone holding a role (``NoRoleHeld`` otherwise); None when
+        MetaStudio did not answer in time."""
+        if not await self._permissions.roles(principal):
+            raise NoRoleHeld(await self._permissions.admins(principal.tenant))
+        return await self._quotas.read()
 
     def dry_run(self, intent: SubmitIntent) -> PreparedCall:
         return self._metastudio.describe_commit(intent.job_id, intent.request, intent.app_user_id)
@@ -157,9 +208,10 @@ class SubmissionService:
             job_reject_times=job.reject_times,
             job_updated=job.lastupdate_time,
         )
+        readiness = await self.readiness(job)
         await self._approvals.reserve(request, self._limits)
         try:
-            channel, ts = await self._cards.post_card(request)
+            channel, ts = await self._cards.post_card(request, readiness)
         except BaseException:
             # Unstored, the reservation also lapses by itself after its hold.
             with contextlib.suppress(StoreUnavailable):

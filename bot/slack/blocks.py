@@ -15,14 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.metastudio.models import (
+    ASSESS_CHECKS,
     STATE_WORDS,
     AuditResult,
     CommitJobRequest,
     JobState,
     TrainingJob,
+    TrainingQuotas,
     category_of,
     state_words,
 )
+from bot.readiness import Readiness
 from bot.slack import messages
 from bot.slack.messages import code, escape, mention, truncate
 
@@ -83,6 +86,8 @@ class ApprovalCard:
     reason: str | None = None
     expires_at: datetime | float | None = None
     note: str | None = None
+    # The job's risks (re-read for each rendering); None when MetaStudio did not answer.
+    readiness: Readiness | None = None
 
 
 # -- small pieces ------------------------------------------------------------------------
@@ -284,6 +289,10 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
     blocks += [typed_section(label, value) for label, value in long]
     if not short and not long:
         blocks.append(section("_No fields set: MetaStudio keeps the job's current values._"))
+    if card.readiness is not None:
+        blocks += readiness_blocks(card.readiness, quota=card.status == "pending")
+    else:
+        blocks.append(context(messages.readiness_unread()))
     if card.note:
         blocks.append(section(f":information_source: {escape(card.note)}"))
     details = [f"Payload {code(card.payload_hash[:12])}", f"request {code(card.request_id)}"]
@@ -299,6 +308,86 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
         f"{messages.approval_status(card.status)}"
     )
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+# A suggestion is MetaStudio's text: shown as plain text, each cut so six of them fit a section.
+MAX_SUGGESTION = 400
+
+
+def risk_lines(readiness: Readiness, *, quota: bool = True) -> list[str]:
+    """What stands in the way of review, worst first; empty when nothing does."""
+    risks: list[str] = []
+    if not readiness.authorization:
+        risks.append(messages.risk_no_authorization())
+    if readiness.failed_checks:
+        risks.append(messages.risk_checks_out(len(readiness.failed_checks), len(ASSESS_CHECKS)))
+    if quota and readiness.no_quota and readiness.job_type:
+        risks.append(messages.risk_no_quota(readiness.job_type))
+    return risks
+
+
+def readiness_blocks(readiness: Readiness, *, quota: bool = True) -> list[dict[str, Any]]:
+    """The job's risks in at most four blocks: the marked risks, the facts, the checks out
+    of range (MetaStudio's figures and suggestions, as plain text), the checks in range.
+    ``quota``: show the trainings left (only worth it before the submit)."""
+    risks = risk_lines(readiness, quota=quota)
+    out = [section(messages.risks_heading(risks) if risks else messages.no_risks())]
+    facts = [
+        ("Type", messages.job_type_words(readiness.job_type)),
+        ("Authorization letter", messages.authorization_words(readiness.authorization)),
+        ("Earlier reviews", messages.reject_times_words(readiness.reject_times)),
+    ]
+    if quota and not readiness.quota_unread:
+        facts.append(("Trainings left", messages.quota_words(
+            readiness.quota_left, readiness.job_type, readiness.allocated
+        )))
+    out.append(fields_section(facts))
+    notes: list[str] = []
+    if readiness.failed_checks:
+        total = len(ASSESS_CHECKS)
+        lines = []
+        for check in readiness.failed_checks:
+            line = messages.check_line(check.label, check.actual, check.expected)
+            if check.suggestion:
+                line += "\n   " + truncate(check.suggestion, MAX_SUGGESTION)
+            lines.append("• " + line)
+        if readiness.suggestion:
+            overall = truncate(readiness.suggestion, MAX_SUGGESTION)
+            lines.append(messages.overall_suggestion(overall))
+        out.append(section(messages.checks_out_heading(len(readiness.failed_checks), total)))
+        out.append({"type": "section",
+                    "text": _as_typed(truncate("\n".join(lines), MAX_SECTION_TEXT))})
+        notes.append(messages.checks_in_range(readiness.passed_checks))
+    elif readiness.assessed:
+        notes.append(messages.checks_in_range(readiness.passed_checks))
+    else:
+        notes.append(messages.no_assessment())
+    if quota and readiness.quota_unread:
+        notes.append(messages.quota_unread())
+    out.append(context(*notes))
+    return out
+
+
+def quotas_message(quotas: TrainingQuotas | None) -> OutgoingMessage:
+    """``/voice quota``: the trainings left per type, and each resource with its expiry."""
+    if quotas is None:
+        return text_message(messages.quotas_unavailable())
+    counts = quotas.resource_available_nums.model_dump(exclude_none=True)
+    pairs = [(name, str(left)) for name, left in counts.items() if isinstance(left, int)]
+    out: list[dict[str, Any]] = [section(messages.quotas_title())]
+    if pairs:
+        out.append(fields_section([(escape(k), v) for k, v in pairs]))
+    lines = [
+        messages.quota_resource(
+            r.resource_type or "?", r.resource_available_nums or 0, r.resource_nums or 0,
+            r.expire_time or "?",
+        )
+        for r in quotas.resources
+    ]
+    if lines:
+        out += pack_lines(lines, MAX_MESSAGE_BLOCKS - len(out), what="resources")
+    text = "Voice trainings left: " + ", ".join(f"{k} {v}" for k, v in pairs)
+    return OutgoingMessage(text=_fallback(escape(text)), blocks=out)
 
 
 def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
@@ -347,7 +436,7 @@ def _job_title(job_id: str, voice_name: str | None) -> str:
     return f"Job {code(job_id, 64)}{name}"
 
 
-def status_message(job: TrainingJob) -> OutgoingMessage:
+def status_message(job: TrainingJob, readiness: Readiness | None = None) -> OutgoingMessage:
     category = str(category_of(job.state))
     pairs: list[tuple[str, str]] = [
         ("State", _state_words(job.state)),
@@ -370,6 +459,8 @@ def status_message(job: TrainingJob) -> OutgoingMessage:
     if updated:
         pairs.append(("Updated", updated))
     blocks = [section(_job_title(job.job_id, job.voice_name)), fields_section(pairs)]
+    if readiness is not None:
+        blocks += readiness_blocks(readiness)
     text = f"Job {escape(job.job_id)} is {escape(state_words(job.state))} ({escape(category)})"
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
 

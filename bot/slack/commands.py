@@ -33,6 +33,7 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
     "grant",
     "revoke",
     "audit",
+    "quota",
 )
 SUBMIT_KEYS: tuple[str, ...] = (
     "voice_name",
@@ -83,6 +84,10 @@ class Status(_Frozen):
     job_id: str
 
 
+class Quota(_Frozen):
+    subcommand: ClassVar[str] = "quota"
+
+
 class Roles(_Frozen):
     subcommand: ClassVar[str] = "roles"
     user_id: str | None = None
@@ -105,7 +110,9 @@ class Audit(_Frozen):
     job_id: str | None = None
 
 
-Command: TypeAlias = Help | SubmitForm | Submit | Status | Roles | Grant | Revoke | Audit
+Command: TypeAlias = (
+    Help | SubmitForm | Submit | Status | Quota | Roles | Grant | Revoke | Audit
+)
 
 
 class Problem(_Frozen):
@@ -383,6 +390,8 @@ def parse(text: str) -> Command | ParseFailure:
         return _parse_job_command(name, rest)
     if name == "roles":
         return _parse_roles(rest)
+    if name == "quota":
+        return _parse_quota(rest)
     return _parse_grant(name, rest)
 
 
@@ -422,6 +431,15 @@ def _parse_job_command(name: str, tokens: list[Token]) -> Command | ParseFailure
     if name == "status" and isinstance(checked, str):
         return Status(job_id=checked)
     return Audit(job_id=checked if isinstance(checked, str) else None)
+
+
+def _parse_quota(tokens: list[Token]) -> Command | ParseFailure:
+    problems: list[Problem] = []
+    words = _positional_only("quota", tokens, problems)
+    problems += [Problem(message=messages.bare_word(w, "quota")) for w in words]
+    if problems:
+        return _fail("quota", *problems)
+    return Quota()
 
 
 def _parse_roles(tokens: list[Token]) -> Command | ParseFailure:

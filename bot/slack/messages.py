@@ -60,6 +60,7 @@ def _or_list(items: Iterable[str]) -> str:
 _USAGE_LINES: dict[str, str] = {
     "help": "`{c} help`: show this list",
     "status": "`{c} status &lt;job_id&gt;`: show a job's state at MetaStudio",
+    "quota": "`{c} quota`: voice trainings left per type (for anyone with a role)",
     "roles": "`{c} roles [@user]`: your roles; admins can name a user, or see everyone's",
     "submit": (
         "`{c} submit`: open the submit form\n"
@@ -73,7 +74,7 @@ _USAGE_LINES: dict[str, str] = {
 
 # Who may use what: every subcommand is listed for everyone, under the role it needs.
 USAGE_BY_ROLE: tuple[tuple[str | None, tuple[str, ...]], ...] = (
-    (None, ("help", "status", "roles")),
+    (None, ("help", "status", "quota", "roles")),
     ("requester", ("submit",)),
     ("approver", ()),
     ("admin", ("grant", "revoke", "audit")),
@@ -600,6 +601,123 @@ def job_not_submittable(job_id: str, state_words: str) -> str:
         f"Job `{escape(job_id)}` can't be submitted now: it is {escape(state_words)}. "
         "A job can be submitted after its data is uploaded, or again after a failed review."
     )
+
+
+def submit_blocked(job_id: str, *, authorization: bool, failed_checks: Sequence[str]) -> str:
+    """Why a job may not be requested under the blocking settings, and what to do."""
+    parts = [f"Job `{escape(job_id)}` can't be requested yet."]
+    if authorization:
+        parts.append(
+            "It has no authorization letter from the voice owner, and this workspace requires "
+            "one before review. Upload the signed letter to the job in the MetaStudio console "
+            "(voice training job, authorization), then run `/voice submit` again."
+        )
+    if failed_checks:
+        parts.append(
+            f"MetaStudio's assessment of its audio is out of range for "
+            f"{escape(', '.join(failed_checks))}, and this workspace refuses such jobs. "
+            "Record and upload the audio again as `/voice status &lt;job_id&gt;` suggests, "
+            "then run `/voice submit` again."
+        )
+    return " ".join(parts)
+
+
+# -- what decides a review (card and status) ----------------------------------------------
+
+
+def risks_heading(risks: Sequence[str]) -> str:
+    return ":warning: *Before you approve:* " + "; ".join(risks) + "."
+
+
+def risk_no_authorization() -> str:
+    return "*no authorization letter* from the voice owner"
+
+
+def risk_checks_out(count: int, total: int) -> str:
+    return f"*{count} of {total} audio checks out of range*"
+
+
+def risk_no_quota(job_type: str) -> str:
+    return f"*no {escape(job_type)} trainings left* and none allocated to this job"
+
+
+def no_risks() -> str:
+    return ":white_check_mark: Nothing MetaStudio reports stands in the way of review."
+
+
+def job_type_words(job_type: str | None) -> str:
+    return f"`{escape(job_type)}`" if job_type else "not reported"
+
+
+def authorization_words(present: bool) -> str:
+    return ":white_check_mark: uploaded" if present else ":warning: *missing*"
+
+
+def reject_times_words(times: int) -> str:
+    if times <= 0:
+        return "never failed review"
+    return f"failed review {times} time{'s' if times != 1 else ''} before"
+
+
+def quota_words(left: int | None, job_type: str | None, allocated: bool) -> str:
+    if allocated:
+        return "a training resource is allocated to this job"
+    if left is None:
+        return f"MetaStudio counts none for {job_type_words(job_type)}"
+    if left == 0:
+        return f":warning: *none left* of {job_type_words(job_type)}"
+    return f"{left} of {job_type_words(job_type)}"
+
+
+def quota_unread() -> str:
+    return "Trainings left: not shown, MetaStudio's quota did not answer in time."
+
+
+def checks_out_heading(count: int, total: int) -> str:
+    return f":warning: *Audio out of range* ({count} of {total} checks, MetaStudio's assessment):"
+
+
+def check_line(label: str, actual: str | None, expected: str | None) -> str:
+    return f"{label}: {actual or '?'} (expected {expected or '?'})"
+
+
+def checks_in_range(labels: Sequence[str]) -> str:
+    if not labels:
+        return "No audio check in range."
+    return "In range: " + ", ".join(escape(label) for label in labels) + "."
+
+
+def no_assessment() -> str:
+    return "MetaStudio reports no assessment of the audio for this job."
+
+
+def overall_suggestion(text: str) -> str:
+    return f"MetaStudio suggests: {text}"
+
+
+def readiness_unread() -> str:
+    return "The job's assessment is not shown: MetaStudio did not answer in time."
+
+
+def quotas_title() -> str:
+    return "*Voice trainings left*"
+
+
+def quota_row(kind: str, left: int) -> str:
+    return f"{escape(kind)}: {left}"
+
+
+def quota_resource(resource_type: str, left: int, total: int, expires: str) -> str:
+    return f"{escape(resource_type)}: {left} of {total} left, expires {escape(expires)}"
+
+
+def quotas_unavailable() -> str:
+    return "MetaStudio did not answer with the training quotas in time; try again shortly."
+
+
+def no_role_held(admins: Sequence[str]) -> str:
+    who = f" Ask {mentions(admins)} for one." if admins else " Ask an admin for one."
+    return "The quota table is for people with a role here." + who
 
 
 def submit_accepted(job_id: str) -> str:

@@ -27,8 +27,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import AFTER_AUTO_APPROVAL, ApprovalRequest, ApprovalStatus, ApprovalStore
-from bot.metastudio import CommitJobRequest, MetaStudioClient, OperationLogList, TrainingJob
+from bot.metastudio import (
+    CommitJobRequest,
+    MetaStudioClient,
+    MetaStudioError,
+    OperationLogList,
+    TrainingJob,
+)
 from bot.metastudio.errors import credentials_hint
+from bot.readiness import Readiness
 from bot.redis import StoreUnavailable
 from bot.slack import blocks, messages
 from bot.slack.blocks import ApprovalCard, OutgoingMessage
@@ -44,6 +51,8 @@ HELD = "held"
 # so no other process can take the lease and post the same reply meanwhile.
 LEASE_MS = 20_000
 LEASE_MARGIN_S = 1.0
+# How long a card update waits for the job's risks before it goes without them.
+READ_TIMEOUT = 3.0
 
 # The thread replies a status implies, in the order they happened.
 DUE_REPLIES: dict[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
@@ -92,7 +101,11 @@ def due_markers(request: ApprovalRequest) -> list[str]:
     return due
 
 
-def card_message(request: ApprovalRequest, *, note: str | None = None) -> OutgoingMessage:
+def card_message(
+    request: ApprovalRequest, *, note: str | None = None, readiness: Readiness | None = None
+) -> OutgoingMessage:
+    """The card of ``request``; ``readiness`` is the job's risks as just read (None when
+    MetaStudio did not answer: the card then says so)."""
     if note is None and request.held:
         note = messages.held_note(request.held)
     if note is None and request.decided_by is None and request.status in AFTER_AUTO_APPROVAL:
@@ -110,6 +123,7 @@ def card_message(request: ApprovalRequest, *, note: str | None = None) -> Outgoi
         reason=request.reason or request.submit_error or request.outcome,
         expires_at=request.expires_at if request.status == S.PENDING else None,
         note=note,
+        readiness=readiness,
     )
     return blocks.approval_card(card)
 
@@ -146,12 +160,14 @@ class Notifier:
         self._metastudio = metastudio
         self._lease_ms = lease_ms
 
-    async def post_card(self, request: ApprovalRequest) -> tuple[str, str]:
+    async def post_card(
+        self, request: ApprovalRequest, readiness: Readiness | None = None
+    ) -> tuple[str, str]:
         """Post the approval card of a request not stored yet; its (channel, ts)."""
         try:
             posted = await self._client.chat_postMessage(
                 channel=request.card_channel, unfurl_links=False, unfurl_media=False,
-                **card_message(request).as_kwargs(),
+                **card_message(request, readiness=readiness).as_kwargs(),
             )
         except SlackApiError as error:
             raise CardNotPosted(
@@ -171,12 +187,31 @@ class Notifier:
         except (SlackApiError, SlackClientError):
             log.warning("could not remove the card %s in %s of a request not stored", ts, channel)
 
-    async def update_card(self, request: ApprovalRequest, *, note: str | None = None) -> None:
+    async def update_card(
+        self, request: ApprovalRequest, *, note: str | None = None, job: TrainingJob | None = None
+    ) -> None:
         if request.card_ts is None:
             return
-        card = card_message(request, note=note)
+        card = card_message(request, note=note, readiness=await self._readiness(request, job))
         await self._client.chat_update(channel=request.card_channel, ts=request.card_ts,
                                        **card.as_kwargs())
+
+    async def _readiness(
+        self, request: ApprovalRequest, job: TrainingJob | None
+    ) -> Readiness | None:
+        """The job's risks for a card update: nothing of them is stored on the request, so
+        they are re-read (the caller's read when it has one). The trainings left only count
+        before the submit; a card being updated is past its first rendering, so they are
+        left out. None when MetaStudio does not answer within ``READ_TIMEOUT``."""
+        if job is None:
+            try:
+                async with asyncio.timeout(READ_TIMEOUT):
+                    job = await self._metastudio.show_job(request.job_id, request.app_user_id)
+            except (TimeoutError, MetaStudioError) as error:
+                log.warning("request %s: job not read for its card (%s)",
+                            request.id, type(error).__name__)
+                return None
+        return Readiness.of(job)
 
     async def reply(self, request: ApprovalRequest, message: OutgoingMessage) -> None:
         await self._client.chat_postMessage(
@@ -241,7 +276,7 @@ class Notifier:
             card, done = await self._approvals.shown(request_id, due)
             if card != current.render_key:
                 async with self._holding(lease):
-                    await self.update_card(current)
+                    await self.update_card(current, job=job)
                 await self._approvals.set_shown_render(request_id, current.render_key)
             seen = job if job is not None and str(job.state) == current.job_state else None
             for marker in due:

@@ -31,7 +31,7 @@ from bot.permissions import (
 )
 from bot.redis import StoreUnavailable
 from bot.slack import messages
-from bot.submissions import CardNotPosted, JobNotReady
+from bot.submissions import CardNotPosted, JobNotReady, NoRoleHeld, SubmitBlocked
 
 log = logging.getLogger("bot.slack")
 
@@ -78,6 +78,14 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
         return messages.job_not_found(job_id or "?")
     if isinstance(error, JobNotReady):
         return messages.job_not_submittable(error.job.job_id, state_words(error.job.state))
+    if isinstance(error, SubmitBlocked):
+        checks = error.readiness.failed_checks if error.assessment else ()
+        failed = [check.label for check in checks]
+        return messages.submit_blocked(
+            error.job.job_id, authorization=error.authorization, failed_checks=failed
+        )
+    if isinstance(error, NoRoleHeld):
+        return messages.no_role_held(error.admins)
     if isinstance(error, CredentialsRejected | CredentialsHeld):
         return messages.credentials_call_refused(error.kind, error.hint)
     if isinstance(error, APIError):

@@ -39,6 +39,6 @@ def register_listeners(
     replies = Replies(client, metrics)
     submit = SubmitReplies(submissions, client)
     form = SubmitForm(submissions, metastudio, submit, replies, require_approval=require_approval)
-    SlashCommand(admin, metastudio, submit, form, replies, metrics).register(app)
+    SlashCommand(admin, metastudio, submit, form, replies, metrics, submissions).register(app)
     form.register(app)
     ApprovalButtons(submissions, notifier, queue, replies, metrics).register(app)

@@ -25,6 +25,7 @@ from bot.slack.commands import (
     Grant,
     Help,
     ParseFailure,
+    Quota,
     Revoke,
     Roles,
     Status,
@@ -36,7 +37,7 @@ from bot.slack.commands import (
 from bot.slack.listeners.replying import Ack, Replies, Reply, principal_of
 from bot.slack.listeners.submit import SubmitReplies
 from bot.slack.listeners.submit_form import SubmitForm as SubmitFormListener
-from bot.submissions import SubmitIntent
+from bot.submissions import SubmissionService, SubmitIntent
 
 COMMAND = "/voice"
 
@@ -50,7 +51,9 @@ class SlashCommand:
         form: SubmitFormListener,
         replies: Replies,
         metrics: Metrics,
+        submissions: SubmissionService,
     ) -> None:
+        self._submissions = submissions
         self._admin = admin
         self._metastudio = metastudio
         self._submit = submit
@@ -125,7 +128,9 @@ class SlashCommand:
             await self._submit.submit(intent, parsed.dry_run, reply)
         elif isinstance(parsed, Status):
             job = await self._metastudio.show_job(parsed.job_id)
-            await reply(blocks.status_message(job))
+            await reply(blocks.status_message(job, await self._submissions.readiness(job)))
+        elif isinstance(parsed, Quota):
+            await reply(blocks.quotas_message(await self._submissions.training_quotas(principal)))
         elif isinstance(parsed, Roles):
             found = await self._admin.roles(principal, channel, parsed.user_id)
             if isinstance(found, RoleHolders):
