@@ -19,7 +19,9 @@ from bot.metastudio.models import (
     SystemAuditError,
     SystemAuditResult,
     TrainingJob,
+    TrainingQuotas,
 )
+from bot.readiness import Readiness
 from bot.slack import messages
 from bot.slack.blocks import (
     ACTION_APPROVE,
@@ -32,6 +34,7 @@ from bot.slack.blocks import (
     audit_message,
     dry_run_message,
     parse_approval_value,
+    quotas_message,
     review_failed_message,
     review_passed_message,
     roles_message,
@@ -628,3 +631,76 @@ def test_modal_submit_label_when_no_approval_is_needed() -> None:
 def test_channel_not_allowed_never_builds_markup_from_odd_ids() -> None:
     assert messages.channel_not_allowed("C0999", []) == "`/voice` can't be used in <#C0999>."
     assert "<#" not in messages.channel_not_allowed("<!here>", [])
+
+
+# -- the job's risks on the card ------------------------------------------------------------
+
+ALL_CHECKS = ("speed", "sound", "snr", "reverb", "dnsmos_ovrl", "dnsmos_bak")
+
+
+def assessed_job(suggestion: str, **changes: Any) -> TrainingJob:
+    entry = {"expected": "<=0.4 s & <@U123> *bold*", "actual": "9" * 300,
+             "suggestion": "建议" * 800, "suggestion_en": suggestion, "status": 1}
+    assess: dict[str, Any] = {name: entry for name in ALL_CHECKS}
+    assess["suggestion"] = suggestion
+    return job(assess_result=assess, job_type="ADVANCE", reject_times=12, **changes)
+
+
+@pytest.mark.parametrize("status", ["pending", "approved", "under_review"])
+def test_card_stays_valid_with_every_check_out_of_range_and_long_suggestions(
+    status: str,
+) -> None:
+    suggestion = "Record again somewhere quiet <!channel> `x` " * 200
+    quotas = TrainingQuotas.model_validate({"resource_available_nums": {"advance": 0}})
+    readiness = Readiness.of(assessed_job(suggestion), quotas)
+    long_request = CommitJobRequest(voice_name="v" * 64, description="d" * 512,
+                                    custom_text="t" * 512, tag="NEWS")
+    message = approval_card(card(status=status, readiness=readiness, request=long_request,
+                                 note="n" * 2000, reason="r" * 3000, decided_by="U1"))
+    assert_valid_message(message)
+    text = rendered(message)
+    assert "6 of 6 audio checks out of range" in text
+    assert "*no authorization letter*" in text
+    if status == "pending":
+        assert "*no ADVANCE trainings left*" in text
+    # MetaStudio's text never reaches mrkdwn: no broadcast, no mention, no formatting.
+    for block in message.blocks:
+        if block["type"] == "section" and "text" in block and "<!channel>" in block["text"]["text"]:
+            assert block["text"]["type"] == "plain_text"
+
+
+def test_status_with_every_check_out_of_range_stays_valid() -> None:
+    readiness = Readiness.of(assessed_job("x" * 5000, voice_authorization_url=""))
+    message = status_message(assessed_job("x" * 5000), readiness)
+    assert_valid_message(message)
+    assert "*no authorization letter*" in rendered(message)
+
+
+def test_a_card_whose_job_was_not_read_says_so() -> None:
+    message = approval_card(card(readiness=None))
+    assert_valid_message(message)
+    assert messages.readiness_unread() in rendered(message)
+
+
+def test_unknown_job_type_and_check_values_parse() -> None:
+    parsed = TrainingJob.model_validate({
+        "job_id": JOB, "state": "UPLOADING", "job_type": "NEWER_TYPE",
+        "assess_result": {"snr": {"status": 1}, "brand_new_check": {"status": 1}},
+    })
+    assert parsed.job_type is not None
+    assert parsed.job_type.value == "NEWER_TYPE"
+    readiness = Readiness.of(parsed, TrainingQuotas())
+    assert [c.name for c in readiness.failed_checks] == ["snr"]
+    assert readiness.quota_left is None
+    assert not readiness.no_quota
+    assert_valid_message(approval_card(card(readiness=readiness)))
+
+
+def test_quota_table_stays_valid_with_many_resources() -> None:
+    quotas = TrainingQuotas.model_validate({
+        "resource_available_nums": {"basic": 1, "middle": 0},
+        "resources": [{"resource_type": "BASIC", "resource_nums": 9, "expire_time": "x" * 100,
+                       "resource_available_nums": 1}] * 400,
+    })
+    assert_valid_message(quotas_message(quotas))
+    assert_valid_message(quotas_message(None))
