@@ -344,3 +344,38 @@ async def test_blocks_render_as_slack_shows_them_and_edits_and_ephemerals_follow
     await _act_as(page, DEMO_APPROVER.id)
     await page.get_by_text("only for").wait_for()
     assert await page.get_by_text("Only visible to you").count() == 1
+
+
+# The seeded jobs that show each thing the card marks, by voice name.
+CARD_DEMOS = {
+    "clean": "warm_female_cn_01",
+    "snr-reverb": "news_anchor_m_02",
+    "no-quota": "storyteller_f_03",
+    "no-letter": "live_host_f_04",
+    "rejected-twice": "teacher_m_05",
+}
+
+
+async def test_the_demo_cards_show_what_decides_the_review(stack: DevStack, page: Any) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.goto(f"{stack.url}/?as={DEMO_REQUESTER.id}")
+    await page.get_by_text("voicebot is connected").wait_for()
+    channel = page.locator("#messages")
+    expected = {
+        "clean": "Nothing MetaStudio reports stands in the way of review",
+        "snr-reverb": "Signal-to-noise ratio: 18.7 (expected >=35 dB)",
+        "no-quota": "no ADVANCE trainings left",
+        "no-letter": "no authorization letter",
+        "rejected-twice": "failed review 2 times before",
+    }
+    for index, (demo, voice_name) in enumerate(CARD_DEMOS.items()):
+        job = _job_named(stack, voice_name)
+        await page.fill("#composer-input", f"/voice submit {job} voice_name={voice_name}")
+        await page.press("#composer-input", "Enter")
+        await channel.locator(".msg .b-header").nth(index).wait_for()
+        card = next(m for m in stack.slack.messages(stack.options.channel) if job in m.text)
+        shown = channel.locator(f'.msg[data-ts="{card.ts}"]')
+        await shown.get_by_text(expected[demo]).first.wait_for()
+        await shown.scroll_into_view_if_needed()
+        await shown.screenshot(path=str(ARTIFACTS / f"playground-card-{demo}.png"))
+    await page.locator("#channel-pane").screenshot(path=str(ARTIFACTS / "playground-cards.png"))

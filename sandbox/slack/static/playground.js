@@ -228,7 +228,9 @@
   function textHtml(obj) {
     if (!obj) return "";
     if (typeof obj === "string") return plainHtml(obj);
-    return obj.type === "mrkdwn" ? mrkdwn(obj.text) : plainHtml(obj.text, obj.emoji);
+    // Slack breaks plain_text at its newlines, as it does mrkdwn.
+    if (obj.type !== "mrkdwn") return plainHtml(obj.text, obj.emoji).replace(/\n/g, "<br>");
+    return mrkdwn(obj.text);
   }
 
   function textNode(obj, tag = "div", cls = "mrkdwn") {
