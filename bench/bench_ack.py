@@ -188,6 +188,7 @@ def _serve_fakes(conn: Connection) -> None:
     # Remote services take no CPU from a deployed bot; on a small machine the fakes must yield.
     os.nice(19)
     slack = LocalSlack()
+    slack.add_channel(CHANNEL, "voice")  # the bot posts cards only where it was invited
     metastudio = LocalMetaStudio()
     with slack.serve(), ServerThread(metastudio.app) as ms:
         job = metastudio.seed_job(voice_name="bench")

@@ -15,12 +15,15 @@ import copy
 
 import pytest
 
+from bot.metastudio import JobState
+from bot.slack import modal
 from sandbox.metastudio import FaultConfig, LocalMetaStudio
 from sandbox.metastudio.assess import Quotas
 from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
     APPROVE,
     APPROVER,
+    CHANNEL,
     OUTSIDER,
     REQUESTER,
     WorkerProcess,
@@ -93,8 +96,6 @@ async def test_a_missing_authorization_letter_is_marked(
 async def test_earlier_rejections_are_counted(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
 ) -> None:
-    from bot.metastudio import JobState
-
     job = metastudio.seed_job(state=JobState.AUDIT_FAILED, reject_times_before=2)
     await grant_flow_roles(driver)
     card = block_text(await submit_job(driver, slack, job))
@@ -231,3 +232,27 @@ async def test_quota_table_for_anyone_with_a_role(
     refused = await say(driver, slack, "quota", user=OUTSIDER)
     assert "The quota table is for people with a role here" in refused
     assert "basic" not in refused
+
+
+@with_env(VOICEBOT_BLOCK_WITHOUT_AUTHORIZATION="true")
+async def test_the_form_shows_a_blocked_job_on_its_job_field(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
+) -> None:
+    await grant_flow_roles(driver)
+    unsigned = metastudio.seed_job(authorization=False, voice_name="narrator")
+    opened = await driver.slash_command("/voice", "submit", user=REQUESTER, channel=CHANNEL)
+    assert opened.acked
+    form = await slack.wait_for_async(
+        lambda: [v for v in slack.views if v.callback_id == modal.CALLBACK_ID]
+    )
+    submitted = await driver.view_submission(
+        REQUESTER, form[0].id,
+        {modal.BLOCK_JOB: {modal.ACTION_JOB: (unsigned, unsigned)},
+         "voice_name": {"voice_name": "v"}},
+    )
+    assert submitted.json is not None
+    assert submitted.json["response_action"] == "errors"
+    error = submitted.json["errors"][modal.BLOCK_JOB]
+    assert f"Job {unsigned} can't be requested yet" in error
+    assert "no authorization letter" in error
+    assert card_of(slack, unsigned) is None

@@ -29,7 +29,7 @@ from bot.slack import messages, modal
 from bot.slack.listeners.replying import Ack, Replies, body_principal, metadata
 from bot.slack.listeners.submit import SubmitReplies
 from bot.slack.replies import error_text
-from bot.submissions import JobNotReady, SubmissionService, SubmitIntent
+from bot.submissions import JobNotReady, SubmissionService, SubmitBlocked, SubmitIntent
 
 # The job picker must answer inside Slack's 3 s; MetaStudio gets what is left of it.
 OPTIONS_BUDGET = 2.0
@@ -140,7 +140,7 @@ class SubmitForm:
         answers within the budget; otherwise the background check reports it."""
         try:
             await asyncio.wait_for(self._submissions.check_job(intent), MODAL_CHECK_BUDGET)
-        except (JobNotFound, JobNotReady) as error:
+        except (JobNotFound, JobNotReady, SubmitBlocked) as error:
             return modal.plain_error(error_text(error, job_id=intent.job_id))
         except (TimeoutError, MetaStudioError):
             return None
