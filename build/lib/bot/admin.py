@@ -1,0 +1,83 @@
+"""The admin commands as a service: roles, grants, revocations and the audit trail, each
+checking the caller's permission itself.
+
+Knows nothing of Slack: it takes principals and ids and returns what the Slack edge renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bot.audit import AuditEvent, AuditLog
+from bot.permissions import Action, PermissionStore, Principal, Role
+from bot.redis import StoreUnavailable
+
+
+@dataclass(frozen=True)
+class UserRoles:
+    """The roles one user holds."""
+
+    user: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoleHolders:
+    """Everyone who holds a role, by role."""
+
+    members: Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What ``help`` tells a caller: the roles they hold (None when they could not be read)
+    and who can grant the others."""
+
+    roles: frozenset[str] | None
+    admins: tuple[str, ...]
+
+
+class AdminService:
+    def __init__(self, permissions: PermissionStore, audit: AuditLog) -> None:
+        self._permissions = permissions
+        self._audit = audit
+
+    async def standing(self, principal: Principal) -> Standing:
+        try:
+            roles = await self._permissions.roles(principal)
+            admins = await self._permissions.admins(principal.tenant)
+        except StoreUnavailable:
+            return Standing(None, ())
+        return Standing(frozenset(str(role) for role in roles), tuple(admins))
+
+    async def roles(
+        self, principal: Principal, channel_id: str, user_id: str | None
+    ) -> UserRoles | RoleHolders:
+        """Anyone may see their own roles (``user_id`` None or themselves); an admin may name
+        anyone, and an admin's bare ``roles`` lists every role's holders."""
+        if user_id is None or user_id == principal.user:
+            own = await self._permissions.roles(principal)
+            if user_id is not None or Role.admin not in own:
+                return UserRoles(principal.user, tuple(sorted(map(str, own))))
+        await self._permissions.require(principal, Action.manage, channel_id)
+        if user_id is not None:
+            roles = await self._permissions.roles(Principal(principal.tenant, user_id))
+            return UserRoles(user_id, tuple(sorted(map(str, roles))))
+        return RoleHolders({
+            str(role): await self._permissions.members(principal.tenant, role) for role in Role
+        })
+
+    async def grant(self, principal: Principal, channel_id: str, user_id: str, role: Role) -> bool:
+        """True if ``user_id`` did not hold ``role`` before (the store checks the admin)."""
+        return await self._permissions.grant(principal, user_id, role, channel_id=channel_id)
+
+    async def revoke(self, principal: Principal, channel_id: str, user_id: str, role: Role) -> bool:
+        """True if ``user_id`` held ``role`` (the store checks the admin)."""
+        return await self._permissions.revoke(principal, user_id, role, channel_id=channel_id)
+
+    async def audit_trail(
+        self, principal: Principal, channel_id: str, job_id: str | None, limit: int = 50
+    ) -> list[AuditEvent]:
+        await self._permissions.require(principal, Action.manage, channel_id)
+        return await self._audit.read(job_id=job_id, limit=limit)

@@ -1,0 +1,591 @@
+"""Block Kit builders: pure functions from view-models to an ``OutgoingMessage`` (fallback
+text + blocks).
+
+Every builder keeps Slack's limits: at most 50 blocks a message, 3,000 characters a section,
+10 fields a section; long lists are cut with a note saying how much was left out. All
+user-supplied text passes through ``messages.escape`` before it reaches mrkdwn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.metastudio.models import (
+    STATE_WORDS,
+    AuditResult,
+    CommitJobRequest,
+    JobState,
+    TrainingJob,
+    category_of,
+    state_words,
+)
+from bot.slack import messages
+from bot.slack.messages import code, escape, mention, truncate
+
+ACTION_APPROVE = "approval_approve"
+ACTION_REJECT = "approval_reject"
+BLOCK_APPROVAL_ACTIONS = "approval_actions"
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_VALUE = 2000
+MAX_FALLBACK_TEXT = 3000
+
+APPROVAL_STATUSES = frozenset(messages.APPROVAL_STATUS_WORDS)
+
+_STATUS_EMOJI: dict[str, str] = {
+    "pending": ":hourglass_flowing_sand:",
+    "approved": ":white_check_mark:",
+    "auto_approved": ":white_check_mark:",
+    "rejected": ":no_entry:",
+    "expired": ":alarm_clock:",
+    "submitting": ":arrows_counterclockwise:",
+    "submitted": ":inbox_tray:",
+    "under_review": ":mag:",
+    "submit_failed": ":x:",
+    "passed": ":tada:",
+    "failed": ":x:",
+    "succeeded": ":white_check_mark:",
+    "training_failed": ":x:",
+}
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """What ``chat.postMessage`` / ``chat.update`` / ``respond`` need: fallback text + blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+@dataclass(frozen=True)
+class ApprovalCard:
+    """The view-model of one approval request, as the approval card shows it."""
+
+    request_id: str
+    requester_id: str
+    job_id: str
+    request: CommitJobRequest
+    payload_hash: str
+    status: str = "pending"
+    job_name: str | None = None
+    job_state: str | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    expires_at: datetime | float | None = None
+    note: str | None = None
+
+
+# -- small pieces ------------------------------------------------------------------------
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def section(text: str, *, verbatim: bool = False) -> dict[str, Any]:
+    """``verbatim``: Slack leaves bare URLs and names in ``text`` alone (no auto-linking);
+    for sentences that carry user input, in code spans."""
+    text_object = _mrkdwn(truncate(text, MAX_SECTION_TEXT))
+    if verbatim:
+        text_object["verbatim"] = True
+    return {"type": "section", "text": text_object}
+
+
+def header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": _plain(truncate(text, MAX_HEADER_TEXT))}
+
+
+def context(*texts: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [_mrkdwn(truncate(t, MAX_SECTION_TEXT)) for t in texts[:10]],
+    }
+
+
+def fields_section(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "fields": [
+            _mrkdwn(truncate(f"*{label}*\n{value}", MAX_FIELD_TEXT)) for label, value in pairs[:10]
+        ],
+    }
+
+
+def _fallback(text: str) -> str:
+    return truncate(text, MAX_FALLBACK_TEXT)
+
+
+def pack_lines(
+    lines: Sequence[str], max_blocks: int, *, what: str = "entries"
+) -> list[dict[str, Any]]:
+    """Pack lines into as few sections as fit 3,000 characters each, using at most
+    ``max_blocks`` blocks; when they don't all fit, the last block says how many were left."""
+    blocks: list[dict[str, Any]] = []
+    current: list[str] = []
+    size = 0
+    for index, raw in enumerate(lines):
+        line = truncate(raw, MAX_SECTION_TEXT)
+        if current and size + 1 + len(line) > MAX_SECTION_TEXT:
+            if len(blocks) + 2 >= max_blocks:
+                blocks.append(section("\n".join(current)))
+                blocks.append(context(_omitted(len(lines) - index, what)))
+                return blocks
+            blocks.append(section("\n".join(current)))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + (1 if size else 0)
+    if current:
+        blocks.append(section("\n".join(current)))
+    return blocks
+
+
+def _omitted(count: int, what: str) -> str:
+    return f"…and {count} more {escape(what)} not shown."
+
+
+def slack_date(when: datetime | float | None) -> str | None:
+    """A ``<!date>`` token: Slack shows it in the reader's time zone, the fallback in UTC."""
+    if when is None:
+        return None
+    if isinstance(when, datetime):
+        moment = when if when.tzinfo else when.replace(tzinfo=UTC)
+    else:
+        seconds = float(when)
+        # MetaStudio's timestamps are milliseconds; ours are seconds.
+        if seconds > 1e11:
+            seconds /= 1000
+        try:
+            moment = datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return escape(str(when))
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _state_words(state: str | None) -> str:
+    if not state:
+        return "unknown"
+    try:
+        parsed = JobState(state)
+    except ValueError:
+        return code(state)
+    if not parsed.known:
+        # A state newer than the bot: its raw name is all there is to show.
+        return f"{code(parsed.value)} (not known to this bot)"
+    return f"{STATE_WORDS[parsed]} (`{parsed.value}`)"
+
+
+_FIELD_LABELS: dict[str, str] = {
+    "voice_name": "Voice name",
+    "sex": "Sex",
+    "language": "Language",
+    "tag": "Tag",
+    "phone": "Phone",
+    "app_user_id": "App user ID",
+    "output_language": "Output language",
+    "description": "Description",
+    "custom_text": "Audition text",
+}
+
+
+def request_fields(request: CommitJobRequest) -> list[tuple[str, str]]:
+    """The fields a submit will send, as (label, value as typed) pairs."""
+    body = request.body()
+    order = [k for k in _FIELD_LABELS if k in body] + [k for k in body if k not in _FIELD_LABELS]
+    return [(_FIELD_LABELS.get(k, k), body[k]) for k in order]
+
+
+def _as_typed(text: str) -> dict[str, Any]:
+    """User-supplied text exactly as typed: plain text is never formatted, linked or turned
+    into a mention, and ``emoji: false`` leaves ``:shortcodes:`` alone."""
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def typed_fields_section(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A two-column section of (label, value as typed) pairs."""
+    return {
+        "type": "section",
+        "fields": [
+            _as_typed(truncate(f"{label}\n{value}", MAX_FIELD_TEXT)) for label, value in pairs[:10]
+        ],
+    }
+
+
+def typed_section(label: str, value: str) -> dict[str, Any]:
+    return {"type": "section", "text": _as_typed(truncate(f"{label}\n{value}", MAX_SECTION_TEXT))}
+
+
+# -- approval card -----------------------------------------------------------------------
+
+
+def approval_button_value(request_id: str, payload_hash: str) -> str:
+    value = f"{request_id}:{payload_hash}"
+    if len(value) > MAX_BUTTON_VALUE:
+        raise ValueError(f"button value is longer than {MAX_BUTTON_VALUE} characters")
+    return value
+
+
+def parse_approval_value(value: str) -> tuple[str, str] | None:
+    """``(request_id, payload_hash)`` from an Approve/Reject button value, or None."""
+    request_id, sep, payload_hash = value.rpartition(":")
+    if not sep or not request_id or not payload_hash:
+        return None
+    return request_id, payload_hash
+
+
+def approval_decision_line(status: str, decided_by: str | None) -> str:
+    emoji = _STATUS_EMOJI.get(status, ":grey_question:")
+    line = f"{emoji} *{messages.approval_status(status)}*"
+    if decided_by and status in ("approved", "rejected"):
+        line += f" by {mention(decided_by)}"
+    elif decided_by:
+        # Later states keep the trail of who let the request through.
+        line += f" · approved by {mention(decided_by)}"
+    return line
+
+
+def _decision_context(status: str, decided_by: str | None, reason: str | None) -> dict[str, Any]:
+    """The decision line; a reason (an approver's words, or MetaStudio's) follows as typed."""
+    elements = [_mrkdwn(approval_decision_line(status, decided_by))]
+    if reason:
+        elements.append(_as_typed(truncate(reason, MAX_SECTION_TEXT)))
+    return {"type": "context", "elements": elements}
+
+
+def approval_card(card: ApprovalCard) -> OutgoingMessage:
+    job = code(card.job_id, 64)
+    name = code(card.job_name, 64) if card.job_name else "name unknown"
+    blocks: list[dict[str, Any]] = [
+        header("Voice training submit request"),
+        section(
+            f"{mention(card.requester_id)} asks to submit job {job} to MetaStudio.\n"
+            f"Job: {name}, {_state_words(card.job_state)}",
+            verbatim=True,
+        ),
+    ]
+    short = [(k, v) for k, v in request_fields(card.request) if len(v) <= 200]
+    long = [(k, v) for k, v in request_fields(card.request) if len(v) > 200]
+    if short:
+        blocks.append(typed_fields_section(short))
+    blocks += [typed_section(label, value) for label, value in long]
+    if not short and not long:
+        blocks.append(section("_No fields set: MetaStudio keeps the job's current values._"))
+    if card.note:
+        blocks.append(section(f":information_source: {escape(card.note)}"))
+    details = [f"Payload {code(card.payload_hash[:12])}", f"request {code(card.request_id)}"]
+    expires = slack_date(card.expires_at)
+    if expires and card.status == "pending":
+        details.append(f"expires {expires}")
+    blocks.append(context(" · ".join(details)))
+    if card.status == "pending":
+        blocks.append(_approval_actions(card))
+    blocks.append(_decision_context(card.status, card.decided_by, card.reason))
+    text = (
+        f"Submit request for job {escape(card.job_id)} from {mention(card.requester_id)}: "
+        f"{messages.approval_status(card.status)}"
+    )
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
+    value = approval_button_value(card.request_id, card.payload_hash)
+    voice = card.request.voice_name or card.job_name or card.job_id
+    confirm = {
+        "title": _plain("Submit to MetaStudio?"),
+        "text": _plain(
+            truncate(
+                f"Job {card.job_id} ({voice}) goes into review at MetaStudio. "
+                "This can't be undone.",
+                300,
+            )
+        ),
+        "confirm": _plain("Approve"),
+        "deny": _plain("Cancel"),
+    }
+    return {
+        "type": "actions",
+        "block_id": BLOCK_APPROVAL_ACTIONS,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ACTION_APPROVE,
+                "text": _plain("Approve"),
+                "style": "primary",
+                "value": value,
+                "confirm": confirm,
+            },
+            {
+                "type": "button",
+                "action_id": ACTION_REJECT,
+                "text": _plain("Reject"),
+                "style": "danger",
+                "value": value,
+            },
+        ],
+    }
+
+
+# -- job status and outcomes -------------------------------------------------------------
+
+
+def _job_title(job_id: str, voice_name: str | None) -> str:
+    name = f" *{escape(voice_name)}*" if voice_name else ""
+    return f"Job {code(job_id, 64)}{name}"
+
+
+def status_message(job: TrainingJob) -> OutgoingMessage:
+    category = str(category_of(job.state))
+    pairs: list[tuple[str, str]] = [
+        ("State", _state_words(job.state)),
+        ("Category", escape(category)),
+    ]
+    for label, value in (
+        ("Type", job.job_type),
+        ("Sex", job.sex),
+        ("Language", job.language),
+        ("Tag", job.tag),
+        ("App user ID", job.app_user_id),
+        ("Asset ID", job.asset_id),
+        ("Failure", _failure(job.job_failed_code, job.job_failed_reason) or None),
+    ):
+        if value:
+            pairs.append((label, escape(value) if label != "Failure" else value))
+    if job.reject_times:
+        pairs.append(("Rejected", f"{job.reject_times} time(s)"))
+    updated = slack_date(job.lastupdate_time)
+    if updated:
+        pairs.append(("Updated", updated))
+    blocks = [section(_job_title(job.job_id, job.voice_name)), fields_section(pairs)]
+    text = f"Job {escape(job.job_id)} is {escape(state_words(job.state))} ({escape(category)})"
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+def _failure(code_: str | None, reason: str | None) -> str:
+    parts = [code(code_)] if code_ else []
+    if reason:
+        parts.append(escape(reason))
+    return ": ".join(parts)
+
+
+def dry_run_message(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any] | str | bytes | None,
+) -> OutgoingMessage:
+    """The exact request a submit would send (credentials already redacted by the caller)."""
+    lines = [f"{method.upper()} {url}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body is not None:
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", errors="replace")
+        if not isinstance(body, str):
+            body = json.dumps(body, ensure_ascii=False, indent=2)
+        lines += ["", body]
+    # Triple backticks in the content would end the code block early.
+    raw = "\n".join(lines).replace("```", "'''")
+    shown = escape(raw)
+    room = MAX_SECTION_TEXT - 8
+    blocks = [section(messages.dry_run_intro())]
+    if len(shown) > room:
+        blocks.append(section("```" + truncate(shown, room) + "```"))
+        blocks.append(context(f"The request is {len(raw)} characters long; the rest is cut here."))
+    else:
+        blocks.append(section("```" + shown + "```"))
+    text = f"Dry run: {escape(method.upper())} {escape(url)} (nothing was sent)"
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+def review_passed_message(
+    job_id: str, voice_name: str | None, state: str | None = None
+) -> OutgoingMessage:
+    blocks = [
+        section(f":tada: {_job_title(job_id, voice_name)} passed review at MetaStudio."),
+        context(f"State: {_state_words(state)}. Training follows; I'll post when it finishes."),
+    ]
+    return OutgoingMessage(text=_fallback(f"Job {escape(job_id)} passed review"), blocks=blocks)
+
+
+def review_failed_message(
+    job_id: str,
+    voice_name: str | None,
+    audit: AuditResult | None,
+    *,
+    reason: str | None = None,
+    reject_times: int | None = None,
+) -> OutgoingMessage:
+    """Every system-review error (file, code, message) and the reviewer's message."""
+    blocks: list[dict[str, Any]] = [
+        section(f":x: {_job_title(job_id, voice_name)} did not pass review at MetaStudio.")
+    ]
+    admin = audit.admin_audit_result if audit else None
+    admin_message = (admin.message if admin else None) or reason
+    if admin_message:
+        quoted = "\n".join(f"> {line}" for line in escape(admin_message).splitlines())
+        blocks.append(section(f"*Reviewer's message*\n{quoted}"))
+    if admin and admin.attachment_url and admin.attachment_url.startswith(("https://", "http://")):
+        label = escape(admin.attachment_name or "attachment").replace("|", "/")
+        url = escape(admin.attachment_url).replace("|", "%7C")
+        blocks.append(section(f"*Reviewer's attachment*: <{url}|{label}>"))
+    errors = audit.system_audit_result.errors if audit and audit.system_audit_result else []
+    lines = []
+    for e in errors:
+        files = " / ".join(code(f) for f in (e.audio_name, e.text_name) if f) or "(no file named)"
+        said = escape(e.error_message or "no message")
+        lines.append(f"• {files}: {code(e.error_code or 'no code')} {said}")
+    if lines:
+        blocks.append(section(f"*Automatic review found {len(lines)} problem(s):*"))
+        budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1
+        blocks += pack_lines(lines, budget, what="problems")
+    if not admin_message and not lines:
+        blocks.append(section("MetaStudio gave no reason."))
+    again = f" (rejected {reject_times} time(s) so far)" if reject_times else ""
+    blocks.append(
+        context(
+            f"What to do: fix the files above, upload the data again, then "
+            f"`/voice submit {escape(job_id)}` again{again}."
+        )
+    )
+    text = _fallback(f"Job {escape(job_id)} did not pass review")
+    return OutgoingMessage(text=text, blocks=blocks)
+
+
+def submit_failed_message(
+    job_id: str,
+    error_code: str | None,
+    error_message: str | None,
+    hint: str | None,
+    *,
+    request_id: str | None = None,
+) -> OutgoingMessage:
+    """MetaStudio refused the submit: its code, its message, and what to do."""
+    blocks = [
+        section(f":x: Submitting job {code(job_id, 64)} failed."),
+        section(messages.metastudio_error(error_code, error_message, hint)),
+        context(
+            messages.submit_failed_todo()
+            + (f" MetaStudio request id {code(request_id)}." if request_id else "")
+        ),
+    ]
+    text = f"Submitting job {escape(job_id)} failed: {escape(error_code or 'error')}"
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+def training_outcome_message(job: TrainingJob) -> OutgoingMessage:
+    """The terminal outcome of a job: the asset on SUCCEED, the code and reason otherwise."""
+    title = _job_title(job.job_id, job.voice_name)
+    if job.state == JobState.SUCCEED:
+        asset = code(job.asset_id, 64) if job.asset_id else "not reported"
+        blocks = [
+            section(f":white_check_mark: {title} finished training."),
+            fields_section([("Asset ID", asset), ("State", _state_words(job.state))]),
+        ]
+        return OutgoingMessage(text=_fallback(f"Job {escape(job.job_id)} succeeded"), blocks=blocks)
+    why = _failure(job.job_failed_code, job.job_failed_reason) or "MetaStudio gave no reason."
+    blocks = [
+        section(f":x: {title} ended: {escape(state_words(job.state))}."),
+        section(f"*Reason*\n{why}"),
+    ]
+    text = f"Job {escape(job.job_id)} {escape(state_words(job.state))}"
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+# -- roles and audit ---------------------------------------------------------------------
+
+
+def roles_message(members: Mapping[str, Collection[str]]) -> OutgoingMessage:
+    """Who holds each role: ``{role: user ids}``."""
+    lines = []
+    for role, users in members.items():
+        who = messages.mentions(sorted(users)) if users else "_nobody_"
+        lines.append(f"*{escape(role)}*: {who}")
+    blocks = [section("*Roles*")] + (
+        pack_lines(lines, MAX_MESSAGE_BLOCKS - 1, what="roles")
+        if lines
+        else [section("_No roles granted._")]
+    )
+    return OutgoingMessage(text="Roles", blocks=blocks)
+
+
+def user_roles_message(user_id: str, roles: Collection[str]) -> OutgoingMessage:
+    if roles:
+        text = f"{mention(user_id)} has: " + ", ".join(f"*{escape(r)}*" for r in sorted(roles))
+    else:
+        text = messages.no_roles(user_id)
+    return OutgoingMessage(text=_fallback(text), blocks=[section(text)])
+
+
+def _get(event: object, name: str) -> Any:
+    if isinstance(event, Mapping):
+        return event.get(name)
+    return getattr(event, name, None)
+
+
+def _audit_line(event: object) -> str:
+    ts = _get(event, "ts")
+    when: str | None
+    if isinstance(ts, datetime | int | float):
+        when = slack_date(ts)
+    elif isinstance(ts, str) and ts:
+        try:
+            when = slack_date(float(ts.split("-")[0]))
+        except ValueError:
+            when = escape(ts)
+    else:
+        when = None
+    parts = [when or "?"]
+    actor = _get(event, "actor")
+    parts.append(mention(str(actor)) if actor else "system")
+    parts.append(f"*{escape(str(_get(event, 'action') or 'event'))}*")
+    job_id = _get(event, "job_id")
+    if job_id:
+        parts.append(code(str(job_id), 64))
+    payload_hash = _get(event, "payload_hash")
+    if payload_hash:
+        parts.append(f"payload {code(str(payload_hash)[:12])}")
+    detail = _get(event, "detail")
+    if detail:
+        parts.append(escape(truncate(str(detail), 300)))
+    return " · ".join(parts)
+
+
+def audit_message(events: Sequence[object], *, job_id: str | None = None) -> OutgoingMessage:
+    """An audit trail, newest last. Events are mappings or objects with ts, actor, action,
+    job_id, payload_hash and detail."""
+    scope = f" for job {code(job_id, 64)}" if job_id else ""
+    blocks: list[dict[str, Any]] = [section(f"*Audit trail{scope}* ({len(events)} events)")]
+    if events:
+        blocks += pack_lines(
+            [_audit_line(e) for e in events], MAX_MESSAGE_BLOCKS - 1, what="events"
+        )
+    else:
+        blocks.append(section("_No events recorded._"))
+    text = f"Audit trail{' for job ' + escape(job_id) if job_id else ''}: {len(events)} events"
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+def quoting(sentence: str, typed: str | None, fallback: str) -> OutgoingMessage:
+    """A sentence followed by someone's words exactly as they typed them."""
+    out = [section(sentence)]
+    if typed:
+        out.append({"type": "section", "text": _as_typed(truncate(typed, MAX_SECTION_TEXT))})
+    return OutgoingMessage(text=_fallback(fallback), blocks=out)
+
+
+def text_message(text: str) -> OutgoingMessage:
+    """A single-section message from any of the sentences in ``messages``."""
+    return OutgoingMessage(text=_fallback(text), blocks=[section(text)])

@@ -1,0 +1,44 @@
+"""The Bolt listeners, one module per surface: ``slash`` (``/voice``), ``submit_form`` (the
+submit form and its job picker), ``approval`` (the Approve and Reject buttons and the reject
+form). Each acks first (Slack allows 3 s), parses, calls a service and renders; every
+failure becomes a sentence through ``replying.Replies.guard``.
+"""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.admin import AdminService
+from bot.metastudio import MetaStudioClient
+from bot.metrics import Metrics
+from bot.queue import Enqueuer
+from bot.slack.listeners.approval import ApprovalButtons
+from bot.slack.listeners.replying import Replies
+from bot.slack.listeners.slash import SlashCommand
+from bot.slack.listeners.submit import SubmitReplies
+from bot.slack.listeners.submit_form import SubmitForm
+from bot.slack.notify import Notifier
+from bot.submissions import SubmissionService
+
+__all__ = ["register_listeners"]
+
+
+def register_listeners(
+    app: AsyncApp,
+    *,
+    client: AsyncWebClient,
+    submissions: SubmissionService,
+    admin: AdminService,
+    metastudio: MetaStudioClient,
+    notifier: Notifier,
+    queue: Enqueuer,
+    metrics: Metrics,
+    require_approval: bool,
+) -> None:
+    replies = Replies(client, metrics)
+    submit = SubmitReplies(submissions, client)
+    form = SubmitForm(submissions, metastudio, submit, replies, require_approval=require_approval)
+    SlashCommand(admin, metastudio, submit, form, replies, metrics).register(app)
+    form.register(app)
+    ApprovalButtons(submissions, notifier, queue, replies, metrics).register(app)

@@ -1,0 +1,169 @@
+"""The approval buttons and the reject form: one atomic decision per request, then the card
+and the thread brought up to date (or left to the worker when Slack fails).
+
+A click that decides nothing (already decided, expired, a stale card, another workspace or
+channel, one's own request) is told why, privately.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.approvals import ApprovalRequest, Decision, DecisionOutcome
+from bot.metrics import Metrics
+from bot.permissions import Principal
+from bot.queue import Enqueuer
+from bot.slack import blocks, messages, modal
+from bot.slack.listeners.replying import (
+    Ack,
+    Replies,
+    body_channel,
+    body_principal,
+    metadata,
+)
+from bot.slack.notify import Notifier, NotifyBusy
+from bot.submissions import SubmissionService
+
+log = logging.getLogger("bot.slack")
+
+
+def refusal_text(
+    outcome: DecisionOutcome, request_id: str, request: ApprovalRequest | None
+) -> str:
+    """Why a click decided nothing."""
+    if outcome == DecisionOutcome.EXPIRED:
+        return messages.request_expired(request_id)
+    if outcome == DecisionOutcome.SELF_APPROVAL:
+        return messages.self_approval_refused()
+    if outcome == DecisionOutcome.HASH_MISMATCH:
+        return messages.payload_changed()
+    if outcome == DecisionOutcome.WRONG_WORKSPACE:
+        return messages.wrong_workspace()
+    if outcome == DecisionOutcome.WRONG_CHANNEL:
+        return messages.wrong_channel(request.card_channel if request is not None else None)
+    if outcome == DecisionOutcome.ALREADY_DECIDED and request is not None:
+        return messages.already_decided(str(request.status), request.decided_by)
+    return messages.request_not_found(request_id)
+
+
+class ApprovalButtons:
+    def __init__(
+        self,
+        submissions: SubmissionService,
+        notifier: Notifier,
+        queue: Enqueuer,
+        replies: Replies,
+        metrics: Metrics,
+    ) -> None:
+        self._submissions = submissions
+        self._notifier = notifier
+        self._queue = queue
+        self._replies = replies
+        self._metrics = metrics
+
+    def register(self, app: AsyncApp) -> None:
+        app.action(blocks.ACTION_APPROVE)(self.on_approve)
+        app.action(blocks.ACTION_REJECT)(self.on_reject)
+        app.view(modal.REJECT_CALLBACK_ID)(self.on_reject_form)
+
+    async def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        await self._decide(body, body_channel(body), str(action.get("value", "")),
+                           approve=True, reason=None)
+
+    async def on_reject(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """Open the reject form, once the clicker may decide the request from here."""
+        await ack()
+        principal = body_principal(body)
+        channel = body_channel(body)
+        reply = self._replies.ephemeral_to(channel, principal.user)
+        parsed = blocks.parse_approval_value(str(action.get("value", "")))
+        if parsed is None:
+            await reply(blocks.text_message(messages.payload_changed()))
+            return
+
+        async def open_form() -> None:
+            refused = await self._submissions.may_decide(principal, channel, parsed[0])
+            if refused is not None:
+                await reply(blocks.text_message(refusal_text(refused, parsed[0], None)))
+                return
+            # The form's submission is checked against this: who opened it, for which
+            # request, from which channel and workspace.
+            meta = json.dumps({"value": action.get("value"), "channel": channel,
+                               "user": principal.user, "tenant": principal.tenant})
+            await client.views_open(trigger_id=body["trigger_id"],
+                                    view=modal.reject_modal(private_metadata=meta))
+
+        await self._replies.guard(reply, open_form(), channel=channel)
+
+    async def on_reject_form(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        meta = metadata(view.get("private_metadata"))
+        channel = str(meta.get("channel") or "")
+        try:
+            principal = body_principal(body)
+        except ValueError:
+            return
+        if (meta.get("user"), meta.get("tenant")) != (principal.user, principal.tenant):
+            # Not the form this user opened: decide nothing, and say so.
+            log.warning("reject form from %s does not match its metadata", principal.user)
+            await self._replies.ephemeral(channel, principal.user, messages.payload_changed())
+            return
+        reason = modal.reject_reason(view.get("state", {}).get("values", {}))
+        await self._decide(body, channel, str(meta.get("value", "")), approve=False,
+                           reason=reason)
+
+    async def _decide(
+        self,
+        body: dict[str, Any],
+        channel: str,
+        value: str,
+        *,
+        approve: bool,
+        reason: str | None,
+    ) -> None:
+        principal = body_principal(body)
+        reply = self._replies.ephemeral_to(channel, principal.user)
+        parsed = blocks.parse_approval_value(value)
+        if parsed is None:
+            await reply(blocks.text_message(messages.payload_changed()))
+            return
+        request_id, payload_hash = parsed
+
+        async def decide() -> None:
+            decision = await self._submissions.decide(
+                principal, channel, request_id, payload_hash, approve=approve, reason=reason
+            )
+            self._metrics.decisions.labels(str(decision.outcome)).inc()
+            await self._after_decision(decision, request_id, principal, channel)
+
+        await self._replies.guard(reply, decide(), channel=channel)
+
+    async def _after_decision(
+        self, decision: Decision, request_id: str, principal: Principal, channel: str
+    ) -> None:
+        request = decision.request
+        if decision.decided and request is not None:
+            await self._flush_or_defer(request)
+            return
+        if decision.outcome == DecisionOutcome.EXPIRED and request is not None:
+            await self._flush_or_defer(request)
+        text = refusal_text(decision.outcome, request_id, request)
+        await self._replies.ephemeral(channel, principal.user, text)
+
+    async def _flush_or_defer(self, request: ApprovalRequest) -> None:
+        """Update the card and post the decision now; if Slack fails, the worker retries."""
+        try:
+            await self._notifier.flush(request)
+        except NotifyBusy:
+            log.debug("request %s: another process is posting for it", request.id)
+        except Exception:  # any Slack or Redis failure: the worker posts it later
+            log.warning("request %s: Slack update failed, left to the worker", request.id)
+            await self._queue.enqueue_tracking(request.id)
