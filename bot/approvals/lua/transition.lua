@@ -21,13 +21,7 @@ if not allowed(h.status, to) then
   return false
 end
 move(KEYS[1], KEYS[2], h, to, now)
-for name, value in pairs(cjson.decode(ARGV[7])) do
-  if value == cjson.null then
-    redis.call('HDEL', KEYS[1], C(name))
-  else
-    redis.call('HSET', KEYS[1], C(name), value)
-  end
-end
+set_fields(KEYS[1], ARGV[7])
 keep(KEYS[1], h, now, RETENTION)
 if action ~= '' then
   audit(event(h, actor, action, detail))
