@@ -139,7 +139,6 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         signing_secret=settings.secret("slack_signing_secret"),
         process_before_response=False,
     )
-    app.use(Deliveries(services.redis, settings.redis_prefix).middleware())
     register_listeners(
         app,
         client=services.slack,
@@ -149,6 +148,7 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         notifier=services.notifier,
         queue=services.queue,
         metrics=services.metrics,
+        deliveries=Deliveries(services.redis, settings.redis_prefix),
         require_approval=settings.require_approval,
     )
     return app

@@ -73,6 +73,8 @@ class ApprovalButtons:
 
     async def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        if not await self._replies.first_of(body):
+            return
         await self._decide(body, body_channel(body), str(action.get("value", "")),
                            approve=True, reason=None)
 
@@ -81,6 +83,8 @@ class ApprovalButtons:
     ) -> None:
         """Open the reject form, once the clicker may decide the request from here."""
         await ack()
+        if not await self._replies.first_of(body):
+            return
         principal = body_principal(body)
         channel = body_channel(body)
         reply = self._replies.ephemeral_to(channel, principal.user)
@@ -105,6 +109,8 @@ class ApprovalButtons:
 
     async def on_reject_form(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
+        if not await self._replies.first_of(body):
+            return
         meta = metadata(view.get("private_metadata"))
         channel = str(meta.get("channel") or "")
         try:
