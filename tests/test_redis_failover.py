@@ -57,8 +57,12 @@ NOT_CONFIRMED = "couldn't confirm your decision"
 
 
 @pytest.fixture
-def sentinels(tmp_path: Path) -> Iterator[SentinelGroup]:
-    group = SentinelGroup.start(tmp_path / "redis")
+def sentinels(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SentinelGroup]:
+    """The group; a test marked ``with_passwords`` gets data nodes and sentinels that ask
+    for a password."""
+    passwords: dict[str, str] = getattr(request, "param", {})
+    group = SentinelGroup.start(tmp_path / "redis", password=passwords.get("password"),
+                                sentinel_password=passwords.get("sentinel_password"))
     yield group
     group.stop()
 
@@ -300,3 +304,34 @@ async def test_a_decision_no_replica_confirms_is_not_shown_as_approved(
     await replies_with(slack, card, "passed review", within=30)
     assert posts_for(metastudio, job) == 1
     assert processes.running(), processes.report()
+
+
+@pytest.mark.parametrize(
+    "sentinels",
+    [{"password": "data-node-password", "sentinel_password": "sentinel-password"}],
+    indirect=True, ids=["passwords"],
+)
+async def test_with_passwords_a_failover_is_followed_and_the_job_submitted_once(
+    start_processes: Callable[[], Awaitable[Processes]],
+    sentinels: SentinelGroup,
+    store: ApprovalStore,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+) -> None:
+    """REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD reach every client: the web app's, the
+    queue's and the worker's, before and after the failover."""
+    processes, driver = await started(start_processes, slack)
+    job = metastudio.seed_job(voice_name="narrator")
+    card = await opened(driver, slack, store, job)
+
+    sentinels.primary.kill()
+    await wait_until(sentinels.failed_over, within=FAILOVER_DEADLINE, interval=0.2)
+    await wait_until(lambda: ready(processes.web_url), within=FAILOVER_DEADLINE, interval=0.2)
+    await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
+    await replies_with(slack, card, "passed review", within=30)
+    await nothing_more_happens()
+    assert posts_for(metastudio, job) == 1
+    assert processes.running(), processes.report()
+    for log in processes.logs:
+        assert "data-node-password" not in log.read_text()
+        assert "sentinel-password" not in log.read_text()
