@@ -325,6 +325,10 @@ class LocalMetaStudio:
         """Whether the gateway has locked ``access_key`` for repeated failures right now."""
         return self._gateway.locked(access_key)
 
+    def lift_lock(self, access_key: str) -> None:
+        """End ``access_key``'s lockout now (tests stand in for the window running out)."""
+        self._gateway.lift_lock(access_key)
+
     def commit_count(self, job_id: str) -> int:
         """How many commits were applied to the job (failed or rejected ones do not count)."""
         return self.store.commit_count(job_id)
