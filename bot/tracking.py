@@ -13,7 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
+from bot.approvals import (
+    STEP_DONE_STATUSES,
+    ApprovalRequest,
+    ApprovalStatus,
+    ApprovalStore,
+)
+from bot.backoff import backoff
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     APIError,
@@ -38,9 +44,6 @@ log = logging.getLogger("bot.tracking")
 
 S = ApprovalStatus
 
-# Statuses whose step is done: nothing more to ask MetaStudio.
-FINISHED = frozenset({S.PENDING, S.REJECTED, S.EXPIRED, S.SUBMIT_FAILED, S.FAILED,
-                      S.SUCCEEDED, S.TRAINING_FAILED})
 # Errors worth waiting out: the next step tries again after a backoff.
 TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown)
 # MetaStudio refused the bot's credentials: nothing is sent until they work again (see
@@ -84,8 +87,7 @@ class PollPolicy:
         return base * rng.uniform(0.9, 1.0)
 
     def fault_delay(self, consecutive: int, rng: random.Random) -> float:
-        ceiling = min(self.cap, self.interval * (2 ** min(consecutive, 16)))
-        return rng.uniform(ceiling / 2, ceiling)
+        return backoff(consecutive, base=self.interval, cap=self.cap, draw=rng.random)
 
 
 def _failure_text(error: APIError) -> str:
@@ -128,7 +130,7 @@ class Tracker:
     async def step(self, request_id: str, *, faults: int = 0) -> Step:
         """Advance the request; ``faults`` counts the consecutive faulted steps before it."""
         request = await self._approvals.get(request_id)
-        if request is None or request.status in FINISHED:
+        if request is None or request.status in STEP_DONE_STATUSES:
             return Step(request)
         try:
             return await self._advance(request)
@@ -183,7 +185,9 @@ class Tracker:
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
             landed = self._landed(request, job)
             if landed is True:
-                confirmed = await self._submitted(request, job, "confirmed by reading the job")
+                confirmed = await self._submitted(
+                    request, str(job.state), "confirmed by reading the job"
+                )
                 return await self._review_step(confirmed, job)
             settling = self._settling(request)
             if settling > 0:
@@ -216,7 +220,7 @@ class Tracker:
                 job = await self._metastudio.show_job(request.job_id, request.app_user_id)
                 if self._landed(request, job) is True:
                     confirmed = await self._submitted(
-                        request, job, "confirmed by reading the job"
+                        request, str(job.state), "confirmed by reading the job"
                     )
                     return await self._review_step(confirmed, job)
             return Step(await self._submit_failed(request, _failure_text(refusal), refusal.hint))
@@ -226,12 +230,9 @@ class Tracker:
             # A definite refusal: nothing of ours landed (a resumed submit checked first).
             return Step(await self._submit_failed(request, _failure_text(error), error.hint))
         state = result.job.state if result.job else JobState.SYSTEM_AUDITING
-        detail = "confirmed by reading the job" if result.verified_by_read else None
-        moved = await self._approvals.transition(
-            request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(state), held=None, submit_sent_at=None,
-        )
-        return await self._review_step(moved or await self._reload(request), result.job)
+        detail = "confirmed by reading the job" if result.verified_by_read else ""
+        submitted = await self._submitted(request, str(state), detail)
+        return await self._review_step(submitted, result.job)
 
     async def _commit(self, request: ApprovalRequest) -> CommitResult:
         """``commit_job``, with the time of each POST kept on the request until its outcome
@@ -282,11 +283,13 @@ class Tracker:
         return self._policy.review_delay(self._rng, unchanged_for)
 
     async def _submitted(
-        self, request: ApprovalRequest, job: TrainingJob, detail: str
+        self, request: ApprovalRequest, job_state: str, detail: str
     ) -> ApprovalRequest:
+        """The request moved to ``submitted`` (or as it now is, if another step won);
+        ``detail`` says how the submit is known to have landed ("" for a plain 200)."""
         moved = await self._approvals.transition(
             request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail, job_state=str(job.state), held=None, submit_sent_at=None,
+            audit_detail=detail or None, job_state=job_state, held=None, submit_sent_at=None,
         )
         return moved or await self._reload(request)
 

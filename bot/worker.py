@@ -21,7 +21,9 @@ import logging
 import random
 import signal
 import time
+from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from arq import Retry, cron
 from arq.worker import Worker, func
@@ -30,6 +32,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import Services, open_services
+from bot.backoff import backoff
 from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
@@ -59,66 +62,82 @@ RECONNECT_BASE = 0.5
 RECONNECT_CAP = 5.0
 
 
-def _metrics(ctx: dict[str, Any]) -> WorkerMetrics:
-    metrics: WorkerMetrics = ctx["metrics"]
-    return metrics
+@dataclass
+class WorkerState:
+    """What one worker process keeps between jobs: arq hands every job the same ``ctx``, and
+    ``startup`` puts this in it, under ``state``."""
+
+    settings: Settings
+    services: Services
+    metrics: WorkerMetrics
+    tracker: Tracker
+    sweep: ReviewSweep
+    # Consecutive faults per request (and per sweep), which their backoff grows with.
+    faults: dict[str, int] = field(default_factory=dict)
+    notify_faults: dict[str, int] = field(default_factory=dict)
+    metrics_server: WSGIServer | None = None
 
 
-def _services(ctx: dict[str, Any]) -> Services:
-    services: Services = ctx["services"]
-    return services
+def _state(ctx: dict[str, Any]) -> WorkerState:
+    state = ctx.get("state")
+    if not isinstance(state, WorkerState):
+        raise RuntimeError("the worker's state is missing: its startup did not run")
+    return state
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    if "services" in ctx:
+    if "state" in ctx:
         # A Worker started after a Redis outage: the process's services (their Redis clients
         # reconnect by themselves), metrics and step state carry on.
-        await _services(ctx).queue.enqueue_sweep()
+        await _state(ctx).services.queue.enqueue_sweep()
         log.info("worker ready again (queue %s)", settings.queue_name)
         return
     services = await open_services(settings)
-    ctx["services"] = services
     metrics = WorkerMetrics()
     metrics.watch_credentials(services.credentials)
-    ctx["metrics"] = metrics
+    state = WorkerState(
+        settings=settings,
+        services=services,
+        metrics=metrics,
+        sweep=ReviewSweep(services.approvals, services.metastudio),
+        tracker=Tracker(
+            services.approvals,
+            services.metastudio,
+            PollPolicy(
+                interval=settings.poll_interval,
+                cap=settings.poll_max_interval,
+                training_interval=settings.poll_max_interval,
+            ),
+            review_sweep=True,
+            submit_settle=settings.submit_settle,
+        ),
+    )
+    ctx["state"] = state
     # Started by an operator, perhaps after fixing the clock or the account: held calls
     # get one probe now rather than at the next probe time.
     await services.credentials.probe_soon()
     if settings.worker_metrics_port is not None:
-        server, _ = start_http_server(settings.worker_metrics_port, registry=metrics.registry)
-        ctx["metrics_server"] = server
-    ctx["sweep"] = ReviewSweep(services.approvals, services.metastudio)
-    ctx["tracker"] = Tracker(
-        services.approvals,
-        services.metastudio,
-        PollPolicy(
-            interval=settings.poll_interval,
-            cap=settings.poll_max_interval,
-            training_interval=settings.poll_max_interval,
-        ),
-        review_sweep=True,
-        submit_settle=settings.submit_settle,
-    )
-    ctx["faults"] = {}
-    ctx["notify_faults"] = {}
+        state.metrics_server, _ = start_http_server(
+            settings.worker_metrics_port, registry=metrics.registry
+        )
     await services.queue.enqueue_sweep()
     log.info("worker ready (queue %s)", settings.queue_name)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    server = ctx.get("metrics_server")
-    if server is not None:
-        server.shutdown()
-    services = ctx.get("services")
-    if services is not None:
-        await services.aclose()
+    state = ctx.get("state")
+    if not isinstance(state, WorkerState):
+        return
+    if state.metrics_server is not None:
+        state.metrics_server.shutdown()
+    await state.services.aclose()
 
 
 def _backoff(counts: dict[str, int], request_id: str, base: float, cap: float) -> float:
     count = counts.get(request_id, 0) + 1
     counts[request_id] = count
-    return float(min(cap, base * 2 ** min(count, 10)) * random.uniform(0.5, 1.0))
+    return backoff(count, base=base, cap=cap)
 
 
 async def track_request(ctx: dict[str, Any], request_id: str) -> str:
@@ -127,36 +146,34 @@ async def track_request(ctx: dict[str, Any], request_id: str) -> str:
     Every failure reschedules rather than ends the job: a job that ends while its request
     is still active would leave the request to the once-a-minute ``resume_active``.
     """
-    settings: Settings = ctx["settings"]
-    faults: dict[str, int] = ctx["faults"]
-    notify_faults: dict[str, int] = ctx["notify_faults"]
+    state = _state(ctx)
+    settings = state.settings
     base = min(1.0, settings.poll_interval)
     try:
         async with asyncio.timeout(settings.job_timeout * STEP_SHARE_OF_TIMEOUT):
-            return await _track(ctx, request_id)
+            return await _track(state, request_id)
     except Retry:
         raise
     except NotifyBusy:
         raise Retry(defer=BUSY_RETRY * random.uniform(0.5, 1.0)) from None
     except (SlackApiError, SlackClientError, StoreUnavailable, RedisError, MetaStudioError,
             OSError, TimeoutError) as error:
-        _metrics(ctx).retries.labels(error=type(error).__name__).inc()
-        delay = _backoff(notify_faults, request_id, base, NOTIFY_RETRY_CAP)
+        state.metrics.retries.labels(error=type(error).__name__).inc()
+        delay = _backoff(state.notify_faults, request_id, base, NOTIFY_RETRY_CAP)
         log.warning("request %s: %s; retry in %.1fs", request_id, type(error).__name__, delay)
         raise Retry(defer=delay) from None
     except Exception as error:
-        _metrics(ctx).retries.labels(error=type(error).__name__).inc()
-        delay = _backoff(faults, request_id, base, settings.poll_max_interval)
+        state.metrics.retries.labels(error=type(error).__name__).inc()
+        delay = _backoff(state.faults, request_id, base, settings.poll_max_interval)
         log.exception("request %s: unexpected error; retry in %.1fs", request_id, delay)
         raise Retry(defer=delay) from None
 
 
-async def _track(ctx: dict[str, Any], request_id: str) -> str:
-    services = _services(ctx)
-    tracker: Tracker = ctx["tracker"]
-    faults: dict[str, int] = ctx["faults"]
-    step = await tracker.step(request_id, faults=faults.get(request_id, 0))
-    metrics = _metrics(ctx)
+async def _track(state: WorkerState, request_id: str) -> str:
+    services = state.services
+    faults = state.faults
+    step = await state.tracker.step(request_id, faults=faults.get(request_id, 0))
+    metrics = state.metrics
     outcome = "fault" if step.fault else str(step.request.status) if step.request else "missing"
     metrics.steps.labels(status=outcome).inc()
     if step.fault is not None:
@@ -167,7 +184,7 @@ async def _track(ctx: dict[str, Any], request_id: str) -> str:
         await services.approvals.forget_active(request_id)
         return "missing"
     metrics.replies.inc(await services.notifier.flush(step.request, step.job))
-    ctx["notify_faults"].pop(request_id, None)
+    state.notify_faults.pop(request_id, None)
     if step.next_poll is not None:
         raise Retry(defer=step.next_poll)
     faults.pop(request_id, None)
@@ -183,10 +200,8 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
     ``VOICEBOT_POLL_MAX_INTERVAL``: each reads its job and is watched again if the review
     still runs, so no outcome waits on the list call coming back.
     """
-    services = _services(ctx)
-    settings: Settings = ctx["settings"]
-    sweep: ReviewSweep = ctx["sweep"]
-    metrics = _metrics(ctx)
+    state = _state(ctx)
+    services, settings, sweep, metrics = state.services, state.settings, state.sweep, state.metrics
     # The credentials gauge follows the shared breaker even while no call is made.
     await services.credentials.refresh()
     try:
@@ -217,11 +232,11 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
             await services.queue.enqueue_tracking(request_id)
     except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
         metrics.sweeps.labels(result="failed").inc()
-        faults: dict[str, int] = ctx["faults"]
-        delay = _backoff(faults, SWEEP_FUNCTION, settings.poll_interval, settings.poll_max_interval)
+        delay = _backoff(state.faults, SWEEP_FUNCTION, settings.poll_interval,
+                         settings.poll_max_interval)
         log.warning("review sweep: %s; retry in %.1fs", type(error).__name__, delay)
         raise Retry(defer=delay) from None
-    ctx["faults"].pop(SWEEP_FUNCTION, None)
+    state.faults.pop(SWEEP_FUNCTION, None)
     raise Retry(defer=sweep_period(settings.poll_interval) * random.uniform(0.95, 1.0))
 
 
@@ -234,7 +249,7 @@ def sweep_period(poll_interval: float) -> float:
 
 async def expire_requests(ctx: dict[str, Any]) -> int:
     """Expire pending requests past their deadline; the tracking job posts the news."""
-    services = _services(ctx)
+    services = _state(ctx).services
     expired = await services.approvals.expire_due(limit=500)
     for request in expired:
         await services.queue.enqueue_tracking(request.id)
@@ -246,7 +261,7 @@ async def resume_active(ctx: dict[str, Any]) -> int:
     those). arq refuses a second job with the same id, so this only revives requests whose
     job was lost (an enqueue that failed after the click, a job that expired or ended on a
     bug); returns how many it revived."""
-    services = _services(ctx)
+    services = _state(ctx).services
     await services.queue.enqueue_sweep()
     revived = 0
     for request_id in await services.approvals.active_ids():
@@ -304,8 +319,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
 def reconnect_delay(failures: int) -> float:
     """Seconds before the next Worker after ``failures`` Worker ends in a row; jittered so
     that many worker processes do not all knock at once when Redis comes back."""
-    delay = min(RECONNECT_CAP, RECONNECT_BASE * 2 ** min(failures - 1, 10))
-    return float(delay * random.uniform(0.5, 1.0))
+    return backoff(failures - 1, base=RECONNECT_BASE, cap=RECONNECT_CAP)
 
 
 class WorkerSupervisor:

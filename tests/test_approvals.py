@@ -21,6 +21,7 @@ from bot.approvals import (
     ApprovalStatus,
     ApprovalStore,
     DecisionOutcome,
+    allowed,
     payload_hash,
 )
 from bot.audit import AuditLog
@@ -653,6 +654,47 @@ async def test_transition_graph_is_enforced_for_every_pair(store: ApprovalStore)
             assert after.version == request.version + (1 if legal else 0)
             checked += 1
     assert checked == len(S) * (len(S) - 2)
+
+
+async def test_every_script_that_moves_a_request_checks_the_graph(
+    store: ApprovalStore, clock: Clock
+) -> None:
+    """decide (approve, reject), expire and claim_submit move a request only along the graph,
+    from every status; a refusal changes nothing."""
+    moves = 0
+    for source in S:
+        for approve, target in ((True, S.APPROVED), (False, S.REJECTED)):
+            request = await drive_to(store, source)
+            decision = await store.decide(
+                request.id, payload_hash=request.payload_hash, actor="U_BOSS",
+                tenant="T1", channel="C_APPROVALS", approve=approve, reason=None,
+            )
+            after = await store.get(request.id)
+            assert after is not None
+            if allowed(source, target):
+                assert decision.outcome == DecisionOutcome(str(target)), (source, target)
+                assert after.status is target
+                moves += 1
+            else:
+                assert not decision.decided, (source, target)
+                assert (after.status, after.version) == (source, request.version)
+
+        request = await drive_to(store, source)
+        clock.now = request.expires_at + 1
+        expired = [r.id for r in await store.expire_due(limit=1000)]
+        after = await store.get(request.id)
+        assert after is not None
+        assert (request.id in expired) == allowed(source, S.EXPIRED), source
+        assert after.status is (S.EXPIRED if allowed(source, S.EXPIRED) else source)
+        moves += allowed(source, S.EXPIRED)
+        clock.now = request.created_at
+
+        request = await drive_to(store, source)
+        claimed = await store.claim_submit(request.id)
+        assert (claimed is not None) == allowed(source, S.SUBMITTING), source
+        moves += claimed is not None
+    # pending -> approved, rejected, expired; approved and auto_approved -> submitting
+    assert moves == 5
 
 
 async def test_transition_refuses_decisions_unknown_fields_and_wrong_expectations(

@@ -27,7 +27,7 @@ from bot.slack.blocks import (
     APPROVAL_STATUSES,
     BLOCK_APPROVAL_ACTIONS,
     ApprovalCard,
-    Message,
+    OutgoingMessage,
     approval_card,
     audit_message,
     dry_run_message,
@@ -58,7 +58,7 @@ JOB = "26f06524-4f75-4b3a-a853-b649a21aaf66"
 HOSTILE = "<!channel> & <@U999> <https://evil.example|click>"
 
 
-def assert_valid_message(message: Message) -> None:
+def assert_valid_message(message: OutgoingMessage) -> None:
     assert message.text
     assert len(message.text) <= 40_000
     assert 0 < len(message.blocks) <= 50
@@ -78,7 +78,7 @@ def assert_valid_modal(view: dict[str, Any]) -> None:
     assert len(view["submit"]["text"]) <= 24
 
 
-def rendered(message: Message) -> str:
+def rendered(message: OutgoingMessage) -> str:
     return json.dumps(message.blocks, ensure_ascii=False) + message.text
 
 
@@ -173,7 +173,7 @@ def test_card_escapes_every_user_supplied_text() -> None:
     assert "<!channel>" not in message.text
 
 
-def text_objects(message: Message) -> list[dict[str, Any]]:
+def text_objects(message: OutgoingMessage) -> list[dict[str, Any]]:
     """Every text object of a message's blocks (section text and fields, context elements)."""
     found: list[dict[str, Any]] = []
     for block in message.blocks:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from bot.backoff import backoff
 from bot.metastudio.errors import MetaStudioError, ServerError, Throttled, TransportError
 
 T = TypeVar("T")
@@ -53,10 +54,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay after the ``attempt``-th failure (0-based)."""
-        ceiling = min(self.cap, self.base * float(2**attempt))
-        if self.jitter == "full":
-            return self.random() * ceiling
-        return ceiling
+        return backoff(attempt, base=self.base, cap=self.cap, jitter=self.jitter,
+                       draw=self.random)
 
     def delay(self, attempt: int, error: MetaStudioError) -> float | None:
         """Seconds to wait before the next try, or None when no further try should be made."""

@@ -3,7 +3,7 @@
 The modules re-exported here are pure (no I/O), so they are safe on the 3-second ack path.
 """
 
-from bot.slack.blocks import ApprovalCard, Message
+from bot.slack.blocks import ApprovalCard, OutgoingMessage
 from bot.slack.commands import (
     ROLE_NAMES,
     Audit,
@@ -27,7 +27,7 @@ __all__ = [
     "Command",
     "Grant",
     "Help",
-    "Message",
+    "OutgoingMessage",
     "ParseFailure",
     "Problem",
     "Revoke",

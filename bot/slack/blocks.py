@@ -1,4 +1,5 @@
-"""Block Kit builders: pure functions from view-models to a ``Message`` (fallback text + blocks).
+"""Block Kit builders: pure functions from view-models to an ``OutgoingMessage`` (fallback
+text + blocks).
 
 Every builder keeps Slack's limits: at most 50 blocks a message, 3,000 characters a section,
 10 fields a section; long lists are cut with a note saying how much was left out. All
@@ -56,7 +57,7 @@ _STATUS_EMOJI: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Message:
+class OutgoingMessage:
     """What ``chat.postMessage`` / ``chat.update`` / ``respond`` need: fallback text + blocks."""
 
     text: str
@@ -265,7 +266,7 @@ def _decision_context(status: str, decided_by: str | None, reason: str | None) -
     return {"type": "context", "elements": elements}
 
 
-def approval_card(card: ApprovalCard) -> Message:
+def approval_card(card: ApprovalCard) -> OutgoingMessage:
     job = code(card.job_id, 64)
     name = code(card.job_name, 64) if card.job_name else "name unknown"
     blocks: list[dict[str, Any]] = [
@@ -297,7 +298,7 @@ def approval_card(card: ApprovalCard) -> Message:
         f"Submit request for job {escape(card.job_id)} from {mention(card.requester_id)}: "
         f"{messages.approval_status(card.status)}"
     )
-    return Message(text=_fallback(text), blocks=blocks)
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
 def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
@@ -346,7 +347,7 @@ def _job_title(job_id: str, voice_name: str | None) -> str:
     return f"Job {code(job_id, 64)}{name}"
 
 
-def status_message(job: TrainingJob) -> Message:
+def status_message(job: TrainingJob) -> OutgoingMessage:
     category = str(category_of(job.state))
     pairs: list[tuple[str, str]] = [
         ("State", _state_words(job.state)),
@@ -370,7 +371,7 @@ def status_message(job: TrainingJob) -> Message:
         pairs.append(("Updated", updated))
     blocks = [section(_job_title(job.job_id, job.voice_name)), fields_section(pairs)]
     text = f"Job {escape(job.job_id)} is {escape(state_words(job.state))} ({escape(category)})"
-    return Message(text=_fallback(text), blocks=blocks)
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
 def _failure(code_: str | None, reason: str | None) -> str:
@@ -385,7 +386,7 @@ def dry_run_message(
     url: str,
     headers: Mapping[str, str],
     body: Mapping[str, Any] | str | bytes | None,
-) -> Message:
+) -> OutgoingMessage:
     """The exact request a submit would send (credentials already redacted by the caller)."""
     lines = [f"{method.upper()} {url}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -406,15 +407,17 @@ def dry_run_message(
     else:
         blocks.append(section("```" + shown + "```"))
     text = f"Dry run: {escape(method.upper())} {escape(url)} (nothing was sent)"
-    return Message(text=_fallback(text), blocks=blocks)
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
-def review_passed_message(job_id: str, voice_name: str | None, state: str | None = None) -> Message:
+def review_passed_message(
+    job_id: str, voice_name: str | None, state: str | None = None
+) -> OutgoingMessage:
     blocks = [
         section(f":tada: {_job_title(job_id, voice_name)} passed review at MetaStudio."),
         context(f"State: {_state_words(state)}. Training follows; I'll post when it finishes."),
     ]
-    return Message(text=_fallback(f"Job {escape(job_id)} passed review"), blocks=blocks)
+    return OutgoingMessage(text=_fallback(f"Job {escape(job_id)} passed review"), blocks=blocks)
 
 
 def review_failed_message(
@@ -424,7 +427,7 @@ def review_failed_message(
     *,
     reason: str | None = None,
     reject_times: int | None = None,
-) -> Message:
+) -> OutgoingMessage:
     """Every system-review error (file, code, message) and the reviewer's message."""
     blocks: list[dict[str, Any]] = [
         section(f":x: {_job_title(job_id, voice_name)} did not pass review at MetaStudio.")
@@ -457,7 +460,8 @@ def review_failed_message(
             f"`/voice submit {escape(job_id)}` again{again}."
         )
     )
-    return Message(text=_fallback(f"Job {escape(job_id)} did not pass review"), blocks=blocks)
+    text = _fallback(f"Job {escape(job_id)} did not pass review")
+    return OutgoingMessage(text=text, blocks=blocks)
 
 
 def submit_failed_message(
@@ -467,7 +471,7 @@ def submit_failed_message(
     hint: str | None,
     *,
     request_id: str | None = None,
-) -> Message:
+) -> OutgoingMessage:
     """MetaStudio refused the submit: its code, its message, and what to do."""
     blocks = [
         section(f":x: Submitting job {code(job_id, 64)} failed."),
@@ -478,10 +482,10 @@ def submit_failed_message(
         ),
     ]
     text = f"Submitting job {escape(job_id)} failed: {escape(error_code or 'error')}"
-    return Message(text=_fallback(text), blocks=blocks)
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
-def training_outcome_message(job: TrainingJob) -> Message:
+def training_outcome_message(job: TrainingJob) -> OutgoingMessage:
     """The terminal outcome of a job: the asset on SUCCEED, the code and reason otherwise."""
     title = _job_title(job.job_id, job.voice_name)
     if job.state == JobState.SUCCEED:
@@ -490,20 +494,20 @@ def training_outcome_message(job: TrainingJob) -> Message:
             section(f":white_check_mark: {title} finished training."),
             fields_section([("Asset ID", asset), ("State", _state_words(job.state))]),
         ]
-        return Message(text=_fallback(f"Job {escape(job.job_id)} succeeded"), blocks=blocks)
+        return OutgoingMessage(text=_fallback(f"Job {escape(job.job_id)} succeeded"), blocks=blocks)
     why = _failure(job.job_failed_code, job.job_failed_reason) or "MetaStudio gave no reason."
     blocks = [
         section(f":x: {title} ended: {escape(state_words(job.state))}."),
         section(f"*Reason*\n{why}"),
     ]
     text = f"Job {escape(job.job_id)} {escape(state_words(job.state))}"
-    return Message(text=_fallback(text), blocks=blocks)
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
 # -- roles and audit ---------------------------------------------------------------------
 
 
-def roles_message(members: Mapping[str, Collection[str]]) -> Message:
+def roles_message(members: Mapping[str, Collection[str]]) -> OutgoingMessage:
     """Who holds each role: ``{role: user ids}``."""
     lines = []
     for role, users in members.items():
@@ -514,15 +518,15 @@ def roles_message(members: Mapping[str, Collection[str]]) -> Message:
         if lines
         else [section("_No roles granted._")]
     )
-    return Message(text="Roles", blocks=blocks)
+    return OutgoingMessage(text="Roles", blocks=blocks)
 
 
-def user_roles_message(user_id: str, roles: Collection[str]) -> Message:
+def user_roles_message(user_id: str, roles: Collection[str]) -> OutgoingMessage:
     if roles:
         text = f"{mention(user_id)} has: " + ", ".join(f"*{escape(r)}*" for r in sorted(roles))
     else:
         text = messages.no_roles(user_id)
-    return Message(text=_fallback(text), blocks=[section(text)])
+    return OutgoingMessage(text=_fallback(text), blocks=[section(text)])
 
 
 def _get(event: object, name: str) -> Any:
@@ -559,7 +563,7 @@ def _audit_line(event: object) -> str:
     return " · ".join(parts)
 
 
-def audit_message(events: Sequence[object], *, job_id: str | None = None) -> Message:
+def audit_message(events: Sequence[object], *, job_id: str | None = None) -> OutgoingMessage:
     """An audit trail, newest last. Events are mappings or objects with ts, actor, action,
     job_id, payload_hash and detail."""
     scope = f" for job {code(job_id, 64)}" if job_id else ""
@@ -571,17 +575,17 @@ def audit_message(events: Sequence[object], *, job_id: str | None = None) -> Mes
     else:
         blocks.append(section("_No events recorded._"))
     text = f"Audit trail{' for job ' + escape(job_id) if job_id else ''}: {len(events)} events"
-    return Message(text=_fallback(text), blocks=blocks)
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
-def quoting(sentence: str, typed: str | None, fallback: str) -> Message:
+def quoting(sentence: str, typed: str | None, fallback: str) -> OutgoingMessage:
     """A sentence followed by someone's words exactly as they typed them."""
     out = [section(sentence)]
     if typed:
         out.append({"type": "section", "text": _as_typed(truncate(typed, MAX_SECTION_TEXT))})
-    return Message(text=_fallback(fallback), blocks=out)
+    return OutgoingMessage(text=_fallback(fallback), blocks=out)
 
 
-def text_message(text: str) -> Message:
+def text_message(text: str) -> OutgoingMessage:
     """A single-section message from any of the sentences in ``messages``."""
-    return Message(text=_fallback(text), blocks=[section(text)])
+    return OutgoingMessage(text=_fallback(text), blocks=[section(text)])

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.approvals import ApprovalRequest, ApprovalStatus, ApprovalStore
+from bot.approvals import AFTER_AUTO_APPROVAL, ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.metastudio import CommitJobRequest, MetaStudioClient, OperationLogList, TrainingJob
 from bot.metastudio.errors import credentials_hint
 from bot.redis import StoreUnavailable
 from bot.slack import blocks, messages
-from bot.slack.blocks import ApprovalCard, Message
+from bot.slack.blocks import ApprovalCard, OutgoingMessage
 from bot.submissions import CardNotPosted
 
 log = logging.getLogger("bot.slack.notify")
@@ -56,12 +56,6 @@ DUE_REPLIES: dict[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
     S.SUBMIT_FAILED: (S.SUBMIT_FAILED,),
     S.EXPIRED: (S.EXPIRED,),
 }
-
-# Statuses reached without anyone's click only when approval was switched off.
-_AFTER_APPROVAL = frozenset(
-    {S.AUTO_APPROVED, S.SUBMITTING, S.SUBMITTED, S.SUBMIT_FAILED, S.UNDER_REVIEW, S.PASSED,
-     S.FAILED, S.SUCCEEDED, S.TRAINING_FAILED}
-)
 
 
 @dataclass(slots=True)
@@ -98,10 +92,10 @@ def due_markers(request: ApprovalRequest) -> list[str]:
     return due
 
 
-def card_message(request: ApprovalRequest, *, note: str | None = None) -> Message:
+def card_message(request: ApprovalRequest, *, note: str | None = None) -> OutgoingMessage:
     if note is None and request.held:
         note = messages.held_note(request.held)
-    if note is None and request.decided_by is None and request.status in _AFTER_APPROVAL:
+    if note is None and request.decided_by is None and request.status in AFTER_AUTO_APPROVAL:
         note = messages.auto_approved()
     card = ApprovalCard(
         request_id=request.id,
@@ -120,14 +114,14 @@ def card_message(request: ApprovalRequest, *, note: str | None = None) -> Messag
     return blocks.approval_card(card)
 
 
-def addressed(message: Message, user_id: str) -> Message:
+def addressed(message: OutgoingMessage, user_id: str) -> OutgoingMessage:
     """The same message, its first section starting with a mention of ``user_id``."""
     out = copy.deepcopy(message.blocks)
     for block in out:
         if block.get("type") == "section" and isinstance(block.get("text"), dict):
             block["text"]["text"] = f"{messages.mention(user_id)} {block['text']['text']}"
             break
-    return Message(text=f"{messages.mention(user_id)} {message.text}", blocks=out)
+    return OutgoingMessage(text=f"{messages.mention(user_id)} {message.text}", blocks=out)
 
 
 def _admin_reason(logs: OperationLogList) -> str | None:
@@ -184,7 +178,7 @@ class Notifier:
         await self._client.chat_update(channel=request.card_channel, ts=request.card_ts,
                                        **card.as_kwargs())
 
-    async def reply(self, request: ApprovalRequest, message: Message) -> None:
+    async def reply(self, request: ApprovalRequest, message: OutgoingMessage) -> None:
         await self._client.chat_postMessage(
             channel=request.card_channel,
             thread_ts=request.card_ts,
@@ -266,7 +260,7 @@ class Notifier:
 
     async def _message_for(
         self, request: ApprovalRequest, marker: str, job: TrainingJob | None
-    ) -> Message:
+    ) -> OutgoingMessage:
         if marker == DECISION:
             return decision_reply(request)
         if marker == HELD:
@@ -278,7 +272,7 @@ class Notifier:
 
     async def _reply_for(
         self, request: ApprovalRequest, status: ApprovalStatus, job: TrainingJob | None
-    ) -> Message:
+    ) -> OutgoingMessage:
         name = request.body.get("voice_name")
         if status == S.SUBMITTED:
             return blocks.text_message(messages.submit_accepted(request.job_id))
@@ -305,7 +299,7 @@ class Notifier:
         return blocks.text_message(messages.request_expired(request.id))
 
 
-def decision_reply(request: ApprovalRequest) -> Message:
+def decision_reply(request: ApprovalRequest) -> OutgoingMessage:
     """The thread reply for an approve or reject click."""
     decider = request.decided_by or "?"
     if request.status == S.REJECTED:

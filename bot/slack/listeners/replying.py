@@ -17,13 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.metrics import Metrics
 from bot.permissions import PermissionDenied, Principal
 from bot.slack import blocks
-from bot.slack.blocks import Message
+from bot.slack.blocks import OutgoingMessage
 from bot.slack.replies import error_text
 
 log = logging.getLogger("bot.slack")
 
 Ack = Callable[..., Awaitable[None]]
-Reply = Callable[[Message], Awaitable[None]]
+Reply = Callable[[OutgoingMessage], Awaitable[None]]
 
 # Acks share the event loop with the work that follows them. Capping that work keeps a burst
 # of commands from pushing acks past Slack's 3 s (the backlog drains right after), and it is
@@ -90,7 +90,7 @@ class Replies:
         """A reply through the response_url (``respond``); where Slack refuses it (expired,
         used up, or none given), as an ephemeral message."""
 
-        async def reply(message: Message) -> None:
+        async def reply(message: OutgoingMessage) -> None:
             try:
                 answer = await respond(response_type="ephemeral", **message.as_kwargs())
                 status = getattr(answer, "status_code", 200)
@@ -106,7 +106,7 @@ class Replies:
         return reply
 
     def ephemeral_to(self, channel: str, user: str) -> Reply:
-        async def reply(message: Message) -> None:
+        async def reply(message: OutgoingMessage) -> None:
             await self.ephemeral(channel, user, message.text)
 
         return reply
