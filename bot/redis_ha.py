@@ -13,7 +13,7 @@ The database number always comes from ``REDIS_URL``; with Sentinel its host is i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,8 +66,9 @@ class RedisTarget:
     url: str
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str | None = None
-    password: str | None = None
-    sentinel_password: str | None = None
+    # Never in a repr: a target may end up in a log line or a traceback.
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisTarget:

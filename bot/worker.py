@@ -36,7 +36,7 @@ from bot.backoff import backoff
 from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
-from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable
+from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable, redis_unavailable
 from bot.redis_ha import RedisTarget
 from bot.review_sweep import ReviewSweep
 from bot.settings import Settings
@@ -387,7 +387,7 @@ class WorkerSupervisor:
         finally:
             self.worker = None
         error = None if main.cancelled() else main.exception()
-        redis_down = isinstance(error, UNAVAILABLE_ERRORS)
+        redis_down = redis_unavailable(error)
         await close_worker(worker, redis_up=not redis_down)
         if error is not None and not redis_down:
             raise error
