@@ -33,7 +33,7 @@ from bot.redis import (
     Parser,
     connect,
 )
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 
 
 def _secret(settings: Settings, field: str) -> str | None:
@@ -84,6 +84,12 @@ class RedisTarget:
     def uses_sentinel(self) -> bool:
         return bool(self.sentinels)
 
+    def _master(self) -> str:
+        # Settings refuse sentinels without a master name; this guards any other caller.
+        if self.master is None:
+            raise ConfigError("missing setting REDIS_SENTINEL_MASTER")
+        return self.master
+
     @property
     def db(self) -> int:
         path = urlsplit(self.url).path.strip("/")
@@ -132,9 +138,8 @@ class RedisTarget:
                 health_check_interval=HEALTH_CHECK_INTERVAL, parser_class=Parser,
             )
             return client
-        assert self.master is not None
         primary: Redis = self._sentinel().master_for(
-            self.master, redis_class=Redis, decode_responses=True, **self._primary_kwargs()
+            self._master(), redis_class=Redis, decode_responses=True, **self._primary_kwargs()
         )
         return primary
 
@@ -143,9 +148,8 @@ class RedisTarget:
         away). ``ride_out_blips``: the worker's, as ``bot.queue.redis_settings``."""
         extra = _blip_retry() if ride_out_blips else {}
         if self.uses_sentinel:
-            assert self.master is not None
             pool: ArqRedis = self._sentinel().master_for(
-                self.master, redis_class=ArqRedis, **self._primary_kwargs(), **extra
+                self._master(), redis_class=ArqRedis, **self._primary_kwargs(), **extra
             )
             pool.default_queue_name = queue_name
             return pool
