@@ -31,7 +31,6 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.app import Services, open_services
 from bot.backoff import backoff
 from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
@@ -39,6 +38,7 @@ from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
 from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable, redis_unavailable
 from bot.redis_ha import RedisTarget
 from bot.review_sweep import ReviewSweep
+from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
 from bot.tracking import PollPolicy, Tracker
