@@ -27,7 +27,6 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         admin=AdminService(services.permissions, services.audit),
         metastudio=services.metastudio,
         notifier=services.notifier,
-        queue=services.queue,
         metrics=services.metrics,
         deliveries=Deliveries(services.redis, settings.redis_prefix),
         require_approval=settings.require_approval,

@@ -12,7 +12,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.admin import AdminService
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
-from bot.queue import Enqueuer
 from bot.slack.deliveries import Deliveries
 from bot.slack.listeners.approval import ApprovalButtons
 from bot.slack.listeners.replying import Replies
@@ -33,7 +32,6 @@ def register_listeners(
     admin: AdminService,
     metastudio: MetaStudioClient,
     notifier: Notifier,
-    queue: Enqueuer,
     metrics: Metrics,
     deliveries: Deliveries,
     require_approval: bool,
@@ -43,4 +41,4 @@ def register_listeners(
     form = SubmitForm(submissions, metastudio, submit, replies, require_approval=require_approval)
     SlashCommand(admin, metastudio, submit, form, replies, metrics).register(app)
     form.register(app)
-    ApprovalButtons(submissions, notifier, queue, replies, metrics).register(app)
+    ApprovalButtons(submissions, notifier, replies, metrics).register(app)

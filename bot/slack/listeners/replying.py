@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
 from bot.permissions import PermissionDenied, Principal
-from bot.slack import blocks
+from bot.slack import blocks, messages
 from bot.slack.blocks import OutgoingMessage
 from bot.slack.deliveries import Deliveries
 from bot.slack.replies import error_text
@@ -111,6 +111,12 @@ class Replies:
             await self.ephemeral(channel, user, message.text)
 
         return reply
+
+    async def unknown_caller(self, body: Mapping[str, Any], channel: str) -> None:
+        """A payload naming no workspace: say so to its user, if it names one."""
+        user = str((body.get("user") or {}).get("id") or "")
+        if user:
+            await self.ephemeral(channel, user, messages.unknown_caller())
 
     def ephemeral_to(self, channel: str, user: str) -> Reply:
         async def reply(message: OutgoingMessage) -> None:
