@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from bot.settings import ConfigError, Needs, Settings, load_settings, require
 
 
-def _configure_logging(verbose: bool) -> None:
+def configure_logging(verbose: bool) -> None:
+    """Log lines with time, level and logger; the chattiest libraries only from WARNING."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, command in COMMANDS.items():
         sub.add_parser(name, help=command.help)
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -34,6 +34,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from bot import lua
 from bot.audit import LUA_AUDIT_APPEND, AuditAction, AuditEvent, AuditLog
 from bot.redis import Keys, StoreUnavailable, unavailable_on_redis_errors
 
@@ -139,76 +140,12 @@ class AccessCheck:
         )
 
 
-_LUA_IS_ADMIN = """
-local function actor_is_admin(admins_key, actor, actor_is_bootstrap)
-  return actor_is_bootstrap == '1' or redis.call('SISMEMBER', admins_key, actor) == 1
-end
-"""
-
-# KEYS: roles, admins, channels. ARGV: guarded, channel id.
-_LUA_CHECK = """
-local roles = redis.call('SMEMBERS', KEYS[1])
-local admins = redis.call('SMEMBERS', KEYS[2])
-local blocked = 0
-local allowed_channels = {}
-if ARGV[1] == '1' and redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 0 then
-  allowed_channels = redis.call('SMEMBERS', KEYS[3])
-  if #allowed_channels > 0 then blocked = 1 end
-end
-return {roles, admins, blocked, allowed_channels}
-"""
-
-# KEYS: target roles, admins, role members, audit...
-# ARGV: actor, actor is bootstrap, target, role, target is bootstrap admin, audit...
-_LUA_GRANT = LUA_AUDIT_APPEND + _LUA_IS_ADMIN + """
-if not actor_is_admin(KEYS[2], ARGV[1], ARGV[2]) then
-  return {'denied', redis.call('SMEMBERS', KEYS[2])}
-end
-if ARGV[5] == '1' then
-  return {'ok', 0}
-end
-local changed = redis.call('SADD', KEYS[1], ARGV[4]) + redis.call('SADD', KEYS[3], ARGV[3])
-if changed > 0 then
-  audit_append(4, 6)
-end
-return {'ok', changed}
-"""
-
-# KEYS: target roles, admins, role members, audit...
-# ARGV: actor, actor is bootstrap, target, role, target is bootstrap admin,
-#       any bootstrap admin configured, audit...
-_LUA_REVOKE = LUA_AUDIT_APPEND + _LUA_IS_ADMIN + """
-if not actor_is_admin(KEYS[2], ARGV[1], ARGV[2]) then
-  return {'denied', redis.call('SMEMBERS', KEYS[2])}
-end
-if ARGV[5] == '1' then
-  return {'bootstrap'}
-end
-if ARGV[4] == 'admin' and ARGV[6] ~= '1'
-    and redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1
-    and redis.call('SCARD', KEYS[2]) <= 1 then
-  return {'last_admin'}
-end
-local changed = redis.call('SREM', KEYS[1], ARGV[4]) + redis.call('SREM', KEYS[3], ARGV[3])
-if changed > 0 then
-  audit_append(4, 7)
-end
-return {'ok', changed}
-"""
-
-# KEYS: admins, channels, audit...  ARGV: actor, actor is bootstrap, n, channel x n, audit...
-_LUA_SET_CHANNELS = LUA_AUDIT_APPEND + _LUA_IS_ADMIN + """
-if not actor_is_admin(KEYS[1], ARGV[1], ARGV[2]) then
-  return {'denied', redis.call('SMEMBERS', KEYS[1])}
-end
-local n = tonumber(ARGV[3])
-redis.call('DEL', KEYS[2])
-for i = 1, n do
-  redis.call('SADD', KEYS[2], ARGV[3 + i])
-end
-audit_append(3, 4 + n)
-return {'ok', 1}
-"""
+def _script(name: str) -> str:
+    """A permission script (``bot/lua``); the auditing ones get the audit writer and the admin
+    check in front."""
+    if name == "permission_check":
+        return lua.source(lua.__name__, name)
+    return LUA_AUDIT_APPEND + lua.source(lua.__name__, "is_admin") + lua.source(lua.__name__, name)
 
 
 _ROLE_NAMES = frozenset(role.value for role in Role)
@@ -237,10 +174,10 @@ class PermissionStore:
         self.bootstrap_admins: tuple[str, ...] = tuple(dict.fromkeys(bootstrap_admins))
         self._bootstrap = frozenset(self.bootstrap_admins)
         self.audit = audit or AuditLog(redis, prefix)
-        self._check = redis.register_script(_LUA_CHECK)
-        self._grant = redis.register_script(_LUA_GRANT)
-        self._revoke = redis.register_script(_LUA_REVOKE)
-        self._set_channels = redis.register_script(_LUA_SET_CHANNELS)
+        self._check = redis.register_script(_script("permission_check"))
+        self._grant = redis.register_script(_script("grant"))
+        self._revoke = redis.register_script(_script("revoke"))
+        self._set_channels = redis.register_script(_script("set_channels"))
 
     # Key names
 

@@ -31,14 +31,14 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.app import Services, open_services
 from bot.backoff import backoff
 from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
-from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable
+from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable, redis_unavailable
 from bot.redis_ha import RedisTarget
 from bot.review_sweep import ReviewSweep
+from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
 from bot.tracking import PollPolicy, Tracker
@@ -294,8 +294,10 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
             cron(expire_requests, name=f"{prefix}expire_requests",
                  second=set(range(0, 60, expiry_period(settings.approval_ttl))),
                  run_at_startup=True, timeout=settings.job_timeout),
-            # Every minute, and at startup (which is when a lost job is most likely).
-            cron(resume_active, name=f"{prefix}resume_active", second={0},
+            # Every VOICEBOT_RESUME_INTERVAL (a minute), and at startup (which is when a lost
+            # job is most likely).
+            cron(resume_active, name=f"{prefix}resume_active",
+                 second=set(range(0, 60, settings.resume_interval)),
                  run_at_startup=True, timeout=settings.job_timeout),
         ],
         "queue_name": settings.queue_name,
@@ -387,7 +389,7 @@ class WorkerSupervisor:
         finally:
             self.worker = None
         error = None if main.cancelled() else main.exception()
-        redis_down = isinstance(error, UNAVAILABLE_ERRORS)
+        redis_down = redis_unavailable(error)
         await close_worker(worker, redis_up=not redis_down)
         if error is not None and not redis_down:
             raise error

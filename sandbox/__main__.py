@@ -8,9 +8,9 @@ credentials set, it says what to run instead and starts nothing.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from bot.__main__ import configure_logging
 from bot.settings import ConfigError, load_settings
 from sandbox.dev import run_dev
 
@@ -19,13 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "slack_bolt.AsyncApp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         run_dev(load_settings())
     except ConfigError as exc:

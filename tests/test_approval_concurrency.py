@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 
+import pytest
 import redis.asyncio as aioredis
 
 from bot.audit import AuditLog
@@ -50,6 +51,7 @@ async def _exists(redis_client: aioredis.Redis, pattern: str) -> bool:
     return bool([key async for key in redis_client.scan_iter(match=pattern)])
 
 
+@pytest.mark.slow
 async def test_hundred_deliveries_of_one_approve_over_two_web_processes(
     driver: SlackDriver,
     second_web: SlackDriver,
@@ -131,6 +133,7 @@ async def test_approve_and_reject_at_once_make_one_decision(
         assert not has_buttons(slack.message(CHANNEL, card.ts))
 
 
+@pytest.mark.slow
 @with_env(VOICEBOT_POLL_MAX_INTERVAL="0.5")
 async def test_faults_every_tracked_job_gets_exactly_one_outcome(
     driver: SlackDriver,
@@ -197,6 +200,7 @@ async def test_a_submit_whose_answer_never_comes_is_resolved_by_reading(
     assert metastudio.stats()["faults"]["lost_reply"] == 3
 
 
+@pytest.mark.slow
 @with_env(VOICEBOT_JOB_TIMEOUT="2")
 async def test_worker_killed_mid_review_loses_nothing(
     driver: SlackDriver,

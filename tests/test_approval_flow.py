@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from bot.approvals import ApprovalStore
@@ -509,6 +510,7 @@ async def test_review_outcome_comes_while_listing_jobs_keeps_failing(
     assert len(thread_replies(slack, posted)) == 3
 
 
+@pytest.mark.slow
 async def test_review_outcome_comes_while_listing_jobs_is_too_slow(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
     bot_env: dict[str, str],

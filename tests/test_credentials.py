@@ -69,6 +69,7 @@ async def scraped(port: int) -> dict[str, float]:
         return {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", ["APIG.0301", "APIGW.0301"])
 async def test_a_rotated_key_holds_the_submit_without_locking_the_key(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,

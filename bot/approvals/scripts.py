@@ -4,8 +4,8 @@ Each script runs atomically inside Redis: a transition and its audit record are 
 together, and two processes racing on one request are serialised by Redis itself. The
 graph and the status sets are not written in Lua: they are rendered in from ``model`` at
 load time, in place of ``__NAME__`` placeholders, so the scripts enforce exactly the graph
-the Python side knows. The calling convention (KEYS, then ARGV) is at the top of
-``lua/prelude.lua`` and of each script.
+the Python side knows. The calling convention is the one of every script of the bot
+(``bot.lua``); each script's header gives its KEYS and ARGV.
 
 The job's index key depends on stored data (the job id), so the scripts build it from a key
 prefix: they target a single Redis (or a Sentinel-managed primary), not a Cluster.
@@ -15,23 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
 from bot.audit import JOB_INDEX_TTL, LUA_JOB_INDEX_ADD
+from bot.lua import render, source
 
 
-@cache
 def lua(name: str) -> str:
-    """The text of ``lua/{name}.lua``."""
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
-
-
-def render(text: str, constants: Mapping[str, str]) -> str:
-    """``text`` with each ``__NAME__`` replaced by ``constants[NAME]``."""
-    for name, value in constants.items():
-        text = text.replace(f"__{name}__", value)
-    return text
+    """The text of ``lua/{name}.lua`` of this package."""
+    return source(__package__ or "bot.approvals", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +48,9 @@ def _lua_string(text: str) -> str:
 
 def _lua_graph(graph: Mapping[str, Sequence[str]]) -> str:
     rows = []
-    for source, targets in graph.items():
+    for status, targets in graph.items():
         inner = ", ".join(f"[{_lua_string(t)}] = true" for t in targets)
-        rows.append(f"[{_lua_string(source)}] = {{{inner}}}")
+        rows.append(f"[{_lua_string(status)}] = {{{inner}}}")
     return "{" + ", ".join(rows) + "}"
 
 
@@ -83,11 +74,12 @@ def build_sources(
     codes: Mapping[str, str],
     resumable: Sequence[str],
     baseline: Sequence[str],
+    retention_seconds: int,
 ) -> ScriptSources:
     """Render every script with ``graph`` (status -> allowed next statuses), the audit layout,
     the ``active`` statuses (those a worker is still tracking), the ``reviewing`` ones among
-    them (left to the review sweep), the field ``codes``, and the ``baseline`` fields kept
-    only in ``resumable`` statuses baked in."""
+    them (left to the review sweep), the field ``codes``, the ``baseline`` fields kept only
+    in ``resumable`` statuses, and how long a request outlives its expiry baked in."""
     fields = render(lua("codes"), {"CODES": _lua_map(codes)})
     prelude = fields + LUA_JOB_INDEX_ADD + render(lua("prelude"), {
         "GRAPH": _lua_graph(graph),
@@ -97,6 +89,7 @@ def build_sources(
         "AUDIT_FIELDS": _lua_list(audit_fields),
         "ACTIVE": _lua_set(active),
         "JOB_INDEX_TTL": str(JOB_INDEX_TTL),
+        "RETENTION": str(int(retention_seconds)),
     })
     return ScriptSources(
         create=prelude + lua("create"),

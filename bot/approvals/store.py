@@ -180,17 +180,17 @@ class ApprovalStore:
         self._clock = clock
         self._retention = retention_seconds
         self.audit = audit if audit is not None else AuditLog(redis, prefix)
+        # What auditing needs, after each script's own arguments (see lua/prelude.lua).
         self._audit_args = [
             self.audit.job_index_key(""),
             str(self.audit.maxlen),
             str(self.audit.job_maxlen),
-            str(retention_seconds),
         ]
         graph = {str(k): sorted(str(v) for v in vs) for k, vs in TRANSITIONS.items()}
         sources = build_sources(
             graph, AUDIT_FIELDS, sorted(str(s) for s in ACTIVE_STATUSES),
             sorted(str(s) for s in REVIEWING_STATUSES), FIELD_CODES,
-            [str(s) for s in RESUMABLE_STATUSES], BASELINE_FIELDS,
+            [str(s) for s in RESUMABLE_STATUSES], BASELINE_FIELDS, retention_seconds,
         )
         self._create: AsyncScript = redis.register_script(sources.create)
         self._update: AsyncScript = redis.register_script(sources.update)
@@ -227,8 +227,11 @@ class ApprovalStore:
     def _now(self) -> str:
         return repr(_stamp(self._clock()))
 
-    def _script_keys(self, request_id: str) -> list[str]:
-        return [self.key(request_id), self.expiry_key, self.audit.stream_key, self.tracked_key]
+    def _script_keys(self, request_id: str, *own: str) -> list[str]:
+        """A request script's keys: its own (the request, expiry, tracked index, then
+        ``own``), and the audit stream last."""
+        return [self.key(request_id), self.expiry_key, self.tracked_key, *own,
+                self.audit.stream_key]
 
     def draft(
         self,
@@ -332,11 +335,11 @@ class ApprovalStore:
         stored = request.model_copy(update={"card_channel": card_channel, "card_ts": card_ts})
         with unavailable_on_redis_errors(StoreUnavailable):
             created = await self._create(
-                keys=[*self._script_keys(stored.id), self.job_key(stored.job_id)],
+                keys=self._script_keys(stored.id, self.job_key(stored.job_id)),
                 args=[
-                    *self._audit_args,
                     json.dumps(stored.as_fields(), ensure_ascii=False),
                     self._open_field(stored.tenant),
+                    *self._audit_args,
                 ],
             )
         if created != 1:
@@ -398,7 +401,6 @@ class ApprovalStore:
                 self._decide,
                 keys=self._script_keys(request_id),
                 args=[
-                    *self._audit_args,
                     payload_hash,
                     actor,
                     "1" if approve else "0",
@@ -408,6 +410,7 @@ class ApprovalStore:
                     str(MIN_HASH_PREFIX),
                     tenant,
                     channel,
+                    *self._audit_args,
                 ],
             )
         parts = _script_list(reply)
@@ -471,7 +474,6 @@ class ApprovalStore:
                 durable=durable,
                 keys=self._script_keys(request_id),
                 args=[
-                    *self._audit_args,
                     str(to),
                     "" if expected is None else json.dumps(sorted(str(s) for s in expected)),
                     actor,
@@ -479,6 +481,7 @@ class ApprovalStore:
                     audit_detail,
                     self._now(),
                     json.dumps(values, ensure_ascii=False),
+                    *self._audit_args,
                 ],
             )
         return _parse(reply)
@@ -493,7 +496,7 @@ class ApprovalStore:
                 request_id = _text(raw_id)
                 reply = await self._expire(
                     keys=self._script_keys(request_id),
-                    args=[*self._audit_args, request_id, now],
+                    args=[request_id, now, *self._audit_args],
                 )
                 request = _parse(reply)
                 if request is not None:

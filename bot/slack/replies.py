@@ -31,7 +31,13 @@ from bot.permissions import (
 )
 from bot.redis import StoreUnavailable
 from bot.slack import messages
-from bot.submissions import CardNotPosted, JobNotReady, NoRoleHeld, SubmitBlocked
+from bot.submissions import (
+    CardNotPosted,
+    JobNotReady,
+    NoRoleHeld,
+    RequestUnconfirmed,
+    SubmitBlocked,
+)
 
 log = logging.getLogger("bot.slack")
 
@@ -66,6 +72,8 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
             f"{messages.mention(error.user)} is an admin through VOICEBOT_ADMINS; "
             "change that setting to remove them."
         )
+    if isinstance(error, RequestUnconfirmed):
+        return messages.request_unconfirmed(error.channel)
     if isinstance(error, CardNotPosted):
         return messages.card_not_posted(error.channel, error.error, configured=error.configured)
     if isinstance(error, RequestInProgress):

@@ -1,10 +1,10 @@
--- ARGV[5..]: payload hash (full, or a prefix of at least min_hash chars), actor,
+-- ARGV[1..]: payload hash (full, or a prefix of at least min_hash chars), actor,
 --            approve ('1'/'0'), reason ('' = none), now, allow self ('1'/'0'), min_hash,
 --            the actor's workspace (enterprise or team id), the channel of the click.
 -- Replies {outcome, flat hash}; the hash is left out for not_found and wrong_workspace.
-local retention, given, actor, approve = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local reason, now, allow_self, min_hash = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
-local tenant, channel = ARGV[12], ARGV[13]
+local retention, given, actor, approve = RETENTION, ARGV[1], ARGV[2], ARGV[3]
+local reason, now, allow_self, min_hash = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local tenant, channel = ARGV[8], ARGV[9]
 local h, flat = load(KEYS[1])
 if h == nil then
   return {'not_found'}

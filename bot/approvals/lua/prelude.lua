@@ -3,11 +3,12 @@
 --
 -- The calling convention of every approval script:
 --   constants are rendered into the text at load time (__NAME__ placeholders);
---   KEYS[1] the request hash, KEYS[2] the expiry zset, KEYS[3] the audit stream,
---   KEYS[4] the tracked index (scripts that audit);
---   ARGV[1] the job index key prefix, ARGV[2] the audit stream maxlen, ARGV[3] the job
---   index's audit maxlen, ARGV[4] the retention in seconds; a script's own ARGV follow,
---   in the order its header gives.
+--   the script's own KEYS and ARGV first, in the order its header gives: for the scripts
+--   that change a request, KEYS[1] the request hash, KEYS[2] the expiry zset, KEYS[3] the
+--   tracked index;
+--   then what auditing needs, last, as in bot.audit (and the permission scripts): the
+--   audit stream is the last KEY; the job index key prefix, the stream's maxlen and the
+--   job index's audit maxlen are the last three ARGV.
 -- They reply with the flat hash after the change (HGETALL), or false when nothing changed.
 local GRAPH = __GRAPH__
 local REVIEWING = __REVIEWING__
@@ -16,6 +17,8 @@ local BASELINE = __BASELINE__
 local AUDIT_FIELDS = __AUDIT_FIELDS__
 local ACTIVE = __ACTIVE__
 local JOB_INDEX_TTL = __JOB_INDEX_TTL__
+-- Seconds a request outlives its expiry (the store's retention).
+local RETENTION = __RETENTION__
 
 local function load(key)
   local flat = redis.call('HGETALL', key)
@@ -46,9 +49,9 @@ local function audit(ev)
     args[#args + 1] = name
     args[#args + 1] = value
   end
-  local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(args))
+  local id = redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV - 1], '*', unpack(args))
   if ev.job_id ~= nil and ev.job_id ~= '' then
-    job_index_add(ARGV[1] .. ev.job_id, id, tonumber(ARGV[3]), JOB_INDEX_TTL)
+    job_index_add(ARGV[#ARGV - 2] .. ev.job_id, id, tonumber(ARGV[#ARGV]), JOB_INDEX_TTL)
   end
   return id
 end
@@ -100,6 +103,6 @@ local function move(key, expiry_key, h, to, now)
   if h.status == 'pending' then
     redis.call('ZREM', expiry_key, h.id)
   end
-  index_active(KEYS[4], h, to)
+  index_active(KEYS[3], h, to)
   h.status = to
 end

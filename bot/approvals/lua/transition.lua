@@ -1,7 +1,7 @@
--- ARGV[5..]: to, expected (JSON array, '' = any), actor, audit action ('' = none),
+-- ARGV[1..]: to, expected (JSON array, '' = any), actor, audit action ('' = none),
 --            audit detail, now, fields (JSON object; null deletes).
-local to, expected, actor, action = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local detail, now = ARGV[9], ARGV[10]
+local to, expected, actor, action = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local detail, now = ARGV[5], ARGV[6]
 local h = load(KEYS[1])
 if h == nil then
   return false
@@ -21,14 +21,8 @@ if not allowed(h.status, to) then
   return false
 end
 move(KEYS[1], KEYS[2], h, to, now)
-for name, value in pairs(cjson.decode(ARGV[11])) do
-  if value == cjson.null then
-    redis.call('HDEL', KEYS[1], C(name))
-  else
-    redis.call('HSET', KEYS[1], C(name), value)
-  end
-end
-keep(KEYS[1], h, now, ARGV[4])
+set_fields(KEYS[1], ARGV[7])
+keep(KEYS[1], h, now, RETENTION)
 if action ~= '' then
   audit(event(h, actor, action, detail))
 end

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.admin import AdminService
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
-from bot.queue import Enqueuer
+from bot.slack.deliveries import Deliveries
 from bot.slack.listeners.approval import ApprovalButtons
 from bot.slack.listeners.replying import Replies
 from bot.slack.listeners.slash import SlashCommand
@@ -32,13 +32,13 @@ def register_listeners(
     admin: AdminService,
     metastudio: MetaStudioClient,
     notifier: Notifier,
-    queue: Enqueuer,
     metrics: Metrics,
+    deliveries: Deliveries,
     require_approval: bool,
 ) -> None:
-    replies = Replies(client, metrics)
+    replies = Replies(client, metrics, deliveries)
     submit = SubmitReplies(submissions, client)
     form = SubmitForm(submissions, metastudio, submit, replies, require_approval=require_approval)
     SlashCommand(admin, metastudio, submit, form, replies, metrics, submissions).register(app)
     form.register(app)
-    ApprovalButtons(submissions, notifier, queue, replies, metrics).register(app)
+    ApprovalButtons(submissions, notifier, replies, metrics).register(app)
