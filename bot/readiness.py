@@ -46,7 +46,8 @@ class FailedCheck:
 @dataclass(frozen=True)
 class Readiness:
     """The risks of submitting one job. ``quota_left`` is None when the job's type has no
-    counter; ``quota_unread`` when the quota read failed or took too long."""
+    counter (or the quota was not read); ``quota_unread`` when the read failed or took too
+    long."""
 
     job_type: str | None
     assessed: bool
@@ -57,6 +58,8 @@ class Readiness:
     reject_times: int
     allocated: bool
     quota_left: int | None = None
+    # Whether the quota was read (``quota_left`` means something), or the read failed.
+    quota_checked: bool = False
     quota_unread: bool = False
 
     @property
@@ -93,6 +96,7 @@ class Readiness:
             reject_times=job.reject_times or 0,
             allocated=job.allocated_resource is not None,
             quota_left=quotas.left_for(job.job_type) if quotas is not None else None,
+            quota_checked=quotas is not None,
             quota_unread=quota_unread,
         )
 

@@ -86,7 +86,8 @@ class ApprovalCard:
     reason: str | None = None
     expires_at: datetime | float | None = None
     note: str | None = None
-    # The job's risks (re-read for each rendering); None when MetaStudio did not answer.
+    # The job's risks, shown while the request waits for a decision (read for each
+    # rendering, never stored); None when MetaStudio did not answer.
     readiness: Readiness | None = None
 
 
@@ -289,8 +290,10 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
     blocks += [typed_section(label, value) for label, value in long]
     if not short and not long:
         blocks.append(section("_No fields set: MetaStudio keeps the job's current values._"))
-    if card.readiness is not None:
-        blocks += readiness_blocks(card.readiness, quota=card.status == "pending")
+    if card.status != "pending":
+        blocks.append(context(messages.risks_after_decision(card.job_id)))
+    elif card.readiness is not None:
+        blocks += readiness_blocks(card.readiness)
     else:
         blocks.append(context(messages.readiness_unread()))
     if card.note:
@@ -327,8 +330,9 @@ def risk_lines(readiness: Readiness, *, quota: bool = True) -> list[str]:
 
 
 def readiness_blocks(readiness: Readiness, *, quota: bool = True) -> list[dict[str, Any]]:
-    """The job's risks in at most four blocks: the marked risks, the facts, the checks out
-    of range (MetaStudio's figures and suggestions, as plain text), the checks in range.
+    """The job's risks in at most five blocks: the marked risks, the facts, the checks out
+    of range (a heading, then MetaStudio's figures and suggestions as plain text), the
+    checks in range.
     ``quota``: show the trainings left (only worth it before the submit)."""
     risks = risk_lines(readiness, quota=quota)
     out = [section(messages.risks_heading(risks) if risks else messages.no_risks())]
@@ -337,7 +341,7 @@ def readiness_blocks(readiness: Readiness, *, quota: bool = True) -> list[dict[s
         ("Authorization letter", messages.authorization_words(readiness.authorization)),
         ("Earlier reviews", messages.reject_times_words(readiness.reject_times)),
     ]
-    if quota and not readiness.quota_unread:
+    if quota and readiness.quota_checked:
         facts.append(("Trainings left", messages.quota_words(
             readiness.quota_left, readiness.job_type, readiness.allocated
         )))

@@ -722,6 +722,13 @@ def readiness_unread() -> str:
     return "The job's assessment is not shown: MetaStudio did not answer in time."
 
 
+def risks_after_decision(job_id: str) -> str:
+    return (
+        "What decides the review was shown here until the decision; "
+        f"`/voice status {escape(job_id)}` shows it now."
+    )
+
+
 def quotas_title() -> str:
     return "*Voice trainings left*"
 

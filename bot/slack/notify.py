@@ -200,10 +200,13 @@ class Notifier:
     async def _readiness(
         self, request: ApprovalRequest, job: TrainingJob | None
     ) -> Readiness | None:
-        """The job's risks for a card update: nothing of them is stored on the request, so
-        they are re-read (the caller's read when it has one). The trainings left only count
-        before the submit; a card being updated is past its first rendering, so they are
-        left out. None when MetaStudio does not answer within ``READ_TIMEOUT``."""
+        """The job's risks for a card update. They are for the approver, so only a card
+        still waiting for a decision shows them; nothing of them is stored on the request,
+        so such a card reads the job again (or takes the caller's read). A decided card
+        makes no MetaStudio call for them: its calls would count against the bot's
+        credentials while a submit is held. None when not shown or not read in time."""
+        if request.status != S.PENDING:
+            return None
         if job is None:
             try:
                 async with asyncio.timeout(READ_TIMEOUT):
