@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from bot.metastudio.models import STATE_WORDS, JobState, category_of
 from bot.slack import modal
-from sandbox.metastudio import LocalMetaStudio
+from sandbox.metastudio import LocalMetaStudio, ReviewPlan
 from sandbox.metastudio.faults import FaultConfig
 from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
@@ -147,6 +147,8 @@ async def test_job_problems_found_at_metastudio_reach_the_user(
     await grant(driver, slack, REQUESTER, "requester")
     missing = await say(driver, slack, f"submit {JOB} voice_name=v", user=REQUESTER)
     assert f"MetaStudio has no job `{JOB}`" in missing
+    # A job seeded in review stays there for this test, however slow the machine.
+    metastudio.review = ReviewPlan(system_delay=600, admin_delay=600)
 
     busy = metastudio.seed_job(state=JobState.AUDITING)
     not_ready = await say(driver, slack, f"submit {busy} voice_name=v", user=REQUESTER)
@@ -172,6 +174,8 @@ async def test_dry_run_shows_the_request_and_sends_nothing(
 async def test_status_gives_the_state_in_words_with_its_category(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
 ) -> None:
+    # A job seeded in review stays there for this test, however slow the machine.
+    metastudio.review = ReviewPlan(system_delay=600, admin_delay=600)
     for state in (JobState.UPLOADING, JobState.AUDITING, JobState.AUDIT_FAILED, JobState.SUCCEED):
         job = metastudio.seed_job(state=state, voice_name="narrator")
         reply = await say(driver, slack, f"status {job}", user=OUTSIDER)
