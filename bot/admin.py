@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.audit import AuditEvent, AuditLog
 from bot.permissions import Action, PermissionStore, Principal, Role
+from bot.policies import Policies, PolicyStore
 from bot.redis import StoreUnavailable
 
 
@@ -39,9 +40,22 @@ class Standing:
 
 
 class AdminService:
-    def __init__(self, permissions: PermissionStore, audit: AuditLog) -> None:
+    def __init__(
+        self, permissions: PermissionStore, audit: AuditLog, policies: PolicyStore
+    ) -> None:
         self._permissions = permissions
         self._audit = audit
+        self._policies = policies
+
+    async def policies(self, principal: Principal) -> Policies:
+        """The approval policies in force in the caller's workspace (anyone may see them)."""
+        return await self._policies.policies(principal.tenant)
+
+    async def set_policy(
+        self, principal: Principal, channel_id: str, target_channel: str, approvals: int
+    ) -> None:
+        """Set a channel's required approvals (the store checks the admin)."""
+        await self._policies.set_approvals(principal, channel_id, target_channel, approvals)
 
     async def standing(self, principal: Principal) -> Standing:
         try:

@@ -27,6 +27,7 @@ from bot.durability import ReplicaWait
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
 from bot.permissions import PermissionStore
+from bot.policies import PolicyStore
 from bot.queue import ArqQueue
 from bot.redis_ha import RedisTarget
 from bot.settings import Settings
@@ -66,6 +67,7 @@ class Services:
     notifier: Notifier
     metrics: Metrics
     credentials: CredentialsBreaker
+    policies: PolicyStore
 
     async def aclose(self) -> None:
         if self.slack.session is not None:
@@ -90,6 +92,10 @@ async def open_services(
         allow_self_approval=settings.allow_self_approval,
         audit=audit,
         replicas=ReplicaWait(settings.redis_min_replicas, settings.redis_replica_timeout),
+    )
+    policies = PolicyStore(
+        redis, prefix, default_approvals=settings.required_approvals,
+        permissions=permissions, audit=audit,
     )
     breaker = CredentialsBreaker(
         redis, prefix, fingerprint(settings), probe_after=settings.metastudio_auth_probe_after
@@ -116,6 +122,7 @@ async def open_services(
             per_window=settings.request_limit,
             window_seconds=settings.request_window,
         ),
+        policies=policies,
     )
     return Services(
         settings=settings,
@@ -130,6 +137,7 @@ async def open_services(
         notifier=notifier,
         metrics=metrics,
         credentials=breaker,
+        policies=policies,
     )
 
 
@@ -144,7 +152,7 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         app,
         client=services.slack,
         submissions=services.submissions,
-        admin=AdminService(services.permissions, services.audit),
+        admin=AdminService(services.permissions, services.audit, services.policies),
         metastudio=services.metastudio,
         notifier=services.notifier,
         queue=services.queue,

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
         default=False, validation_alias=_env("VOICEBOT_ALLOW_SELF_APPROVAL")
     )
     require_approval: bool = Field(default=True, validation_alias=_env("VOICEBOT_REQUIRE_APPROVAL"))
+    # Distinct approvers a request needs before its submit; `/voice policy` sets a channel's.
+    required_approvals: int = Field(
+        default=1, ge=1, le=10, validation_alias=_env("VOICEBOT_REQUIRED_APPROVALS")
+    )
     approval_ttl: int = Field(default=86400, gt=0, validation_alias=_env("VOICEBOT_APPROVAL_TTL"))
     # Per requester: pending requests at once, and requests per window (seconds).
     max_open_requests: int = Field(

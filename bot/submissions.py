@@ -29,6 +29,7 @@ from bot.metastudio import (
     TrainingJob,
 )
 from bot.permissions import Action, PermissionStore, Principal
+from bot.policies import PolicyStore
 from bot.queue import Enqueuer
 from bot.redis import StoreUnavailable
 from bot.settings import Settings
@@ -106,6 +107,7 @@ class SubmissionService:
         queue: Enqueuer,
         cards: CardPoster,
         limits: RequestLimits,
+        policies: PolicyStore,
     ) -> None:
         self._settings = settings
         self._permissions = permissions
@@ -114,6 +116,7 @@ class SubmissionService:
         self._queue = queue
         self._cards = cards
         self._limits = limits
+        self._policies = policies
 
     def card_channel(self, origin_channel: str) -> str:
         return self._settings.approval_channel or origin_channel
@@ -142,6 +145,9 @@ class SubmissionService:
         is stored (``CardNotPosted``); if the request can't be stored, the card goes."""
         await self.authorize_submit(intent)
         job = await self.check_job(intent)
+        required = await self._policies.required_approvals(
+            intent.principal.tenant, intent.channel_id
+        )
         request = self._approvals.draft(
             tenant=intent.principal.tenant,
             team_id=intent.team_id,
@@ -153,6 +159,7 @@ class SubmissionService:
             body=intent.request.body(),
             app_user_id=intent.app_user_id,
             auto_approve=not self._settings.require_approval,
+            required_approvals=required,
             job_state=str(job.state),
             job_reject_times=job.reject_times,
             job_updated=job.lastupdate_time,

@@ -83,6 +83,8 @@ class ApprovalCard:
     reason: str | None = None
     expires_at: datetime | float | None = None
     note: str | None = None
+    required_approvals: int = 1
+    approvers: tuple[str, ...] = ()
 
 
 # -- small pieces ------------------------------------------------------------------------
@@ -291,6 +293,8 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
     if expires and card.status == "pending":
         details.append(f"expires {expires}")
     blocks.append(context(" · ".join(details)))
+    if card.required_approvals > 1:
+        blocks.append(approval_progress(card))
     if card.status == "pending":
         blocks.append(_approval_actions(card))
     blocks.append(_decision_context(card.status, card.decided_by, card.reason))
@@ -299,6 +303,12 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
         f"{messages.approval_status(card.status)}"
     )
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
+
+
+def approval_progress(card: ApprovalCard) -> dict[str, Any]:
+    """How many of the required approvals are in, from whom, and how many are still needed."""
+    pending = card.status == "pending"
+    return context(messages.approval_progress(card.approvers, card.required_approvals, pending))
 
 
 def _approval_actions(card: ApprovalCard) -> dict[str, Any]:

@@ -8,7 +8,7 @@ importing the others. User-supplied text is escaped here, at the point it enters
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 COMMAND = "/voice"
 
@@ -69,11 +69,15 @@ _USAGE_LINES: dict[str, str] = {
     "grant": "`{c} grant @user &lt;role&gt;`: give a user a role (requester, approver, admin)",
     "revoke": "`{c} revoke @user &lt;role&gt;`: take a role away from a user",
     "audit": "`{c} audit [job_id]`: show the audit trail, for one job or for all",
+    "policy": (
+        "`{c} policy [#channel approvals=N]`: show the approval policies; admins set how many"
+        " approvers a channel's requests need"
+    ),
 }
 
 # Who may use what: every subcommand is listed for everyone, under the role it needs.
 USAGE_BY_ROLE: tuple[tuple[str | None, tuple[str, ...]], ...] = (
-    (None, ("help", "status", "roles")),
+    (None, ("help", "status", "roles", "policy")),
     ("requester", ("submit",)),
     ("approver", ()),
     ("admin", ("grant", "revoke", "audit")),
@@ -415,6 +419,70 @@ def payload_changed() -> str:
         "This approval card is out of date (the request changed after it was posted); "
         "nothing was done. Use the latest card in the thread."
     )
+
+
+def approval_progress(approvers: Sequence[str], required: int, pending: bool) -> str:
+    count = min(len(approvers), required)
+    line = f":busts_in_silhouette: {count} of {required} approvals"
+    if approvers:
+        line += ": " + ", ".join(mention(user) for user in approvers)
+    missing = required - len(approvers)
+    if pending and missing > 0:
+        noun = "approval" if missing == 1 else "approvals"
+        line += f" · {missing} more {noun} needed from another approver"
+    return line
+
+
+def approval_counted(approvers: Sequence[str], required: int) -> str:
+    missing = required - len(approvers)
+    noun = "approval" if missing == 1 else "approvals"
+    return (
+        f"Your approval is counted: {len(approvers)} of {required}. "
+        f"The request needs {missing} more {noun} from other approvers before it is submitted."
+    )
+
+
+def already_approved(required: int) -> str:
+    return (
+        f"You already approved this request. It needs {required} approvals from "
+        "different approvers; a second click of yours does not count."
+    )
+
+
+def bad_channel(word: str) -> str:
+    return f"{code(word, 40)} is not a channel: pick one with #, e.g. `#voice`."
+
+
+def unknown_policy_key(key: str) -> str:
+    return f"{code(key, 40)} is not a policy setting: the one setting is `approvals=N`."
+
+
+def bad_approvals(value: str, most: int) -> str:
+    return f"`approvals` must be a whole number from 1 to {most}, not {code(value, 40)}."
+
+
+def missing_policy_channel() -> str:
+    return "Name the channel the policy is for, e.g. `policy #voice approvals=2`."
+
+
+def missing_approvals() -> str:
+    return "Say how many approvals the channel's requests need, e.g. `approvals=2`."
+
+
+def policy_set(channel_id: str, approvals: int) -> str:
+    noun = "approval" if approvals == 1 else "approvals"
+    return (
+        f"Requests made in <#{channel_id}> now need {approvals} {noun} from different "
+        "approvers. Requests already open keep the policy they were made with."
+    )
+
+
+def policies_text(default: int, channels: Mapping[str, int]) -> str:
+    lines = [f"*Approval policies:* every channel needs {default} approval(s), unless set here:"]
+    if not channels:
+        lines.append("• no channel has a policy of its own")
+    lines += [f"• <#{channel}>: {n} approval(s)" for channel, n in channels.items()]
+    return "\n".join(lines)
 
 
 def approved_by(user_id: str) -> str:

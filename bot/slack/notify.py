@@ -110,6 +110,8 @@ def card_message(request: ApprovalRequest, *, note: str | None = None) -> Outgoi
         reason=request.reason or request.submit_error or request.outcome,
         expires_at=request.expires_at if request.status == S.PENDING else None,
         note=note,
+        required_approvals=request.required_approvals,
+        approvers=request.approver_ids,
     )
     return blocks.approval_card(card)
 

@@ -46,6 +46,10 @@ def refusal_text(
         return messages.wrong_workspace()
     if outcome == DecisionOutcome.WRONG_CHANNEL:
         return messages.wrong_channel(request.card_channel if request is not None else None)
+    if outcome == DecisionOutcome.COUNTED and request is not None:
+        return messages.approval_counted(request.approver_ids, request.required_approvals)
+    if outcome == DecisionOutcome.ALREADY_APPROVED and request is not None:
+        return messages.already_approved(request.required_approvals)
     if outcome == DecisionOutcome.ALREADY_DECIDED and request is not None:
         return messages.already_decided(str(request.status), request.decided_by)
     return messages.request_not_found(request_id)
@@ -153,7 +157,9 @@ class ApprovalButtons:
         if decision.decided and request is not None:
             await self._flush_or_defer(request)
             return
-        if decision.outcome == DecisionOutcome.EXPIRED and request is not None:
+        if decision.outcome in (DecisionOutcome.EXPIRED, DecisionOutcome.COUNTED) and (
+            request is not None
+        ):
             await self._flush_or_defer(request)
         text = refusal_text(decision.outcome, request_id, request)
         await self._replies.ephemeral(channel, principal.user, text)
