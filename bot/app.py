@@ -34,6 +34,7 @@ from bot.settings import Settings
 from bot.slack.deliveries import Deliveries
 from bot.slack.listeners import register_listeners
 from bot.slack.notify import Notifier
+from bot.slack.usergroups import SlackGroupDirectory
 from bot.submissions import SubmissionService
 
 
@@ -84,7 +85,9 @@ async def open_services(
     redis = target.client()
     prefix = settings.redis_prefix
     audit = AuditLog(redis, prefix)
-    permissions = PermissionStore(redis, prefix, settings.admins, audit=audit)
+    slack = slack_client(settings, aiohttp.ClientSession())
+    groups = SlackGroupDirectory(slack, settings.usergroup_cache_seconds)
+    permissions = PermissionStore(redis, prefix, settings.admins, audit=audit, groups=groups)
     approvals = ApprovalStore(
         redis,
         prefix,
@@ -108,7 +111,6 @@ async def open_services(
     queue = ArqQueue(
         target.arq_pool(settings.queue_name), prefix=prefix, queue_name=settings.queue_name
     )
-    slack = slack_client(settings, aiohttp.ClientSession())
     notifier = Notifier(slack, approvals, metastudio)
     submissions = SubmissionService(
         settings=settings,

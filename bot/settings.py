@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     required_approvals: int = Field(
         default=1, ge=1, le=10, validation_alias=_env("VOICEBOT_REQUIRED_APPROVALS")
     )
+    # Seconds a user group's members are trusted before usergroups.users.list is asked again:
+    # leaving a group takes its roles away at the next refresh.
+    usergroup_cache_seconds: float = Field(
+        default=60.0, ge=0, validation_alias=_env("VOICEBOT_USERGROUP_CACHE_SECONDS")
+    )
     approval_ttl: int = Field(default=86400, gt=0, validation_alias=_env("VOICEBOT_APPROVAL_TTL"))
     # Per requester: pending requests at once, and requests per window (seconds).
     max_open_requests: int = Field(

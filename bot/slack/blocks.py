@@ -531,9 +531,15 @@ def roles_message(members: Mapping[str, Collection[str]]) -> OutgoingMessage:
     return OutgoingMessage(text="Roles", blocks=blocks)
 
 
-def user_roles_message(user_id: str, roles: Collection[str]) -> OutgoingMessage:
+def user_roles_message(
+    user_id: str, roles: Collection[str], sources: Mapping[str, Sequence[str]] | None = None
+) -> OutgoingMessage:
+    """The roles a user holds; ``sources`` names where a role comes from when not (only)
+    from a direct grant."""
     if roles:
-        text = f"{mention(user_id)} has: " + ", ".join(f"*{escape(r)}*" for r in sorted(roles))
+        text = f"{mention(user_id)} has: " + ", ".join(
+            messages.role_with_source(r, (sources or {}).get(r, ())) for r in sorted(roles)
+        )
     else:
         text = messages.no_roles(user_id)
     return OutgoingMessage(text=_fallback(text), blocks=[section(text)])
@@ -561,6 +567,10 @@ def _audit_line(event: object) -> str:
     actor = _get(event, "actor")
     parts.append(mention(str(actor)) if actor else "system")
     parts.append(f"*{escape(str(_get(event, 'action') or 'event'))}*")
+    role = _get(event, "role")
+    if role:
+        # Grants and revocations: who (a user or a user group) and which role.
+        parts.append(f"{mention(str(_get(event, 'target') or '?'))} {escape(str(role))}")
     job_id = _get(event, "job_id")
     if job_id:
         parts.append(code(str(job_id), 64))

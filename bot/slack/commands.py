@@ -338,11 +338,17 @@ def unslack(value: str) -> str:
 # -- mentions and roles ------------------------------------------------------------------
 
 _MENTION = re.compile(r"<@([A-Za-z0-9]+)(?:\|[^<>]*)?>")
+# Slack sends a user group mention as <!subteam^S123|@handle>.
+_GROUP_MENTION = re.compile(r"<!subteam\^(S[A-Z0-9]{2,20})(?:\|[^<>]*)?>")
 
 
 def parse_user(word: str) -> str | Problem:
-    """A user from ``<@U123|name>``, ``<@U123>``, ``@U123`` or a bare ``U123``."""
+    """A user from ``<@U123|name>``, ``<@U123>``, ``@U123`` or a bare ``U123``; or a user
+    group from ``<!subteam^S123|@handle>``."""
     text = unslack(word) if "&lt;" in word else word
+    group = _GROUP_MENTION.fullmatch(text)
+    if group:
+        return group.group(1)
     m = _MENTION.fullmatch(text)
     if m:
         if USER_ID_PATTERN.fullmatch(m.group(1)):

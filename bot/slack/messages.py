@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 COMMAND = "/voice"
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,20}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
 
 
@@ -41,7 +42,10 @@ def code(text: str, limit: int = 60) -> str:
 
 
 def mention(user_id: str) -> str:
-    """A user mention when ``user_id`` has the shape of a Slack ID, else the escaped text."""
+    """A user (or user group) mention when ``user_id`` has the shape of a Slack ID, else the
+    escaped text."""
+    if _GROUP_ID.fullmatch(user_id):
+        return f"<!subteam^{user_id}>"
     if _USER_ID.fullmatch(user_id):
         return f"<@{user_id}>"
     return escape(user_id)
@@ -332,6 +336,30 @@ def permission_store_unavailable() -> str:
     return (
         "I can't check permissions right now (the permission store is unavailable), "
         "so nothing was done. Try again in a minute."
+    )
+
+
+def role_with_source(role: str, sources: Sequence[str]) -> str:
+    groups = [s for s in sources if s != "direct"]
+    if not groups:
+        return f"*{escape(role)}*"
+    through = ", ".join(mention(g) for g in groups)
+    direct = "directly and " if "direct" in sources else ""
+    return f"*{escape(role)}* ({direct}through {through})"
+
+
+def group_lookup_failed(group: str, error: str) -> str:
+    return (
+        f"I couldn't read who is in {mention(group)} from Slack ({code(error, 40)}), so roles "
+        "given through that group count for no one right now, and nothing was done. If this "
+        "says `missing_scope`, reinstall the app with the `usergroups:read` scope."
+    )
+
+
+def group_role_refused(group: str, role: str) -> str:
+    return (
+        f"The *{escape(role)}* role is given to a person, not to a group like {mention(group)}"
+        ": a group's members change outside voicebot. Grant it to each person instead."
     )
 
 

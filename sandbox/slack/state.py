@@ -63,6 +63,16 @@ class User:
 
 
 @dataclass
+class UserGroup:
+    """A user group (``S...``): mentioned as ``<!subteam^ID|@handle>``."""
+
+    id: str
+    handle: str
+    users: list[str]
+    disabled: bool = False
+
+
+@dataclass
 class Channel:
     """A conversation. ``bot_member``: whether the bot was invited (``/invite @voicebot``)."""
 
@@ -287,6 +297,7 @@ class SlackState:
         self.lock = threading.RLock()
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
+        self.usergroups: dict[str, UserGroup] = {}
         self._channel_messages: dict[str, list[Message]] = {}
         self._ephemerals: dict[str, list[Message]] = {}
         self._by_ts: dict[tuple[str, str], Message] = {}
@@ -329,6 +340,27 @@ class SlackState:
             if user_id not in self.users:
                 raise SlackError("user_not_found")
             return self.users[user_id]
+
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> UserGroup:
+        with self.lock:
+            for user in users:
+                self.ensure_user(user)
+            group = UserGroup(id=group_id, handle=handle, users=list(users))
+            self.usergroups[group_id] = group
+            return group
+
+    def set_usergroup_users(self, group_id: str, users: list[str]) -> None:
+        """``usergroups.users.update``: the group's members become exactly ``users``."""
+        with self.lock:
+            for user in users:
+                self.ensure_user(user)
+            self.usergroup(group_id).users = list(users)
+
+    def usergroup(self, group_id: str) -> UserGroup:
+        with self.lock:
+            if group_id not in self.usergroups:
+                raise SlackError("no_such_subteam")
+            return self.usergroups[group_id]
 
     def ensure_user(self, user_id: str) -> User:
         with self.lock:

@@ -132,7 +132,7 @@ class SlashCommand:
             if isinstance(found, RoleHolders):
                 await reply(blocks.roles_message(found.members))
             else:
-                await reply(blocks.user_roles_message(found.user, found.roles))
+                await reply(blocks.user_roles_message(found.user, found.roles, found.sources))
         elif isinstance(parsed, Grant | Revoke):
             await reply(blocks.text_message(await self._grant_or_revoke(
                 principal, channel, parsed
