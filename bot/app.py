@@ -24,6 +24,7 @@ from bot.approvals import ApprovalStore, RequestLimits
 from bot.audit import AuditLog
 from bot.credentials import CredentialsBreaker, fingerprint
 from bot.durability import ReplicaWait
+from bot.inbox import InboxService
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
 from bot.permissions import PermissionStore
@@ -160,5 +161,10 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         queue=services.queue,
         metrics=services.metrics,
         require_approval=settings.require_approval,
+        inbox=InboxService(
+            services.redis, permissions=services.permissions, approvals=services.approvals,
+            policies=services.policies,
+        ),
+        approvals=services.approvals,
     )
     return app

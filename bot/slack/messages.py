@@ -477,6 +477,13 @@ def already_approved(required: int) -> str:
     )
 
 
+def home_no_roles() -> str:
+    return (
+        "You hold no voicebot role yet. Type `/voice help` to see what each role does and "
+        "who can grant it."
+    )
+
+
 def bad_channel(word: str) -> str:
     return f"{code(word, 40)} is not a channel: pick one with #, e.g. `#voice`."
 

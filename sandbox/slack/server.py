@@ -120,6 +120,7 @@ class LocalSlack:
             "views.open": ("bot", self._views_open),
             "views.push": ("bot", self._views_push),
             "views.update": ("bot", self._views_update),
+            "views.publish": ("bot", self._views_publish),
             "users.info": ("bot", self._users_info),
             "conversations.info": ("bot", self._conversations_info),
             "usergroups.users.list": ("bot", self._usergroups_users_list),
@@ -567,6 +568,23 @@ class LocalSlack:
         opened = self.state.find_view(view_id, external_id)
         updated = self.state.update_view(opened, view, _text(params.get("hash")) or None)
         return {"ok": True, "view": copy.deepcopy(updated.view)}
+
+    def _views_publish(self, params: JSON) -> JSON:
+        view = self._check_view(params, "views.publish")
+        user = _text(params.get("user_id"))
+        if not user:
+            raise SlackError("invalid_arguments", ["views.publish: user_id is required"])
+        return {"ok": True, "view": copy.deepcopy(self.state.publish_home(user, view))}
+
+    def home(self, user: str) -> JSON | None:
+        """The Home tab ``user`` sees: the view last published for them."""
+        with self.state.lock:
+            found = self.state.home_views.get(user)
+            return copy.deepcopy(found) if found is not None else None
+
+    def home_publishes(self, user: str) -> int:
+        with self.state.lock:
+            return self.state.home_publishes.get(user, 0)
 
     def _users_info(self, params: JSON) -> JSON:
         return {"ok": True, "user": self.state.user(_text(params.get("user"))).to_api()}

@@ -298,6 +298,9 @@ class SlackState:
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
         self.usergroups: dict[str, UserGroup] = {}
+        # Each user's Home tab as last published (views.publish), and how often it was.
+        self.home_views: dict[str, JSON] = {}
+        self.home_publishes: dict[str, int] = {}
         self._channel_messages: dict[str, list[Message]] = {}
         self._ephemerals: dict[str, list[Message]] = {}
         self._by_ts: dict[tuple[str, str], Message] = {}
@@ -664,6 +667,19 @@ class SlackState:
             return "ephemeral"
 
     # -- views --------------------------------------------------------------------------
+
+    def publish_home(self, user: str, view: Mapping[str, Any]) -> JSON:
+        """``views.publish``: the user's Home tab becomes ``view`` (one per user and app)."""
+        with self.lock:
+            self.user(user)
+            if view.get("type") != "home":
+                raise SlackError("invalid_arguments", ["views.publish: view.type must be home"])
+            previous = self.home_views.get(user)
+            view_id = previous["id"] if previous else _random_id("V")
+            rendered = self._render_view(view_id, view, None, view_id)
+            self.home_views[user] = rendered
+            self.home_publishes[user] = self.home_publishes.get(user, 0) + 1
+            return rendered
 
     def _render_view(
         self,

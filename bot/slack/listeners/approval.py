@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -30,6 +31,10 @@ from bot.slack.notify import Notifier, NotifyBusy
 from bot.submissions import SubmissionService
 
 log = logging.getLogger("bot.slack")
+
+# Called after a click changed a request (decided it, or counted an approval): the Home tab
+# of whoever it concerns is rebuilt.
+AfterDecision = Callable[[Principal, ApprovalRequest], Awaitable[None]]
 
 
 def refusal_text(
@@ -69,6 +74,10 @@ class ApprovalButtons:
         self._queue = queue
         self._replies = replies
         self._metrics = metrics
+        self._after: AfterDecision | None = None
+
+    def set_after_decision(self, after: AfterDecision) -> None:
+        self._after = after
 
     def register(self, app: AsyncApp) -> None:
         app.action(blocks.ACTION_APPROVE)(self.on_approve)
@@ -77,18 +86,24 @@ class ApprovalButtons:
 
     async def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        await self._decide(body, body_channel(body), str(action.get("value", "")),
-                           approve=True, reason=None)
+        await self.decide(body, body_channel(body), str(action.get("value", "")),
+                          approve=True, reason=None)
 
     async def on_reject(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """Open the reject form, once the clicker may decide the request from here."""
         await ack()
+        await self.open_reject_form(body, body_channel(body), str(action.get("value", "")),
+                                    client)
+
+    async def open_reject_form(
+        self, body: dict[str, Any], channel: str, value: str, client: AsyncWebClient
+    ) -> None:
+        """Open the reject form for a click on ``value`` counted as made in ``channel``."""
         principal = body_principal(body)
-        channel = body_channel(body)
         reply = self._replies.ephemeral_to(channel, principal.user)
-        parsed = blocks.parse_approval_value(str(action.get("value", "")))
+        parsed = blocks.parse_approval_value(value)
         if parsed is None:
             await reply(blocks.text_message(messages.payload_changed()))
             return
@@ -100,7 +115,7 @@ class ApprovalButtons:
                 return
             # The form's submission is checked against this: who opened it, for which
             # request, from which channel and workspace.
-            meta = json.dumps({"value": action.get("value"), "channel": channel,
+            meta = json.dumps({"value": value, "channel": channel,
                                "user": principal.user, "tenant": principal.tenant})
             await client.views_open(trigger_id=body["trigger_id"],
                                     view=modal.reject_modal(private_metadata=meta))
@@ -121,10 +136,10 @@ class ApprovalButtons:
             await self._replies.ephemeral(channel, principal.user, messages.payload_changed())
             return
         reason = modal.reject_reason(view.get("state", {}).get("values", {}))
-        await self._decide(body, channel, str(meta.get("value", "")), approve=False,
-                           reason=reason)
+        await self.decide(body, channel, str(meta.get("value", "")), approve=False,
+                          reason=reason)
 
-    async def _decide(
+    async def decide(
         self,
         body: dict[str, Any],
         channel: str,
@@ -147,6 +162,9 @@ class ApprovalButtons:
             )
             self._metrics.decisions.labels(str(decision.outcome)).inc()
             await self._after_decision(decision, request_id, principal, channel)
+            changed = decision.decided or decision.outcome == DecisionOutcome.COUNTED
+            if changed and decision.request is not None and self._after is not None:
+                await self._after(principal, decision.request)
 
         await self._replies.guard(reply, decide(), channel=channel)
 
