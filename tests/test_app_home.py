@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import json
 
+from slack_sdk.models.views import View
+
+from bot.approvals import ApprovalRequest
+from bot.inbox import Inbox
+from bot.permissions import Role
+from bot.slack.home import MAX_HOME_BLOCKS, home_view
 from sandbox.metastudio import LocalMetaStudio
 from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import (
@@ -82,3 +88,27 @@ async def test_a_retried_home_event_does_its_work_once(
     assert retried.acked
     await nothing_more_happens()
     assert slack.home_publishes(APPROVER) == 1
+
+
+def test_a_long_inbox_is_paged_under_slacks_limit_of_100_blocks() -> None:
+    waiting = [
+        ApprovalRequest(
+            id=f"r{i:012d}", tenant="T1", requester="UREQ", origin_channel=CHANNEL,
+            card_channel=CHANNEL, card_ts=f"17000000{i:02d}.000100", job_id=f"job-{i:08d}",
+            body={"voice_name": "narrator"}, payload_hash="ab" * 32, status="pending",
+            created_at=1.0, expires_at=2e9, updated_at=1.0, required_approvals=2,
+        )
+        for i in range(80)
+    ]
+    inbox = Inbox("UAPP", frozenset({Role.approver}), waiting, [])
+    first = home_view(inbox)
+    pages = int(first["blocks"][-2]["elements"][0]["text"].rsplit(" ", 1)[1])
+    assert pages > 1
+    shown: list[str] = []
+    for page in range(pages):
+        view = home_view(inbox, page)
+        assert len(view["blocks"]) <= MAX_HOME_BLOCKS
+        View(**view).to_dict()
+        text = json.dumps(view["blocks"])
+        shown += [r.job_id for r in waiting if r.job_id in text]
+    assert shown == [r.job_id for r in waiting]
