@@ -74,6 +74,7 @@ async def test_one_approver_twice_does_not_submit_and_a_second_approver_submits_
     await nothing_more_happens()
     assert metastudio.commit_count(job) == 1
     assert sum("Approved by" in t for t in thread_replies(slack, card)) == 1
+    assert f"Approved by <@{APPROVER}> and <@{SECOND}>" in thread_replies(slack, card)[0]
     assert "2 of 2 approvals" in approvals_shown(slack, job)
 
 

@@ -524,6 +524,14 @@ def approved_by(user_id: str) -> str:
     return f"Approved by {mention(user_id)}."
 
 
+def approved_by_all(user_ids: Sequence[str]) -> str:
+    """The decision of a request that needed several approvers: all of them, in order."""
+    if len(user_ids) == 1:
+        return approved_by(user_ids[0])
+    *first, last = [mention(u) for u in user_ids]
+    return f"Approved by {', '.join(first)} and {last}."
+
+
 def rejected_by(user_id: str, reason: str | None) -> str:
     because = f": {escape(reason)}" if reason else "."
     return f"Rejected by {mention(user_id)}{because}"

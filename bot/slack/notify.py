@@ -312,5 +312,6 @@ def decision_reply(request: ApprovalRequest) -> OutgoingMessage:
             messages.rejected_by(decider, request.reason),
         )
     else:
-        message = blocks.text_message(messages.approved_by(decider))
+        approvers = request.approver_ids or (decider,)
+        message = blocks.text_message(messages.approved_by_all(approvers))
     return addressed(message, request.requester)
