@@ -92,6 +92,10 @@ def bare_app(slack_api_url: str) -> Starlette:
     return Starlette(routes=[Route("/slack/events", events, methods=["POST"])])
 
 
+# Where a submit's text takes a fresh job id.
+JOB_SLOT = "{job}"
+
+
 def command_body(slack: LocalSlack, text: str, user: str) -> bytes:
     """A slash command form as Slack posts it, with a live response_url and trigger id."""
     return urlencode(
@@ -188,6 +192,7 @@ def _serve_fakes(conn: Connection) -> None:
     # Remote services take no CPU from a deployed bot; on a small machine the fakes must yield.
     os.nice(19)
     slack = LocalSlack()
+    slack.add_channel(CHANNEL, "voice")
     metastudio = LocalMetaStudio()
     with slack.serve(), ServerThread(metastudio.app) as ms:
         job = metastudio.seed_job(voice_name="bench")
@@ -195,8 +200,12 @@ def _serve_fakes(conn: Connection) -> None:
         while True:
             kind, *args = conn.recv()
             if kind == "bodies":
+                # A job has one open request at a time: each submit names a job of its own.
                 text, user, count = args
-                conn.send([command_body(slack, text, user) for _ in range(count)])
+                conn.send([
+                    command_body(slack, text.replace(JOB_SLOT, metastudio.seed_job()), user)
+                    for _ in range(count)
+                ])
             elif kind == "replies":
                 conn.send([p.text for p in slack.responses if p.status_code == 200])
             elif kind == "cards":
@@ -248,6 +257,9 @@ def bot_settings(fakes: Fakes, redis_url: str, prefix: str) -> Settings:
         HUAWEICLOUD_SDK_PROJECT_ID=LOCAL_PROJECT_ID,
         METASTUDIO_ENDPOINT=fakes.metastudio_url,
         VOICEBOT_ADMINS=ADMIN,
+        # One requester submits thousands of times here; the limits are not what is measured.
+        VOICEBOT_MAX_OPEN_REQUESTS=1_000_000,
+        VOICEBOT_REQUEST_LIMIT=1_000_000,
     )
 
 
@@ -299,7 +311,7 @@ async def run(total: int, levels: Sequence[int]) -> bool:
     try:
         with environment(redis_url, prefix) as (fakes, bot_url, bare_url):
             await grant_requester(fakes, bot_url, pool)
-            text = f"submit {fakes.job} voice_name=x"
+            text = f"submit {JOB_SLOT} voice_name=x"
             print(f"/voice {text!r}: {total} signed requests per level, ack = HTTP response")
             print(f"{'clients':>7}  {'app':<5} {'p50':>10} {'p99':>10}  failures")
             posted = 0

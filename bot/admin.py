@@ -110,4 +110,5 @@ class AdminService:
         self, principal: Principal, channel_id: str, job_id: str | None, limit: int = 50
     ) -> list[AuditEvent]:
         await self._permissions.require(principal, Action.manage, channel_id)
-        return await self._audit.read(job_id=job_id, limit=limit)
+        # Roles are per workspace: its admins see its own trail, nobody else's.
+        return await self._audit.read(job_id=job_id, tenant=principal.tenant, limit=limit)

@@ -223,30 +223,39 @@ class AuditLog:
         *,
         job_id: str | None = None,
         request_id: str | None = None,
+        tenant: str | None = None,
         limit: int = 50,
         scan_limit: int = 10_000,
     ) -> list[AuditEvent]:
-        """The newest ``limit`` matching events, oldest first.
+        """The newest ``limit`` matching events, oldest first; ``tenant`` keeps only one
+        workspace's (or Grid org's) events.
 
-        Filtering by request without a job scans at most ``scan_limit`` recent entries.
+        Filtering by request or tenant without a job scans at most ``scan_limit`` recent
+        entries.
         """
         if limit <= 0:
             return []
         if job_id is not None:
-            return await self._read_job(job_id, request_id, limit)
+            return await self._read_job(job_id, request_id, tenant, limit)
+
+        def wanted(values: Mapping[str, str]) -> bool:
+            return (request_id is None or values.get("request_id") == request_id) and (
+                tenant is None or values.get("tenant") == tenant
+            )
+
         found: list[AuditEvent] = []
         upper = "+"
         scanned = 0
         with unavailable_on_redis_errors(StoreUnavailable):
             while len(found) < limit and scanned < scan_limit:
                 page_size = min(_SCAN_PAGE, scan_limit - scanned)
-                if request_id is None:
+                if request_id is None and tenant is None:
                     page_size = min(page_size, limit - len(found))
                 page = await self._redis.xrevrange(
                     self.stream_key, max=upper, min="-", count=page_size
                 )
                 for entry_id, values in page:
-                    if request_id is None or values.get("request_id") == request_id:
+                    if wanted(values):
                         found.append(AuditEvent.from_entry(entry_id, values))
                         if len(found) == limit:
                             break
@@ -258,7 +267,7 @@ class AuditLog:
         return found
 
     async def _read_job(
-        self, job_id: str, request_id: str | None, limit: int
+        self, job_id: str, request_id: str | None, tenant: str | None, limit: int
     ) -> list[AuditEvent]:
         """A job's entries through its index; entries trimmed from the stream are gone."""
         with unavailable_on_redis_errors(StoreUnavailable):
@@ -272,6 +281,7 @@ class AuditLog:
             AuditEvent.from_entry(entry_id, values)
             for page in pages
             for entry_id, values in page
-            if request_id is None or values.get("request_id") == request_id
+            if (request_id is None or values.get("request_id") == request_id)
+            and (tenant is None or values.get("tenant") == tenant)
         ]
         return found[-limit:]

@@ -48,6 +48,16 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def redis_unavailable(error: BaseException | None) -> bool:
+    """Whether ``error`` means Redis was not serving us. A connection lost under ``WATCH``
+    surfaces as a WatchError (arq's worker watches a job's key as it takes the job): what
+    counts then is the lost connection behind it."""
+    if isinstance(error, redis_errors.WatchError):
+        # redis-py raises it while handling the connection error, without ``from``.
+        error = error.__cause__ or error.__context__
+    return isinstance(error, UNAVAILABLE_ERRORS)
+
+
 class StoreUnavailable(Exception):
     """Redis could not be reached or did not answer in time; nothing was decided."""
 

@@ -13,7 +13,7 @@ The database number always comes from ``REDIS_URL``; with Sentinel its host is i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ from bot.redis import (
     Parser,
     connect,
 )
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 
 
 def _secret(settings: Settings, field: str) -> str | None:
@@ -66,8 +66,9 @@ class RedisTarget:
     url: str
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str | None = None
-    password: str | None = None
-    sentinel_password: str | None = None
+    # Never in a repr: a target may end up in a log line or a traceback.
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisTarget:
@@ -82,6 +83,12 @@ class RedisTarget:
     @property
     def uses_sentinel(self) -> bool:
         return bool(self.sentinels)
+
+    def _master(self) -> str:
+        # Settings refuse sentinels without a master name; this guards any other caller.
+        if self.master is None:
+            raise ConfigError("missing setting REDIS_SENTINEL_MASTER")
+        return self.master
 
     @property
     def db(self) -> int:
@@ -131,9 +138,8 @@ class RedisTarget:
                 health_check_interval=HEALTH_CHECK_INTERVAL, parser_class=Parser,
             )
             return client
-        assert self.master is not None
         primary: Redis = self._sentinel().master_for(
-            self.master, redis_class=Redis, decode_responses=True, **self._primary_kwargs()
+            self._master(), redis_class=Redis, decode_responses=True, **self._primary_kwargs()
         )
         return primary
 
@@ -142,9 +148,8 @@ class RedisTarget:
         away). ``ride_out_blips``: the worker's, as ``bot.queue.redis_settings``."""
         extra = _blip_retry() if ride_out_blips else {}
         if self.uses_sentinel:
-            assert self.master is not None
             pool: ArqRedis = self._sentinel().master_for(
-                self.master, redis_class=ArqRedis, **self._primary_kwargs(), **extra
+                self._master(), redis_class=ArqRedis, **self._primary_kwargs(), **extra
             )
             pool.default_queue_name = queue_name
             return pool

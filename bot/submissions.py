@@ -62,6 +62,16 @@ class CardNotPosted(Exception):
         super().__init__(f"the approval card could not be posted in {channel}: {error}")
 
 
+class RequestUnconfirmed(Exception):
+    """The card was posted but Redis did not confirm the request was stored: the card stays,
+    and it shows whether the request exists (a click says so if it does not)."""
+
+    def __init__(self, channel: str, ts: str) -> None:
+        self.channel = channel
+        self.ts = ts
+        super().__init__(f"request behind the card {ts} in {channel} not confirmed")
+
+
 class CardPoster(Protocol):
     """Posts a request's approval card, and takes it back when the request can't be stored."""
 
@@ -164,7 +174,14 @@ class SubmissionService:
             job_reject_times=job.reject_times,
             job_updated=job.lastupdate_time,
         )
-        await self._approvals.reserve(request, self._limits)
+        try:
+            await self._approvals.reserve(request, self._limits)
+        except StoreUnavailable:
+            # The reservation may have been taken with its reply lost: give it back, so the
+            # next try is not told a card is on its way (it lapses by itself otherwise).
+            with contextlib.suppress(StoreUnavailable):
+                await self._approvals.unreserve(request)
+            raise
         try:
             channel, ts = await self._cards.post_card(request)
         except BaseException:
@@ -174,6 +191,18 @@ class SubmissionService:
             raise
         try:
             stored = await self._approvals.create(request, card_channel=channel, card_ts=ts)
+        except StoreUnavailable:
+            # The script may have run with its reply lost: the card goes only when a read
+            # shows the request is not there. A card without a request says so when
+            # clicked; a request without its card is what must never be.
+            try:
+                found = await self._approvals.get(request.id)
+            except StoreUnavailable:
+                raise RequestUnconfirmed(channel, ts) from None
+            if found is None:
+                await self._cards.withdraw_card(channel, ts)
+                raise
+            stored = found
         except BaseException:
             await self._cards.withdraw_card(channel, ts)
             raise

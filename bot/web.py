@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.app import Services, build_app, open_services
+from bot.app import build_app
 from bot.metrics import CONTENT_TYPE_LATEST
+from bot.services import Services, open_services
 from bot.settings import ConfigError, Settings
 
 log = logging.getLogger("bot.web")

@@ -31,14 +31,14 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.app import Services, open_services
 from bot.backoff import backoff
 from bot.metastudio import MetaStudioError
 from bot.metrics import WorkerMetrics
 from bot.queue import SWEEP_FUNCTION, TRACK_FUNCTION, redis_settings
-from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable
+from bot.redis import UNAVAILABLE_ERRORS, Keys, StoreUnavailable, redis_unavailable
 from bot.redis_ha import RedisTarget
 from bot.review_sweep import ReviewSweep
+from bot.services import Services, open_services
 from bot.settings import Settings
 from bot.slack.notify import NotifyBusy
 from bot.tracking import PollPolicy, Tracker
@@ -387,7 +387,7 @@ class WorkerSupervisor:
         finally:
             self.worker = None
         error = None if main.cancelled() else main.exception()
-        redis_down = isinstance(error, UNAVAILABLE_ERRORS)
+        redis_down = redis_unavailable(error)
         await close_worker(worker, redis_up=not redis_down)
         if error is not None and not redis_down:
             raise error

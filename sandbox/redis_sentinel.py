@@ -41,10 +41,11 @@ class Node:
 
     port: int
     process: subprocess.Popen[bytes]
+    password: str | None = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=2,
-                           socket_connect_timeout=1)
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True,
+                           socket_timeout=2, socket_connect_timeout=1)
 
     def kill(self) -> None:
         """SIGKILL: a crash, with no chance to close connections or hand anything over."""
@@ -68,7 +69,7 @@ class Node:
             return False
 
 
-def _start(binary: str, workdir: Path, args: list[str]) -> Node:
+def _start(binary: str, workdir: Path, args: list[str], password: str | None = None) -> Node:
     port = _free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(  # noqa: S603 - redis-server from PATH
@@ -78,7 +79,7 @@ def _start(binary: str, workdir: Path, args: list[str]) -> Node:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    node = Node(port, process)
+    node = Node(port, process, password)
     deadline = time.monotonic() + 10
     while not node.answers():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -94,21 +95,33 @@ class SentinelGroup:
     replicas: list[Node]
     sentinels: list[Node]
     master: str = MASTER
+    password: str | None = None
+    sentinel_password: str | None = None
     _all: list[Node] = field(default_factory=list)
 
     @classmethod
-    def start(cls, directory: Path, *, replicas: int = 2) -> SentinelGroup:
+    def start(
+        cls,
+        directory: Path,
+        *,
+        replicas: int = 2,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+    ) -> SentinelGroup:
+        """``password``: the data nodes' (``requirepass``, and ``masterauth`` for replicas);
+        ``sentinel_password``: the sentinels' own (``requirepass`` in their configuration)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         started: list[Node] = []
         try:
-            primary = _start(binary, directory / "primary", [])
+            auth = ["--requirepass", password, "--masterauth", password] if password else []
+            primary = _start(binary, directory / "primary", auth, password)
             started.append(primary)
             copies = []
             for index in range(replicas):
                 copy = _start(binary, directory / f"replica{index}",
-                              ["--replicaof", "127.0.0.1", str(primary.port)])
+                              ["--replicaof", "127.0.0.1", str(primary.port), *auth], password)
                 started.append(copy)
                 copies.append(copy)
             watchers = []
@@ -120,15 +133,20 @@ class SentinelGroup:
                     f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                     f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
                     f"sentinel parallel-syncs {MASTER} {max(1, replicas)}\n"
+                    + (f"sentinel auth-pass {MASTER} {password}\n" if password else "")
+                    + (f"requirepass {sentinel_password}\nsentinel sentinel-pass "
+                       f"{sentinel_password}\n" if sentinel_password else "")
                 )
-                watcher = _start(binary, conf.parent, [str(conf), "--sentinel"])
+                watcher = _start(binary, conf.parent, [str(conf), "--sentinel"],
+                                 sentinel_password)
                 started.append(watcher)
                 watchers.append(watcher)
         except BaseException:
             for node in started:
                 node.kill()
             raise
-        group = cls(primary, copies, watchers, _all=started)
+        group = cls(primary, copies, watchers, password=password,
+                    sentinel_password=sentinel_password, _all=started)
         try:
             group._wait_until_watched(len(copies))
         except BaseException:
@@ -160,7 +178,12 @@ class SentinelGroup:
     def env(self) -> dict[str, str]:
         """The bot's settings for this group. REDIS_URL names a host where nothing listens:
         only its database number counts once REDIS_SENTINELS is set."""
-        return {"REDIS_SENTINELS": self.sentinel_hosts, "REDIS_SENTINEL_MASTER": self.master}
+        env = {"REDIS_SENTINELS": self.sentinel_hosts, "REDIS_SENTINEL_MASTER": self.master}
+        if self.password:
+            env["REDIS_PASSWORD"] = self.password
+        if self.sentinel_password:
+            env["REDIS_SENTINEL_PASSWORD"] = self.sentinel_password
+        return env
 
     def primary_port(self) -> int | None:
         """The primary's port as the first answering sentinel names it."""

@@ -20,12 +20,15 @@ from bot.slack.commands import (
     Help,
     ParseFailure,
     Policy,
+    Problem,
     Revoke,
     Roles,
     Status,
     Submit,
     SubmitForm,
     parse,
+    validate_field,
+    without_invisible,
 )
 
 JOB = "26f06524-4f75-4b3a-a853-b649a21aaf66"
@@ -379,3 +382,13 @@ _PLAIN = (
 def test_quoted_values_round_trip(voice_name: str, description: str) -> None:
     text = f'submit {JOB} voice_name="{voice_name}" description=“{description}”'
     assert parse(text) == submit(voice_name=voice_name, description=description)
+
+
+def test_invisible_characters_are_dropped_and_line_separators_refused() -> None:
+    hidden = "nar\u202erator\u200b\U000e0041\u00ad\u3164\u2066x\u2069"
+    assert without_invisible(hidden) == "narratorx"
+    assert validate_field("voice_name", hidden) == "narratorx"
+    for separator in ("\u2028", "\u2029"):
+        assert isinstance(validate_field("voice_name", f"a{separator}b"), Problem)
+        assert isinstance(validate_field("description", f"a{separator}b"), Problem)
+    assert validate_field("description", "two\nlines") == "two\nlines"

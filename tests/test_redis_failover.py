@@ -10,6 +10,7 @@ replica holds them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -53,12 +54,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 FAILOVER_DEADLINE = 30.0
 # Longer than the worker's retries take to come round (its backoff starts below a second).
 NO_POST_WAIT = 3.0
+# The worker's resume of requests without a queue job runs once a minute.
+RESUME_DEADLINE = 100.0
 NOT_CONFIRMED = "couldn't confirm your decision"
 
 
 @pytest.fixture
-def sentinels(tmp_path: Path) -> Iterator[SentinelGroup]:
-    group = SentinelGroup.start(tmp_path / "redis")
+def sentinels(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SentinelGroup]:
+    """The group; a test marked ``with_passwords`` gets data nodes and sentinels that ask
+    for a password."""
+    passwords: dict[str, str] = getattr(request, "param", {})
+    group = SentinelGroup.start(tmp_path / "redis", password=passwords.get("password"),
+                                sentinel_password=passwords.get("sentinel_password"))
     yield group
     group.stop()
 
@@ -90,6 +97,20 @@ async def request_for(store: ApprovalStore, job: str) -> ApprovalRequest | None:
     except (StoreUnavailable, RedisError):  # the primary is moving: ask again
         return None
     return requests[-1] if requests else None
+
+
+async def current(store: ApprovalStore, job: str) -> ApprovalRequest:
+    """The job's request as the primary has it, once a primary answers."""
+    found: list[ApprovalRequest] = []
+
+    async def read() -> bool:
+        request = await request_for(store, job)
+        if request is not None:
+            found.append(request)
+        return request is not None
+
+    await wait_until(read, within=FAILOVER_DEADLINE, interval=0.2)
+    return found[-1]
 
 
 async def status_is(store: ApprovalStore, job: str, *statuses: ApprovalStatus) -> bool:
@@ -153,6 +174,7 @@ async def test_approval_after_a_failover_is_submitted_once(
     assert processes.running(), processes.report()
 
 
+@pytest.mark.timeout(300)
 async def test_primary_killed_during_twenty_approvals_submits_each_job_at_most_once(
     start_processes: Callable[[], Awaitable[Processes]],
     sentinels: SentinelGroup,
@@ -175,18 +197,25 @@ async def test_primary_killed_during_twenty_approvals_submits_each_job_at_most_o
     await wait_until(lambda: ready(processes.web_url), within=FAILOVER_DEADLINE, interval=0.2)
 
     assert all(posts_for(metastudio, job) <= 1 for job in jobs)
-    still_pending = [job for job in jobs if await status_is(store, job, ApprovalStatus.PENDING)]
-    for job in still_pending:
-        # Still decidable: the card kept its buttons, and a click decides it.
+    for job in jobs:
+        request = await current(store, job)
+        if request.status != ApprovalStatus.PENDING:
+            continue
+        # Its decision was lost or never made. Still decidable: the card kept its buttons,
+        # and a click decides it.
         card = card_of(slack, job)
         assert card is not None
         assert has_buttons(card), job
         await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
-    for job in jobs:
-        await wait_until(lambda job=job: posts_for(metastudio, job) >= 1, within=60)
-    await wait_until(lambda: all(metastudio.commit_count(job) == 1 for job in jobs), within=30)
+    # A queue job written just before the failover may be lost with it: the worker's
+    # once-a-minute resume revives its request, hence the long wait.
+    with contextlib.suppress(AssertionError):
+        await wait_until(lambda: all(metastudio.commit_count(job) == 1 for job in jobs),
+                         within=RESUME_DEADLINE, interval=0.5)
     await nothing_more_happens(1.0)
-    assert [posts_for(metastudio, job) for job in jobs] == [1] * len(jobs)
+    where = {job: str((await current(store, job)).status) for job in jobs
+             if posts_for(metastudio, job) != 1}
+    assert [posts_for(metastudio, job) for job in jobs] == [1] * len(jobs), where
     assert processes.running(), processes.report()
 
 
@@ -300,3 +329,34 @@ async def test_a_decision_no_replica_confirms_is_not_shown_as_approved(
     await replies_with(slack, card, "passed review", within=30)
     assert posts_for(metastudio, job) == 1
     assert processes.running(), processes.report()
+
+
+@pytest.mark.parametrize(
+    "sentinels",
+    [{"password": "data-node-password", "sentinel_password": "sentinel-password"}],
+    indirect=True, ids=["passwords"],
+)
+async def test_with_passwords_a_failover_is_followed_and_the_job_submitted_once(
+    start_processes: Callable[[], Awaitable[Processes]],
+    sentinels: SentinelGroup,
+    store: ApprovalStore,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+) -> None:
+    """REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD reach every client: the web app's, the
+    queue's and the worker's, before and after the failover."""
+    processes, driver = await started(start_processes, slack)
+    job = metastudio.seed_job(voice_name="narrator")
+    card = await opened(driver, slack, store, job)
+
+    sentinels.primary.kill()
+    await wait_until(sentinels.failed_over, within=FAILOVER_DEADLINE, interval=0.2)
+    await wait_until(lambda: ready(processes.web_url), within=FAILOVER_DEADLINE, interval=0.2)
+    await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
+    await replies_with(slack, card, "passed review", within=30)
+    await nothing_more_happens()
+    assert posts_for(metastudio, job) == 1
+    assert processes.running(), processes.report()
+    for log in processes.logs:
+        assert "data-node-password" not in log.read_text()
+        assert "sentinel-password" not in log.read_text()

@@ -33,6 +33,25 @@ def test_sentinels_are_read_as_host_port_pairs(monkeypatch: pytest.MonkeyPatch) 
     assert "ignored-host" not in target.describe()
 
 
+def test_passwords_and_the_replica_wait_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", "redis-password-value")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "sentinel-password-value")
+    monkeypatch.setenv("VOICEBOT_REDIS_MIN_REPLICAS", "2")
+    monkeypatch.setenv("VOICEBOT_REDIS_REPLICA_TIMEOUT", "0.25")
+    settings = load_settings()
+    target = RedisTarget.from_settings(settings)
+    assert (target.password, target.sentinel_password) == (
+        "redis-password-value", "sentinel-password-value")
+    assert (settings.redis_min_replicas, settings.redis_replica_timeout) == (2, 0.25)
+    for shown in (repr(settings), repr(target), target.describe()):
+        assert "password-value" not in shown
+
+
+def test_no_replica_wait_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VOICEBOT_REDIS_MIN_REPLICAS", raising=False)
+    assert load_settings().redis_min_replicas == 0
+
+
 @pytest.mark.parametrize("value", ["sentinel-a", "sentinel-a:port", "host:70000", ":26379"])
 def test_a_malformed_sentinel_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("REDIS_SENTINELS", f"127.0.0.1:26379,{value}")

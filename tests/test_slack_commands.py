@@ -28,6 +28,7 @@ from tests.conftest import (
     OUTSIDER,
     REQUESTER,
     TEAM,
+    answer,
     grant,
     prefixed_keys,
     say,
@@ -276,6 +277,19 @@ async def test_audit_shows_the_grants(driver: SlackDriver, slack: LocalSlack) ->
     reply = await say(driver, slack, "audit", user=ADMIN)
     assert "Audit trail" in reply
     assert "*grant*" in reply
+
+
+async def test_the_audit_trail_shows_only_the_callers_workspace(
+    driver: SlackDriver, slack: LocalSlack
+) -> None:
+    """Roles are per workspace, and so is the trail: an admin of another workspace (here a
+    bootstrap admin, who is one everywhere) sees none of this one's entries."""
+    await grant(driver, slack, APPROVER, "approver")
+    result = await driver.slash_command("/voice", "audit", user=ADMIN, channel=CHANNEL,
+                                        team="T0OTHER")
+    elsewhere = await answer(slack, result)
+    assert "*grant*" not in elsewhere
+    assert "*grant*" in await say(driver, slack, "audit", user=ADMIN)
 
 
 # -- the submit modal ------------------------------------------------------------------------

@@ -178,19 +178,27 @@ def suggest(word: str, choices: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
-# Bidirectional overrides, isolates and marks, and zero-width characters: invisible, they can
-# make a card read differently from what is submitted ("Trojan Source"), so they are dropped.
-_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Invisible characters can make a card read differently from what is submitted ("Trojan
+# Source"): every format character (bidirectional overrides, isolates and marks, zero-width
+# and tag characters, soft hyphens) and the blank fillers that render as nothing are dropped.
+_BLANK_FILLERS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 
 
 def without_invisible(text: str) -> str:
-    """``text`` without bidirectional control and zero-width characters."""
-    return _INVISIBLE.sub("", text)
+    """``text`` without format (``Cf``) characters and blank fillers."""
+    return "".join(
+        char for char in text
+        if char not in _BLANK_FILLERS and unicodedata.category(char) != "Cf"
+    )
 
 
 def _has_control(text: str, multiline: bool) -> bool:
+    """Control characters, and line or paragraph separators (only \\n and \\t are allowed,
+    and only where the field takes several lines)."""
     allowed = {"\n", "\t"} if multiline else set()
-    return any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in text)
+    return any(
+        unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") and c not in allowed for c in text
+    )
 
 
 def validate_job_id(raw: str) -> str | Problem:

@@ -3,19 +3,20 @@
 Slack redelivers an event it thinks was lost (``X-Slack-Retry-Num``), and anyone holding a
 signed request can send it again within the 5-minute signature window. Every slash command
 and interaction carries a ``trigger_id`` that Slack never reuses, every event an
-``event_id``: the first delivery of one takes a key in Redis, later ones are acknowledged
-and dropped. Approvals are atomic anyway; this keeps a replayed ``/voice submit`` from
-posting a second card or spending the requester's rate limit.
+``event_id``: right after the ack, the first delivery of one takes a key in Redis and does
+its work; later ones stop there. Checking after the ack keeps Redis off the ack's path (a
+replay is acknowledged like the original, which changes nothing). Approvals are atomic
+anyway; this keeps a replayed ``/voice submit`` from posting a second card or spending the
+requester's rate limit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
-from slack_bolt.response import BoltResponse
 
 from bot.redis import UNAVAILABLE_ERRORS, Keys
 
@@ -51,17 +52,11 @@ class Deliveries:
             return True
         return bool(taken)
 
-    def middleware(self) -> Callable[..., Awaitable[BoltResponse | None]]:
-        """A Bolt global middleware that acknowledges a redelivery and does nothing more."""
-
-        async def once(
-            body: dict[str, Any], next: Callable[[], Awaitable[None]]  # Bolt injects by name
-        ) -> BoltResponse | None:
-            delivery = delivery_id(body)
-            if delivery is not None and not await self.first(delivery):
-                log.info("dropped a redelivery (%s)", delivery[:2])
-                return BoltResponse(status=200, body="")
-            await next()
-            return None
-
-        return once
+    async def first_of(self, body: Mapping[str, Any]) -> bool:
+        """True unless ``body`` is a redelivery of one already seen (call it after the ack,
+        before any work)."""
+        delivery = delivery_id(body)
+        if delivery is None or await self.first(delivery):
+            return True
+        log.info("dropped a redelivery (%s)", delivery[:2])
+        return False

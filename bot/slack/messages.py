@@ -332,6 +332,29 @@ def decision_not_confirmed() -> str:
     )
 
 
+def decision_unconfirmed() -> str:
+    return (
+        "The approval store didn't answer, so I can't tell whether your decision was recorded. "
+        "If the card still has its buttons in a minute, click again."
+    )
+
+
+def request_unconfirmed(channel_id: str) -> str:
+    where = f" in <#{channel_id}>" if _CHANNEL_ID.fullmatch(channel_id) else ""
+    return (
+        f"I posted the approval card{where}, but the store didn't confirm the request was "
+        "recorded. If a click on the card says the request can't be found, submit again."
+    )
+
+
+def submitted_without_approval(request_id: str, channel_id: str | None) -> str:
+    where = f" in <#{channel_id}>" if channel_id and _CHANNEL_ID.fullmatch(channel_id) else ""
+    return (
+        f"Approval is not required here, so request `{escape(request_id)}` goes straight to "
+        f"MetaStudio. I'll post updates in its thread{where}."
+    )
+
+
 def permission_store_unavailable() -> str:
     return (
         "I can't check permissions right now (the permission store is unavailable), "

@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -161,7 +162,7 @@ class Notifier:
                 str(error.response.get("error") or "unknown_error"),
                 configured=request.card_channel != request.origin_channel,
             ) from None
-        except SlackClientError:
+        except (SlackClientError, aiohttp.ClientError, OSError):  # OSError: TimeoutError too
             # No answer: the card may or may not be there. Were it posted, it names a
             # request that does not exist, and a click on it says so.
             raise CardNotPosted(request.card_channel, "no_answer") from None
@@ -170,7 +171,7 @@ class Notifier:
     async def withdraw_card(self, channel: str, ts: str) -> None:
         try:
             await self._client.chat_delete(channel=channel, ts=ts)
-        except (SlackApiError, SlackClientError):
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError):
             log.warning("could not remove the card %s in %s of a request not stored", ts, channel)
 
     async def update_card(self, request: ApprovalRequest, *, note: str | None = None) -> None:

@@ -33,7 +33,7 @@ from bot.permissions import (
 )
 from bot.redis import StoreUnavailable
 from bot.slack import messages
-from bot.submissions import CardNotPosted, JobNotReady
+from bot.submissions import CardNotPosted, JobNotReady, RequestUnconfirmed
 
 log = logging.getLogger("bot.slack")
 
@@ -72,6 +72,8 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
             f"{messages.mention(error.user)} is an admin through VOICEBOT_ADMINS; "
             "change that setting to remove them."
         )
+    if isinstance(error, RequestUnconfirmed):
+        return messages.request_unconfirmed(error.channel)
     if isinstance(error, CardNotPosted):
         return messages.card_not_posted(error.channel, error.error, configured=error.configured)
     if isinstance(error, RequestInProgress):

@@ -14,7 +14,7 @@ from bot.approvals import ApprovalStore
 from bot.inbox import InboxService
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
-from bot.queue import Enqueuer
+from bot.slack.deliveries import Deliveries
 from bot.slack.listeners.approval import ApprovalButtons
 from bot.slack.listeners.home import HomeTab
 from bot.slack.listeners.replying import Replies
@@ -35,18 +35,18 @@ def register_listeners(
     admin: AdminService,
     metastudio: MetaStudioClient,
     notifier: Notifier,
-    queue: Enqueuer,
     metrics: Metrics,
+    deliveries: Deliveries,
     require_approval: bool,
     inbox: InboxService,
     approvals: ApprovalStore,
 ) -> None:
-    replies = Replies(client, metrics)
+    replies = Replies(client, metrics, deliveries)
     submit = SubmitReplies(submissions, client)
     form = SubmitForm(submissions, metastudio, submit, replies, require_approval=require_approval)
     SlashCommand(admin, metastudio, submit, form, replies, metrics).register(app)
     form.register(app)
-    buttons = ApprovalButtons(submissions, notifier, queue, replies, metrics)
+    buttons = ApprovalButtons(submissions, notifier, replies, metrics)
     home = HomeTab(inbox, approvals, buttons, client, replies)
     buttons.set_after_decision(home.after_decision)
     buttons.register(app)

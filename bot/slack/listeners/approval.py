@@ -17,8 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, Decision, DecisionOutcome
 from bot.metrics import Metrics
-from bot.permissions import Principal
-from bot.queue import Enqueuer
+from bot.permissions import PermissionStoreUnavailable, Principal
+from bot.redis import StoreUnavailable
 from bot.slack import blocks, messages, modal
 from bot.slack.listeners.replying import (
     Ack,
@@ -65,13 +65,11 @@ class ApprovalButtons:
         self,
         submissions: SubmissionService,
         notifier: Notifier,
-        queue: Enqueuer,
         replies: Replies,
         metrics: Metrics,
     ) -> None:
         self._submissions = submissions
         self._notifier = notifier
-        self._queue = queue
         self._replies = replies
         self._metrics = metrics
         self._after: AfterDecision | None = None
@@ -86,6 +84,8 @@ class ApprovalButtons:
 
     async def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        if not await self._replies.first_of(body):
+            return
         await self.decide(body, body_channel(body), str(action.get("value", "")),
                           approve=True, reason=None)
 
@@ -94,14 +94,21 @@ class ApprovalButtons:
     ) -> None:
         """Open the reject form, once the clicker may decide the request from here."""
         await ack()
+        if not await self._replies.first_of(body):
+            return
         await self.open_reject_form(body, body_channel(body), str(action.get("value", "")),
                                     client)
 
     async def open_reject_form(
         self, body: dict[str, Any], channel: str, value: str, client: AsyncWebClient
     ) -> None:
-        """Open the reject form for a click on ``value`` counted as made in ``channel``."""
-        principal = body_principal(body)
+        """Open the reject form for a click on ``value`` counted as made in ``channel``
+        (call it once per delivery)."""
+        try:
+            principal = body_principal(body)
+        except ValueError:
+            await self._replies.unknown_caller(body, channel)
+            return
         reply = self._replies.ephemeral_to(channel, principal.user)
         parsed = blocks.parse_approval_value(value)
         if parsed is None:
@@ -124,11 +131,14 @@ class ApprovalButtons:
 
     async def on_reject_form(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
+        if not await self._replies.first_of(body):
+            return
         meta = metadata(view.get("private_metadata"))
         channel = str(meta.get("channel") or "")
         try:
             principal = body_principal(body)
         except ValueError:
+            await self._replies.unknown_caller(body, channel)
             return
         if (meta.get("user"), meta.get("tenant")) != (principal.user, principal.tenant):
             # Not the form this user opened: decide nothing, and say so.
@@ -148,7 +158,11 @@ class ApprovalButtons:
         approve: bool,
         reason: str | None,
     ) -> None:
-        principal = body_principal(body)
+        try:
+            principal = body_principal(body)
+        except ValueError:
+            await self._replies.unknown_caller(body, channel)
+            return
         reply = self._replies.ephemeral_to(channel, principal.user)
         parsed = blocks.parse_approval_value(value)
         if parsed is None:
@@ -157,9 +171,16 @@ class ApprovalButtons:
         request_id, payload_hash = parsed
 
         async def decide() -> None:
-            decision = await self._submissions.decide(
-                principal, channel, request_id, payload_hash, approve=approve, reason=reason
-            )
+            try:
+                decision = await self._submissions.decide(
+                    principal, channel, request_id, payload_hash, approve=approve, reason=reason
+                )
+            except StoreUnavailable as error:
+                if isinstance(error, PermissionStoreUnavailable):
+                    raise
+                # The decision's reply was lost: it may or may not have been made.
+                await reply(blocks.text_message(messages.decision_unconfirmed()))
+                return
             self._metrics.decisions.labels(str(decision.outcome)).inc()
             await self._after_decision(decision, request_id, principal, channel)
             changed = decision.decided or decision.outcome == DecisionOutcome.COUNTED
@@ -189,5 +210,5 @@ class ApprovalButtons:
         except NotifyBusy:
             log.debug("request %s: another process is posting for it", request.id)
         except Exception:  # any Slack or Redis failure: the worker posts it later
+            # The decision already enqueued the request's tracking job, which posts it.
             log.warning("request %s: Slack update failed, left to the worker", request.id)
-            await self._queue.enqueue_tracking(request.id)

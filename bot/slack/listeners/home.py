@@ -1,7 +1,7 @@
 """The App Home tab: rebuilt when a user opens it (``app_home_opened``) and after each
 decision that concerns them; its Approve and Reject act exactly as the card's, counted as
-clicks in the card's channel. A retried event is dropped before it gets here
-(``bot.slack.deliveries``).
+clicks in the card's channel. A retried event or click does nothing more
+after its ack (``bot.slack.deliveries``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class HomeTab:
             await self.publish(Principal(principal.tenant, request.requester))
 
     async def on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("tab") not in (None, "home"):
+        if event.get("tab") not in (None, "home") or not await self._replies.first_of(body):
             return
         try:
             principal = principal_of(
@@ -79,6 +79,8 @@ class HomeTab:
 
     async def on_page(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        if not await self._replies.first_of(body):
+            return
         value = str(action.get("value") or "0")
         await self.publish(body_principal(body), int(value) if value.isdigit() else 0)
 
@@ -87,8 +89,11 @@ class HomeTab:
         parsed = blocks.parse_approval_value(value)
         request = await self._approvals.get(parsed[0]) if parsed else None
         if request is None:
-            principal = body_principal(body)
             # Nowhere to answer in the channel: the rebuilt tab shows it is gone.
+            try:
+                principal = body_principal(body)
+            except ValueError:
+                return None
             log.info("home click by %s on a request that is gone", principal.user)
             await self.publish(principal)
             return None
@@ -96,6 +101,8 @@ class HomeTab:
 
     async def on_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        if not await self._replies.first_of(body):
+            return
         value = str(action.get("value", ""))
         channel = await self._card_channel(body, value)
         if channel is not None:
@@ -105,6 +112,8 @@ class HomeTab:
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
+        if not await self._replies.first_of(body):
+            return
         value = str(action.get("value", ""))
         channel = await self._card_channel(body, value)
         if channel is not None:

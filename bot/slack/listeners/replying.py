@@ -16,8 +16,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
 from bot.permissions import PermissionDenied, Principal
-from bot.slack import blocks
+from bot.slack import blocks, messages
 from bot.slack.blocks import OutgoingMessage
+from bot.slack.deliveries import Deliveries
 from bot.slack.replies import error_text
 
 log = logging.getLogger("bot.slack")
@@ -62,10 +63,16 @@ def metadata(raw: object) -> dict[str, Any]:
 
 
 class Replies:
-    def __init__(self, client: AsyncWebClient, metrics: Metrics) -> None:
+    def __init__(self, client: AsyncWebClient, metrics: Metrics, deliveries: Deliveries) -> None:
         self._client = client
         self._metrics = metrics
+        self._deliveries = deliveries
         self._after_ack_slots = asyncio.Semaphore(AFTER_ACK_CONCURRENCY)
+
+    async def first_of(self, body: Mapping[str, Any]) -> bool:
+        """Whether this is the first delivery of ``body`` (ask right after the ack): a
+        redelivery or a replay does nothing more."""
+        return await self._deliveries.first_of(body)
 
     async def after_ack(self, work: Awaitable[bool]) -> bool:
         """Run work that follows an ack, at most ``AFTER_ACK_CONCURRENCY`` at a time."""
@@ -104,6 +111,12 @@ class Replies:
             await self.ephemeral(channel, user, message.text)
 
         return reply
+
+    async def unknown_caller(self, body: Mapping[str, Any], channel: str) -> None:
+        """A payload naming no workspace: say so to its user, if it names one."""
+        user = str((body.get("user") or {}).get("id") or "")
+        if user:
+            await self.ephemeral(channel, user, messages.unknown_caller())
 
     def ephemeral_to(self, channel: str, user: str) -> Reply:
         async def reply(message: OutgoingMessage) -> None:

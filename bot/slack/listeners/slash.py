@@ -88,6 +88,8 @@ class SlashCommand:
         # Everything else reads Redis or MetaStudio, so it is answered after the ack.
         await ack()
         self._observe_ack(started)
+        if not await self._replies.first_of(command):
+            return
         if isinstance(parsed, ParseFailure):
             self._metrics.commands.labels(name, "invalid").inc()
             await self._replies.after_ack(

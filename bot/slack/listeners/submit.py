@@ -38,7 +38,10 @@ class SubmitReplies:
         # worth its extra Web API call when the card went to a separate approval channel.
         elsewhere = request.card_channel != intent.channel_id
         link = await self._permalink(request) if elsewhere else ""
-        text = messages.approval_requested(request.id, request.card_channel)
+        if request.status == "auto_approved":
+            text = messages.submitted_without_approval(request.id, request.card_channel)
+        else:
+            text = messages.approval_requested(request.id, request.card_channel)
         await reply(blocks.text_message(f"{text} {link}".strip()))
 
     async def _permalink(self, request: ApprovalRequest) -> str:

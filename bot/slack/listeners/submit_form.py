@@ -127,6 +127,8 @@ class SubmitForm:
             await ack(response_action="errors", errors={modal.BLOCK_JOB: problem})
             return
         await ack()
+        if not await self._replies.first_of(body):
+            return
         response_url = meta.get("response_url")
         respond = AsyncRespond(response_url=response_url if isinstance(response_url, str) else None)
         reply = self._replies.responder(respond, channel, principal.user)
