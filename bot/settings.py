@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     )
     job_timeout: float = Field(default=60.0, gt=0, validation_alias=_env("VOICEBOT_JOB_TIMEOUT"))
     queue_name: str = Field(default="voicebot:arq", validation_alias=_env("VOICEBOT_QUEUE_NAME"))
+    # How often a worker revives tracked requests that lost their queue job (seconds; the
+    # passes fall on whole minutes' fractions, so 1 to 60).
+    resume_interval: int = Field(
+        default=60, ge=1, le=60, validation_alias=_env("VOICEBOT_RESUME_INTERVAL")
+    )
     # Unset: the worker serves no metrics.
     worker_metrics_port: int | None = Field(
         default=None, ge=0, le=65535, validation_alias=_env("VOICEBOT_WORKER_METRICS_PORT")

@@ -294,8 +294,10 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
             cron(expire_requests, name=f"{prefix}expire_requests",
                  second=set(range(0, 60, expiry_period(settings.approval_ttl))),
                  run_at_startup=True, timeout=settings.job_timeout),
-            # Every minute, and at startup (which is when a lost job is most likely).
-            cron(resume_active, name=f"{prefix}resume_active", second={0},
+            # Every VOICEBOT_RESUME_INTERVAL (a minute), and at startup (which is when a lost
+            # job is most likely).
+            cron(resume_active, name=f"{prefix}resume_active",
+                 second=set(range(0, 60, settings.resume_interval)),
                  run_at_startup=True, timeout=settings.job_timeout),
         ],
         "queue_name": settings.queue_name,

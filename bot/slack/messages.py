@@ -334,8 +334,8 @@ def decision_not_confirmed() -> str:
 
 def decision_unconfirmed() -> str:
     return (
-        "The approval store didn't answer, so I can't tell whether your decision was recorded. "
-        "If the card still has its buttons in a minute, click again."
+        "I couldn't confirm your decision: the approval store didn't answer, so it may not be "
+        "recorded. If the card still has its buttons in a minute, click again."
     )
 
 

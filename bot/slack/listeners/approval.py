@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, Decision, DecisionOutcome
+from bot.durability import NotReplicated
 from bot.metrics import Metrics
 from bot.permissions import PermissionStoreUnavailable, Principal
 from bot.redis import StoreUnavailable
@@ -176,7 +177,7 @@ class ApprovalButtons:
                     principal, channel, request_id, payload_hash, approve=approve, reason=reason
                 )
             except StoreUnavailable as error:
-                if isinstance(error, PermissionStoreUnavailable):
+                if isinstance(error, PermissionStoreUnavailable | NotReplicated):
                     raise
                 # The decision's reply was lost: it may or may not have been made.
                 await reply(blocks.text_message(messages.decision_unconfirmed()))
