@@ -112,3 +112,24 @@ def test_a_long_inbox_is_paged_under_slacks_limit_of_100_blocks() -> None:
         text = json.dumps(view["blocks"])
         shown += [r.job_id for r in waiting if r.job_id in text]
     assert shown == [r.job_id for r in waiting]
+
+
+async def test_a_reject_from_the_home_tab_opens_the_card_s_form_and_ends_the_request(
+    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess
+) -> None:
+    await grant_flow_roles(driver)
+    job = metastudio.seed_job(voice_name="narrator")
+    card = await submit_job(driver, slack, job)
+    await driver.open_home(APPROVER)
+    await wait_until(lambda: job in home_text(slack, APPROVER))
+
+    await driver.home_action(APPROVER, "home_reject")
+    modal = await slack.wait_for_async(
+        lambda: [v for v in slack.views if v.callback_id == "approval_reject_reason"]
+    )
+    await driver.view_submission(APPROVER, modal[0].id, {"reason": {"reason": "Wrong voice"}})
+    await replies_with(slack, card, "Rejected by")
+    await wait_until(lambda: job not in home_text(slack, APPROVER))
+    await driver.open_home(REQUESTER)
+    await wait_until(lambda: "Rejected" in home_text(slack, REQUESTER))
+    assert metastudio.commit_count(job) == 0
