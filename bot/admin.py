@@ -7,10 +7,18 @@ Knows nothing of Slack: it takes principals and ids and returns what the Slack e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.audit import AuditEvent, AuditLog
-from bot.permissions import Action, PermissionStore, Principal, Role
+from bot.permissions import (
+    DIRECT,
+    Action,
+    GroupLookupFailed,
+    PermissionStore,
+    Principal,
+    Role,
+)
+from bot.policies import Policies, PolicyStore
 from bot.redis import StoreUnavailable
 
 
@@ -20,6 +28,8 @@ class UserRoles:
 
     user: str
     roles: tuple[str, ...]
+    # Where each role comes from: "direct" and/or the user groups that give it.
+    sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,15 +49,28 @@ class Standing:
 
 
 class AdminService:
-    def __init__(self, permissions: PermissionStore, audit: AuditLog) -> None:
+    def __init__(
+        self, permissions: PermissionStore, audit: AuditLog, policies: PolicyStore
+    ) -> None:
         self._permissions = permissions
         self._audit = audit
+        self._policies = policies
+
+    async def policies(self, principal: Principal) -> Policies:
+        """The approval policies in force in the caller's workspace (anyone may see them)."""
+        return await self._policies.policies(principal.tenant)
+
+    async def set_policy(
+        self, principal: Principal, channel_id: str, target_channel: str, approvals: int
+    ) -> None:
+        """Set a channel's required approvals (the store checks the admin)."""
+        await self._policies.set_approvals(principal, channel_id, target_channel, approvals)
 
     async def standing(self, principal: Principal) -> Standing:
         try:
             roles = await self._permissions.roles(principal)
             admins = await self._permissions.admins(principal.tenant)
-        except StoreUnavailable:
+        except (StoreUnavailable, GroupLookupFailed):
             return Standing(None, ())
         return Standing(frozenset(str(role) for role in roles), tuple(admins))
 
@@ -57,16 +80,23 @@ class AdminService:
         """Anyone may see their own roles (``user_id`` None or themselves); an admin may name
         anyone, and an admin's bare ``roles`` lists every role's holders."""
         if user_id is None or user_id == principal.user:
-            own = await self._permissions.roles(principal)
-            if user_id is not None or Role.admin not in own:
-                return UserRoles(principal.user, tuple(sorted(map(str, own))))
+            own = await self._user_roles(principal)
+            if user_id is not None or Role.admin not in own.roles:
+                return own
         await self._permissions.require(principal, Action.manage, channel_id)
         if user_id is not None:
-            roles = await self._permissions.roles(Principal(principal.tenant, user_id))
-            return UserRoles(user_id, tuple(sorted(map(str, roles))))
+            return await self._user_roles(Principal(principal.tenant, user_id))
         return RoleHolders({
             str(role): await self._permissions.members(principal.tenant, role) for role in Role
         })
+
+    async def _user_roles(self, principal: Principal) -> UserRoles:
+        sources = await self._permissions.role_sources(principal)
+        return UserRoles(
+            principal.user,
+            tuple(sorted(map(str, sources))),
+            {str(role): where for role, where in sources.items() if where != (DIRECT,)},
+        )
 
     async def grant(self, principal: Principal, channel_id: str, user_id: str, role: Role) -> bool:
         """True if ``user_id`` did not hold ``role`` before (the store checks the admin)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.admin import AdminService
+from bot.inbox import InboxService
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack.deliveries import Deliveries
@@ -24,11 +25,16 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         app,
         client=services.slack,
         submissions=services.submissions,
-        admin=AdminService(services.permissions, services.audit),
+        admin=AdminService(services.permissions, services.audit, services.policies),
         metastudio=services.metastudio,
         notifier=services.notifier,
         metrics=services.metrics,
         deliveries=Deliveries(services.redis, settings.redis_prefix),
         require_approval=settings.require_approval,
+        inbox=InboxService(
+            services.redis, permissions=services.permissions, approvals=services.approvals,
+            policies=services.policies,
+        ),
+        approvals=services.approvals,
     )
     return app

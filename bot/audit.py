@@ -36,6 +36,8 @@ class AuditAction(StrEnum):
     grant = "grant"
     revoke = "revoke"
     allowlist = "allowlist"
+    policy = "policy"
+    approval_counted = "approval_counted"
     requested = "requested"
     approved = "approved"
     rejected = "rejected"

@@ -11,6 +11,11 @@ Keys (all under the configured prefix):
 - ``admins:{tenant}`` and ``members:{tenant}:{role}``: who holds a role, one lookup;
 - ``channels:{tenant}:{action}``: where ``submit``/``approve`` may happen (absent = anywhere).
 
+A role may also be granted to a Slack user group (an ``S...`` id, stored like a user): then
+whoever is in the group now holds it, as the ``GroupDirectory`` reads it (cached briefly). A
+membership that can't be read grants nothing (``GroupLookupFailed``). The admin role is
+granted to people only: a group's membership is managed outside the bot.
+
 Users listed in ``VOICEBOT_ADMINS`` (bootstrap admins) are admins in every tenant; that is
 configuration, so the bot cannot revoke it. Every change is written together with its audit
 record in one Lua script, so neither exists without the other.
@@ -21,15 +26,17 @@ Errors::
     ├── PermissionDenied            the actor lacks a role, or the channel is not allowed
     ├── LastAdminError              revoking would leave the tenant with no admin
     ├── BootstrapAdminError         the admin role comes from VOICEBOT_ADMINS
+    ├── GroupLookupFailed           a group's members could not be read (fails closed)
+    ├── GroupRoleRefused            the admin role is not granted to a group
     └── PermissionStoreUnavailable  Redis is down or slow (also a ``StoreUnavailable``)
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -96,6 +103,39 @@ class BootstrapAdminError(PermissionsError):
     def __init__(self, user: str) -> None:
         self.user = user
         super().__init__(f"{user} is an admin by VOICEBOT_ADMINS and cannot be revoked here")
+
+
+class GroupLookupFailed(PermissionsError):
+    """Slack did not say who is in ``group`` (``error`` is its code): no role comes from it."""
+
+    def __init__(self, group: str, error: str) -> None:
+        self.group = group
+        self.error = error
+        super().__init__(f"members of {group} could not be read: {error}")
+
+
+class GroupRoleRefused(PermissionsError):
+    def __init__(self, group: str, role: Role) -> None:
+        self.group = group
+        self.role = role
+        super().__init__(f"{role} is not granted to a group ({group})")
+
+
+class GroupDirectory(Protocol):
+    """Who is in a user group now (``usergroups.users.list``, cached briefly)."""
+
+    async def members(self, group: str) -> frozenset[str]:
+        """The group's members; raises ``GroupLookupFailed`` when they can't be read."""
+
+
+def is_group(target: str) -> bool:
+    """Slack user group ids start with S; user ids with U or W."""
+    return target.startswith("S")
+
+
+# Roles a group may hold; admin stays with people.
+GROUP_ROLES = frozenset({Role.requester, Role.approver})
+DIRECT = "direct"
 
 
 class PermissionStoreUnavailable(PermissionsError, StoreUnavailable):
@@ -168,8 +208,10 @@ class PermissionStore:
         bootstrap_admins: Iterable[str] = (),
         *,
         audit: AuditLog | None = None,
+        groups: GroupDirectory | None = None,
     ) -> None:
         self._redis = redis
+        self._groups = groups
         self._keys = Keys(prefix)
         self.bootstrap_admins: tuple[str, ...] = tuple(dict.fromkeys(bootstrap_admins))
         self._bootstrap = frozenset(self.bootstrap_admins)
@@ -213,6 +255,12 @@ class PermissionStore:
         if principal.user in self._bootstrap:
             roles |= {Role.admin}
         required = REQUIRED_ROLE[action]
+        if (
+            required in GROUP_ROLES
+            and required not in roles
+            and await self._groups_granting(principal, required)
+        ):
+            roles |= {required}
         missing = required if required is not None and required not in roles else None
         channel_blocked = bool(blocked)
         return AccessCheck(
@@ -237,12 +285,33 @@ class PermissionStore:
         return decision
 
     async def roles(self, principal: Principal) -> frozenset[Role]:
+        """Every role ``principal`` holds, directly or through a group they are in now."""
+        return frozenset(await self.role_sources(principal))
+
+    async def role_sources(self, principal: Principal) -> Mapping[Role, tuple[str, ...]]:
+        """Each role held, with where it comes from: ``DIRECT`` and/or group ids."""
         with unavailable_on_redis_errors(PermissionStoreUnavailable):
             stored = await self._smembers(self.roles_key(principal))
-        roles = _known_roles(stored)
+        sources: dict[Role, tuple[str, ...]] = {role: (DIRECT,) for role in _known_roles(stored)}
         if principal.user in self._bootstrap:
-            roles |= {Role.admin}
-        return roles
+            sources[Role.admin] = (DIRECT,)
+        for role in sorted(GROUP_ROLES):
+            groups = await self._groups_granting(principal, role)
+            if groups:
+                sources[role] = (*sources.get(role, ()), *groups)
+        return sources
+
+    async def _groups_granting(self, principal: Principal, role: Role) -> tuple[str, ...]:
+        """The groups holding ``role`` that ``principal`` is in now."""
+        if self._groups is None:
+            return ()
+        with unavailable_on_redis_errors(PermissionStoreUnavailable):
+            holders = await self._smembers(self.members_key(principal.tenant, role))
+        found: list[str] = []
+        for group in sorted(h for h in holders if is_group(h)):
+            if principal.user in await self._groups.members(group):
+                found.append(group)
+        return tuple(found)
 
     async def admins(self, tenant: str) -> list[str]:
         """Bootstrap admins first (in configured order), then the tenant's own, sorted."""
@@ -274,7 +343,10 @@ class PermissionStore:
         channel_id: str | None,
         reason: str | None = None,
     ) -> bool:
-        """Give ``target`` (a user of the actor's tenant) ``role``; True if it changed."""
+        """Give ``target`` (a user or user group of the actor's tenant) ``role``; True if
+        it changed."""
+        if is_group(target) and role not in GROUP_ROLES:
+            raise GroupRoleRefused(target, role)
         event = AuditEvent(
             actor=actor.user,
             action=AuditAction.grant,

@@ -25,10 +25,12 @@ from bot.durability import ReplicaWait
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
 from bot.permissions import PermissionStore
+from bot.policies import PolicyStore
 from bot.queue import ArqQueue
 from bot.redis_ha import RedisTarget
 from bot.settings import Settings
 from bot.slack.notify import Notifier
+from bot.slack.usergroups import SlackGroupDirectory
 from bot.submissions import SubmissionService
 
 
@@ -62,6 +64,7 @@ class Services:
     notifier: Notifier
     metrics: Metrics
     credentials: CredentialsBreaker
+    policies: PolicyStore
 
     async def aclose(self) -> None:
         if self.slack.session is not None:
@@ -78,7 +81,9 @@ async def open_services(
     redis = target.client()
     prefix = settings.redis_prefix
     audit = AuditLog(redis, prefix)
-    permissions = PermissionStore(redis, prefix, settings.admins, audit=audit)
+    slack = slack_client(settings, aiohttp.ClientSession())
+    groups = SlackGroupDirectory(slack, settings.usergroup_cache_seconds)
+    permissions = PermissionStore(redis, prefix, settings.admins, audit=audit, groups=groups)
     approvals = ApprovalStore(
         redis,
         prefix,
@@ -86,6 +91,10 @@ async def open_services(
         allow_self_approval=settings.allow_self_approval,
         audit=audit,
         replicas=ReplicaWait(settings.redis_min_replicas, settings.redis_replica_timeout),
+    )
+    policies = PolicyStore(
+        redis, prefix, default_approvals=settings.required_approvals,
+        permissions=permissions, audit=audit,
     )
     breaker = CredentialsBreaker(
         redis, prefix, fingerprint(settings), probe_after=settings.metastudio_auth_probe_after
@@ -98,7 +107,6 @@ async def open_services(
     queue = ArqQueue(
         target.arq_pool(settings.queue_name), prefix=prefix, queue_name=settings.queue_name
     )
-    slack = slack_client(settings, aiohttp.ClientSession())
     notifier = Notifier(slack, approvals, metastudio)
     submissions = SubmissionService(
         settings=settings,
@@ -112,6 +120,7 @@ async def open_services(
             per_window=settings.request_limit,
             window_seconds=settings.request_window,
         ),
+        policies=policies,
     )
     return Services(
         settings=settings,
@@ -126,4 +135,5 @@ async def open_services(
         notifier=notifier,
         metrics=metrics,
         credentials=breaker,
+        policies=policies,
     )

@@ -132,6 +132,15 @@ class Settings(BaseSettings):
         default=False, validation_alias=_env("VOICEBOT_ALLOW_SELF_APPROVAL")
     )
     require_approval: bool = Field(default=True, validation_alias=_env("VOICEBOT_REQUIRE_APPROVAL"))
+    # Distinct approvers a request needs before its submit; `/voice policy` sets a channel's.
+    required_approvals: int = Field(
+        default=1, ge=1, le=10, validation_alias=_env("VOICEBOT_REQUIRED_APPROVALS")
+    )
+    # Seconds a user group's members are trusted before usergroups.users.list is asked again:
+    # leaving a group takes its roles away at the next refresh.
+    usergroup_cache_seconds: float = Field(
+        default=60.0, ge=0, validation_alias=_env("VOICEBOT_USERGROUP_CACHE_SECONDS")
+    )
     approval_ttl: int = Field(default=86400, gt=0, validation_alias=_env("VOICEBOT_APPROVAL_TTL"))
     # Refuse to ask for a job without the voice owner's authorization letter, or whose audio
     # MetaStudio assessed out of range: either would fail review.

@@ -30,6 +30,7 @@ from bot.metastudio import (
 )
 from bot.metastudio.models import TrainingQuotas
 from bot.permissions import Action, PermissionStore, Principal
+from bot.policies import PolicyStore
 from bot.queue import Enqueuer
 from bot.readiness import QuotaReader, Readiness
 from bot.redis import StoreUnavailable
@@ -144,6 +145,7 @@ class SubmissionService:
         queue: Enqueuer,
         cards: CardPoster,
         limits: RequestLimits,
+        policies: PolicyStore,
     ) -> None:
         self._settings = settings
         self._permissions = permissions
@@ -155,6 +157,7 @@ class SubmissionService:
         self._quotas = QuotaReader(
             metastudio, ttl=settings.quota_cache_ttl, timeout=settings.quota_timeout
         )
+        self._policies = policies
 
     def card_channel(self, origin_channel: str) -> str:
         return self._settings.approval_channel or origin_channel
@@ -203,6 +206,9 @@ class SubmissionService:
         is stored (``CardNotPosted``); if the request can't be stored, the card goes."""
         await self.authorize_submit(intent)
         job = await self.check_job(intent)
+        required = await self._policies.required_approvals(
+            intent.principal.tenant, intent.channel_id
+        )
         request = self._approvals.draft(
             tenant=intent.principal.tenant,
             team_id=intent.team_id,
@@ -214,6 +220,7 @@ class SubmissionService:
             body=intent.request.body(),
             app_user_id=intent.app_user_id,
             auto_approve=not self._settings.require_approval,
+            required_approvals=required,
             job_state=str(job.state),
             job_reject_times=job.reject_times,
             job_updated=job.lastupdate_time,

@@ -756,3 +756,40 @@ async def test_redis_outage_is_store_unavailable(redis_prefix: str) -> None:
             )
     finally:
         await client.aclose()
+
+
+async def test_with_self_approval_the_requester_counts_at_most_once(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    store = ApprovalStore(redis_client, redis_prefix, ttl_seconds=TTL, allow_self_approval=True)
+    request = await new_request(store, requester="U_REQ", required_approvals=2)
+
+    async def approve(actor: str) -> DecisionOutcome:
+        decision = await store.decide(
+            request.id, payload_hash=request.payload_hash, actor=actor,
+            tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        )
+        return decision.outcome
+
+    assert await approve("U_REQ") is DecisionOutcome.COUNTED
+    assert await approve("U_REQ") is DecisionOutcome.ALREADY_APPROVED
+    assert await approve("U_BOSS") is DecisionOutcome.APPROVED
+    stored = await store.get(request.id)
+    assert stored is not None
+    assert stored.approver_ids == ("U_REQ", "U_BOSS")
+    assert stored.decided_by == "U_BOSS"
+    actions = await audit_actions(redis_client, redis_prefix, request.id)
+    assert actions == ["requested", "approval_counted", "approved"]
+
+
+async def test_without_self_approval_the_requester_never_counts(store: ApprovalStore) -> None:
+    request = await new_request(store, requester="U_REQ", required_approvals=2)
+
+    decision = await store.decide(
+        request.id, payload_hash=request.payload_hash, actor="U_REQ",
+        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+    )
+
+    assert decision.outcome is DecisionOutcome.SELF_APPROVAL
+    assert decision.request is not None
+    assert decision.request.approver_ids == ()

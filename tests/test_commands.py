@@ -19,6 +19,7 @@ from bot.slack.commands import (
     Grant,
     Help,
     ParseFailure,
+    Policy,
     Problem,
     Revoke,
     Roles,
@@ -95,6 +96,11 @@ PARSES: list[tuple[str, Command]] = [
     ("grant <@U012ABCDEF|alice> approver", Grant(user_id="U012ABCDEF", role="approver")),
     ("grant approver <@U012ABCDEF>", Grant(user_id="U012ABCDEF", role="approver")),
     ("grant U1X2 Admin", Grant(user_id="U1X2", role="admin")),
+    ("grant <!subteam^S0VOICE1|@voice-approvers> approver",
+     Grant(user_id="S0VOICE1", role="approver")),
+    ("policy", Policy()),
+    ("policy <#C0123ABC|voice> approvals=2", Policy(channel_id="C0123ABC", approvals=2)),
+    ("policy approvals=3 C0123ABC", Policy(channel_id="C0123ABC", approvals=3)),
     ("revoke <@U012ABCDEF> REQUESTER", Revoke(user_id="U012ABCDEF", role="requester")),
 ]
 
@@ -208,6 +214,12 @@ ERRORS: list[tuple[str, str | None, str]] = [
     ("grant <@U012ABC> aprover", "role", "Did you mean `approver`?"),
     ("grant <@U012ABC> admin more", None, "`grant` takes no more words"),
     ("grant @alice admin", "user", "is a display name"),
+    ("policy <#C0123ABC|voice>", "approvals", "how many approvals"),
+    ("policy approvals=2", "channel", "Name the channel"),
+    ("policy <#C0123ABC|voice> approvals=0", "approvals", "from 1 to 10"),
+    ("policy <#C0123ABC|voice> approvals=two", "approvals", "from 1 to 10"),
+    ("policy <#C0123ABC|voice> quorum=2", "quorum", "is not a policy setting"),
+    ("policy alice approvals=2", "channel", "is not a channel"),
     ("x" * (MAX_COMMAND_LENGTH + 1), None, f"under {MAX_COMMAND_LENGTH} characters"),
 ]
 

@@ -11,7 +11,7 @@ from bot.metastudio import JobState, MetaStudioClient
 from bot.review_sweep import ReviewSweep
 from bot.slack import modal
 from bot.tracking import PollPolicy, Tracker
-from sandbox.metastudio import FaultConfig, LocalMetaStudio
+from sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
 from sandbox.slack import LocalSlack, SlackDriver
 from tests.conftest import CHANNEL, OUTSIDER, REQUESTER, grant, say
 from tests.test_tracking import client, reviewing, store, submitting  # noqa: F401  (fixtures)
@@ -57,6 +57,7 @@ async def test_review_sweep_reads_a_page_with_a_newer_state(
 ) -> None:
     """Manual review reported under a newer name: the job is still listed as under review,
     so its review has not ended."""
+    metastudio.review = ReviewPlan(system_delay=600, admin_delay=600)  # stays in review
     job = metastudio.seed_job(state=JobState.AUDITING)
     await reviewing(store, job)
     metastudio.report_state_as(JobState.AUDITING, "AUDITING_MANUAL")

@@ -379,3 +379,29 @@ async def test_the_demo_cards_show_what_decides_the_review(stack: DevStack, page
         await shown.scroll_into_view_if_needed()
         await shown.screenshot(path=str(ARTIFACTS / f"playground-card-{demo}.png"))
     await page.locator("#channel-pane").screenshot(path=str(ARTIFACTS / "playground-cards.png"))
+
+
+async def test_the_home_tab_shows_what_waits_and_approves_from_it(
+    stack: DevStack, page: Any
+) -> None:
+    tab = page
+    job = _job_named(stack, "warm_female_cn_01")
+    await tab.goto(f"{stack.url}/?as={DEMO_REQUESTER.id}")
+    await tab.get_by_text("voicebot is connected").wait_for()
+    await tab.fill("#composer-input", f"/voice submit {job} voice_name=narrator sex=female")
+    await tab.press("#composer-input", "Enter")
+    await tab.locator("#messages").get_by_text("Voice training submit request").wait_for()
+
+    await _act_as(tab, DEMO_APPROVER.id)
+    await tab.locator("[data-testid=home-link]").click()
+    home = tab.locator("[data-testid=home]")
+    await home.get_by_text("Waiting for your approval").wait_for()
+    await home.get_by_text(job).wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await tab.screenshot(path=str(ARTIFACTS / "playground-home.png"))
+    await home.locator("[data-testid=button-home_approve]").click()
+    await tab.locator("#confirm [data-testid=confirm-ok]").click()
+    await home.get_by_text("Nothing waits for you.").wait_for()
+    card = stack.slack.messages(stack.options.channel)[0]
+    assert job in card.text
+    await stack.slack.wait_for_async(lambda: stack.metastudio.commit_count(job) == 1, timeout=15)

@@ -34,6 +34,10 @@ from tests.conftest import (
     say,
 )
 
+# A job seeded in review stays there however slowly a loaded machine runs the test.
+STILL_IN_REVIEW = ReviewPlan(system_delay=600, admin_delay=600)
+
+
 # -- help and usage ----------------------------------------------------------------------------
 
 
@@ -144,11 +148,10 @@ async def test_every_validation_error_reaches_the_user(
 async def test_job_problems_found_at_metastudio_reach_the_user(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
 ) -> None:
+    metastudio.review = STILL_IN_REVIEW
     await grant(driver, slack, REQUESTER, "requester")
     missing = await say(driver, slack, f"submit {JOB} voice_name=v", user=REQUESTER)
     assert f"MetaStudio has no job `{JOB}`" in missing
-    # A job seeded in review stays there for this test, however slow the machine.
-    metastudio.review = ReviewPlan(system_delay=600, admin_delay=600)
 
     busy = metastudio.seed_job(state=JobState.AUDITING)
     not_ready = await say(driver, slack, f"submit {busy} voice_name=v", user=REQUESTER)
@@ -174,8 +177,7 @@ async def test_dry_run_shows_the_request_and_sends_nothing(
 async def test_status_gives_the_state_in_words_with_its_category(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
 ) -> None:
-    # A job seeded in review stays there for this test, however slow the machine.
-    metastudio.review = ReviewPlan(system_delay=600, admin_delay=600)
+    metastudio.review = STILL_IN_REVIEW
     for state in (JobState.UPLOADING, JobState.AUDITING, JobState.AUDIT_FAILED, JobState.SUCCEED):
         job = metastudio.seed_job(state=state, voice_name="narrator")
         reply = await say(driver, slack, f"status {job}", user=OUTSIDER)

@@ -227,6 +227,7 @@ async def test_sweep_reports_every_request_of_a_job_whose_review_ended(
 ) -> None:
     """Two requests can follow one job (two workspaces sharing one MetaStudio project);
     both learn that its review ended, and a job still in review is not reported."""
+    metastudio.review = ReviewPlan(system_delay=600, admin_delay=600)  # stays in review
     ended_job = metastudio.seed_job(state=JobState.WAITING)
     in_review = metastudio.seed_job(state=JobState.AUDITING)
     first = await reviewing(store, ended_job)

@@ -81,6 +81,10 @@ class ApprovalRequest(BaseModel):
     # When the last submit POST was sent whose answer did not say whether it landed: no
     # submit is sent again until ``VOICEBOT_SUBMIT_SETTLE`` seconds after it.
     submit_sent_at: float | None = None
+    # How many distinct approvers the request needs: the policy in force when it was made.
+    required_approvals: int = 1
+    # Who has approved so far, space-separated user ids in click order (decide.lua).
+    approvers: str | None = None
     updated_at: float
     version: int = 0
 
@@ -88,6 +92,11 @@ class ApprovalRequest(BaseModel):
     def short_hash(self) -> str:
         """The hash prefix a button value carries; ``decide`` accepts it."""
         return self.payload_hash[:MIN_HASH_PREFIX]
+
+    @property
+    def approver_ids(self) -> tuple[str, ...]:
+        """Who has approved, in click order."""
+        return tuple((self.approvers or "").split())
 
     @property
     def terminal(self) -> bool:
@@ -141,7 +150,7 @@ FIELD_CODES: Mapping[str, str] = {
     "reason": "r", "submit_error": "se", "submit_hint": "sh", "job_state": "js",
     "baseline_state": "bs", "baseline_reject_times": "br", "baseline_updated": "bu",
     "outcome": "o", "updated_at": "ua", "version": "v", "held": "hd",
-    "submit_sent_at": "ss",
+    "submit_sent_at": "ss", "required_approvals": "n", "approvers": "ap",
 }
 _NAMES: Mapping[str, str] = {code: name for name, code in FIELD_CODES.items()}
 # Fields not stored when equal to another (the usual case): read back as that one.

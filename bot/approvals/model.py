@@ -74,6 +74,9 @@ AFTER_AUTO_APPROVAL: frozenset[ApprovalStatus] = reachable_from(S.AUTO_APPROVED)
 class DecisionOutcome(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
+    # An approval counted towards the request's required number, which it did not reach yet.
+    COUNTED = "counted"
+    ALREADY_APPROVED = "already_approved"
     NOT_FOUND = "not_found"
     HASH_MISMATCH = "hash_mismatch"
     EXPIRED = "expired"

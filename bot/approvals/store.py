@@ -246,6 +246,7 @@ class ApprovalStore:
         body: Mapping[str, str],
         app_user_id: str | None,
         auto_approve: bool,
+        required_approvals: int = 1,
         job_state: str | None = None,
         job_reject_times: int | None = None,
         job_updated: int | None = None,
@@ -267,6 +268,7 @@ class ApprovalStore:
             app_user_id=app_user_id,
             payload_hash=payload_hash(job_id, body, app_user_id),
             status=S.AUTO_APPROVED if auto_approve else S.PENDING,
+            required_approvals=required_approvals,
             job_state=job_state,
             baseline_state=job_state,
             baseline_reject_times=job_reject_times,
@@ -394,7 +396,8 @@ class ApprovalStore:
         characters. ``tenant`` is the actor's workspace (or Grid org) and ``channel`` where
         they clicked: only the request's own workspace decides, from the card's channel.
         The approver's role is the caller's concern; this enforces the binding, expiry, the
-        single decision and the self-approval rule.
+        single decision, the self-approval rule, and the request's number of distinct
+        approvers (an approval short of it is ``COUNTED``, a repeat ``ALREADY_APPROVED``).
         """
         with unavailable_on_redis_errors(StoreUnavailable):
             reply = await self._durably(

@@ -89,6 +89,8 @@ class ApprovalCard:
     # The job's risks, shown while the request waits for a decision (read for each
     # rendering, never stored); None when MetaStudio did not answer.
     readiness: Readiness | None = None
+    required_approvals: int = 1
+    approvers: tuple[str, ...] = ()
 
 
 # -- small pieces ------------------------------------------------------------------------
@@ -303,6 +305,8 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
     if expires and card.status == "pending":
         details.append(f"expires {expires}")
     blocks.append(context(" · ".join(details)))
+    if card.required_approvals > 1:
+        blocks.append(approval_progress(card))
     if card.status == "pending":
         blocks.append(_approval_actions(card))
     blocks.append(_decision_context(card.status, card.decided_by, card.reason))
@@ -392,6 +396,10 @@ def quotas_message(quotas: TrainingQuotas | None) -> OutgoingMessage:
         out += pack_lines(lines, MAX_MESSAGE_BLOCKS - len(out), what="resources")
     text = "Voice trainings left: " + ", ".join(f"{k} {v}" for k, v in pairs)
     return OutgoingMessage(text=_fallback(escape(text)), blocks=out)
+def approval_progress(card: ApprovalCard) -> dict[str, Any]:
+    """How many of the required approvals are in, from whom, and how many are still needed."""
+    pending = card.status == "pending"
+    return context(messages.approval_progress(card.approvers, card.required_approvals, pending))
 
 
 def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
@@ -616,9 +624,15 @@ def roles_message(members: Mapping[str, Collection[str]]) -> OutgoingMessage:
     return OutgoingMessage(text="Roles", blocks=blocks)
 
 
-def user_roles_message(user_id: str, roles: Collection[str]) -> OutgoingMessage:
+def user_roles_message(
+    user_id: str, roles: Collection[str], sources: Mapping[str, Sequence[str]] | None = None
+) -> OutgoingMessage:
+    """The roles a user holds; ``sources`` names where a role comes from when not (only)
+    from a direct grant."""
     if roles:
-        text = f"{mention(user_id)} has: " + ", ".join(f"*{escape(r)}*" for r in sorted(roles))
+        text = f"{mention(user_id)} has: " + ", ".join(
+            messages.role_with_source(r, (sources or {}).get(r, ())) for r in sorted(roles)
+        )
     else:
         text = messages.no_roles(user_id)
     return OutgoingMessage(text=_fallback(text), blocks=[section(text)])
@@ -646,6 +660,10 @@ def _audit_line(event: object) -> str:
     actor = _get(event, "actor")
     parts.append(mention(str(actor)) if actor else "system")
     parts.append(f"*{escape(str(_get(event, 'action') or 'event'))}*")
+    role = _get(event, "role")
+    if role:
+        # Grants and revocations: who (a user or a user group) and which role.
+        parts.append(f"{mention(str(_get(event, 'target') or '?'))} {escape(str(role))}")
     job_id = _get(event, "job_id")
     if job_id:
         parts.append(code(str(job_id), 64))

@@ -34,6 +34,7 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
     "revoke",
     "audit",
     "quota",
+    "policy",
 )
 SUBMIT_KEYS: tuple[str, ...] = (
     "voice_name",
@@ -52,6 +53,8 @@ MAX_COMMAND_LENGTH = 4000
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{8,64}")
 # Real IDs are longer, but test workspaces and Slack's own examples use short ones.
 USER_ID_PATTERN = re.compile(r"[UW][A-Z0-9]{2,20}")
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]{2,20})(?:\|[^<>]*)?>|([CG][A-Z0-9]{2,20})")
+MAX_APPROVALS = 10
 
 
 # -- models ------------------------------------------------------------------------------
@@ -110,8 +113,16 @@ class Audit(_Frozen):
     job_id: str | None = None
 
 
+class Policy(_Frozen):
+    """Bare ``policy`` shows the policies in force; with a channel, an admin sets its."""
+
+    subcommand: ClassVar[str] = "policy"
+    channel_id: str | None = None
+    approvals: int | None = None
+
+
 Command: TypeAlias = (
-    Help | SubmitForm | Submit | Status | Quota | Roles | Grant | Revoke | Audit
+    Help | SubmitForm | Submit | Status | Quota | Roles | Grant | Revoke | Audit | Policy
 )
 
 
@@ -340,11 +351,17 @@ def unslack(value: str) -> str:
 # -- mentions and roles ------------------------------------------------------------------
 
 _MENTION = re.compile(r"<@([A-Za-z0-9]+)(?:\|[^<>]*)?>")
+# Slack sends a user group mention as <!subteam^S123|@handle>.
+_GROUP_MENTION = re.compile(r"<!subteam\^(S[A-Z0-9]{2,20})(?:\|[^<>]*)?>")
 
 
 def parse_user(word: str) -> str | Problem:
-    """A user from ``<@U123|name>``, ``<@U123>``, ``@U123`` or a bare ``U123``."""
+    """A user from ``<@U123|name>``, ``<@U123>``, ``@U123`` or a bare ``U123``; or a user
+    group from ``<!subteam^S123|@handle>``."""
     text = unslack(word) if "&lt;" in word else word
+    group = _GROUP_MENTION.fullmatch(text)
+    if group:
+        return group.group(1)
     m = _MENTION.fullmatch(text)
     if m:
         if USER_ID_PATTERN.fullmatch(m.group(1)):
@@ -400,6 +417,8 @@ def parse(text: str) -> Command | ParseFailure:
         return _parse_roles(rest)
     if name == "quota":
         return _parse_quota(rest)
+    if name == "policy":
+        return _parse_policy(rest)
     return _parse_grant(name, rest)
 
 
@@ -488,6 +507,44 @@ def _parse_grant(name: str, tokens: list[Token]) -> Command | ParseFailure:
     if name == "grant":
         return Grant(user_id=user, role=role)
     return Revoke(user_id=user, role=role)
+
+
+def parse_channel(word: str) -> str | Problem:
+    """A channel from ``<#C123|name>``, ``<#C123>`` or a bare ``C123``."""
+    m = _CHANNEL.fullmatch(unslack(word) if "&lt;" in word else word)
+    if m is None:
+        return Problem(field="channel", message=messages.bad_channel(word))
+    return m.group(1) or m.group(2)
+
+
+def _parse_policy(tokens: list[Token]) -> Command | ParseFailure:
+    if not tokens:
+        return Policy()
+    problems: list[Problem] = []
+    channel: str | Problem | None = None
+    approvals: int | None = None
+    for token in tokens:
+        if token.key is None and channel is None:
+            channel = parse_channel(token.value)
+        elif token.key is None:
+            problems.append(Problem(message=messages.bare_word(token.value, "policy")))
+        elif token.key.lower() != "approvals":
+            message = messages.unknown_policy_key(token.key)
+            problems.append(Problem(field=token.key, message=message))
+        elif not token.value.isdigit() or not 1 <= int(token.value) <= MAX_APPROVALS:
+            message = messages.bad_approvals(token.value, MAX_APPROVALS)
+            problems.append(Problem(field="approvals", message=message))
+        else:
+            approvals = int(token.value)
+    if isinstance(channel, Problem):
+        problems.append(channel)
+    elif channel is None:
+        problems.append(Problem(field="channel", message=messages.missing_policy_channel()))
+    if approvals is None and not problems:
+        problems.append(Problem(field="approvals", message=messages.missing_approvals()))
+    if problems or not isinstance(channel, str):
+        return _fail("policy", *problems)
+    return Policy(channel_id=channel, approvals=approvals)
 
 
 def _parse_submit(tokens: list[Token]) -> Command | ParseFailure:

@@ -8,11 +8,12 @@ importing the others. User-supplied text is escaped here, at the point it enters
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 COMMAND = "/voice"
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,20}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
 
 
@@ -41,7 +42,10 @@ def code(text: str, limit: int = 60) -> str:
 
 
 def mention(user_id: str) -> str:
-    """A user mention when ``user_id`` has the shape of a Slack ID, else the escaped text."""
+    """A user (or user group) mention when ``user_id`` has the shape of a Slack ID, else the
+    escaped text."""
+    if _GROUP_ID.fullmatch(user_id):
+        return f"<!subteam^{user_id}>"
     if _USER_ID.fullmatch(user_id):
         return f"<@{user_id}>"
     return escape(user_id)
@@ -70,11 +74,15 @@ _USAGE_LINES: dict[str, str] = {
     "grant": "`{c} grant @user &lt;role&gt;`: give a user a role (requester, approver, admin)",
     "revoke": "`{c} revoke @user &lt;role&gt;`: take a role away from a user",
     "audit": "`{c} audit [job_id]`: show the audit trail, for one job or for all",
+    "policy": (
+        "`{c} policy [#channel approvals=N]`: show the approval policies; admins set how many"
+        " approvers a channel's requests need"
+    ),
 }
 
 # Who may use what: every subcommand is listed for everyone, under the role it needs.
 USAGE_BY_ROLE: tuple[tuple[str | None, tuple[str, ...]], ...] = (
-    (None, ("help", "status", "quota", "roles")),
+    (None, ("help", "status", "quota", "roles", "policy")),
     ("requester", ("submit",)),
     ("approver", ()),
     ("admin", ("grant", "revoke", "audit")),
@@ -355,6 +363,30 @@ def permission_store_unavailable() -> str:
     )
 
 
+def role_with_source(role: str, sources: Sequence[str]) -> str:
+    groups = [s for s in sources if s != "direct"]
+    if not groups:
+        return f"*{escape(role)}*"
+    through = ", ".join(mention(g) for g in groups)
+    direct = "directly and " if "direct" in sources else ""
+    return f"*{escape(role)}* ({direct}through {through})"
+
+
+def group_lookup_failed(group: str, error: str) -> str:
+    return (
+        f"I couldn't read who is in {mention(group)} from Slack ({code(error, 40)}), so roles "
+        "given through that group count for no one right now, and nothing was done. If this "
+        "says `missing_scope`, reinstall the app with the `usergroups:read` scope."
+    )
+
+
+def group_role_refused(group: str, role: str) -> str:
+    return (
+        f"The *{escape(role)}* role is given to a person, not to a group like {mention(group)}"
+        ": a group's members change outside voicebot. Grant it to each person instead."
+    )
+
+
 def role_granted(user_id: str, role: str) -> str:
     return f"{mention(user_id)} now has the *{escape(role)}* role."
 
@@ -441,8 +473,87 @@ def payload_changed() -> str:
     )
 
 
+def approval_progress(approvers: Sequence[str], required: int, pending: bool) -> str:
+    count = min(len(approvers), required)
+    line = f":busts_in_silhouette: {count} of {required} approvals"
+    if approvers:
+        line += ": " + ", ".join(mention(user) for user in approvers)
+    missing = required - len(approvers)
+    if pending and missing > 0:
+        noun = "approval" if missing == 1 else "approvals"
+        line += f" · {missing} more {noun} needed from another approver"
+    return line
+
+
+def approval_counted(approvers: Sequence[str], required: int) -> str:
+    missing = required - len(approvers)
+    noun = "approval" if missing == 1 else "approvals"
+    return (
+        f"Your approval is counted: {len(approvers)} of {required}. "
+        f"The request needs {missing} more {noun} from other approvers before it is submitted."
+    )
+
+
+def already_approved(required: int) -> str:
+    return (
+        f"You already approved this request. It needs {required} approvals from "
+        "different approvers; a second click of yours does not count."
+    )
+
+
+def home_no_roles() -> str:
+    return (
+        "You hold no voicebot role yet. Type `/voice help` to see what each role does and "
+        "who can grant it."
+    )
+
+
+def bad_channel(word: str) -> str:
+    return f"{code(word, 40)} is not a channel: pick one with #, e.g. `#voice`."
+
+
+def unknown_policy_key(key: str) -> str:
+    return f"{code(key, 40)} is not a policy setting: the one setting is `approvals=N`."
+
+
+def bad_approvals(value: str, most: int) -> str:
+    return f"`approvals` must be a whole number from 1 to {most}, not {code(value, 40)}."
+
+
+def missing_policy_channel() -> str:
+    return "Name the channel the policy is for, e.g. `policy #voice approvals=2`."
+
+
+def missing_approvals() -> str:
+    return "Say how many approvals the channel's requests need, e.g. `approvals=2`."
+
+
+def policy_set(channel_id: str, approvals: int) -> str:
+    noun = "approval" if approvals == 1 else "approvals"
+    return (
+        f"Requests made in <#{channel_id}> now need {approvals} {noun} from different "
+        "approvers. Requests already open keep the policy they were made with."
+    )
+
+
+def policies_text(default: int, channels: Mapping[str, int]) -> str:
+    lines = [f"*Approval policies:* every channel needs {default} approval(s), unless set here:"]
+    if not channels:
+        lines.append("• no channel has a policy of its own")
+    lines += [f"• <#{channel}>: {n} approval(s)" for channel, n in channels.items()]
+    return "\n".join(lines)
+
+
 def approved_by(user_id: str) -> str:
     return f"Approved by {mention(user_id)}."
+
+
+def approved_by_all(user_ids: Sequence[str]) -> str:
+    """The decision of a request that needed several approvers: all of them, in order."""
+    if len(user_ids) == 1:
+        return approved_by(user_ids[0])
+    *first, last = [mention(u) for u in user_ids]
+    return f"Approved by {', '.join(first)} and {last}."
 
 
 def rejected_by(user_id: str, reason: str | None) -> str:

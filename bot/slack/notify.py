@@ -125,6 +125,8 @@ def card_message(
         expires_at=request.expires_at if request.status == S.PENDING else None,
         note=note,
         readiness=readiness,
+        required_approvals=request.required_approvals,
+        approvers=request.approver_ids,
     )
     return blocks.approval_card(card)
 
@@ -349,5 +351,6 @@ def decision_reply(request: ApprovalRequest) -> OutgoingMessage:
             messages.rejected_by(decider, request.reason),
         )
     else:
-        message = blocks.text_message(messages.approved_by(decider))
+        approvers = request.approver_ids or (decider,)
+        message = blocks.text_message(messages.approved_by_all(approvers))
     return addressed(message, request.requester)

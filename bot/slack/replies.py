@@ -25,6 +25,8 @@ from bot.metastudio import (
 from bot.metastudio.models import state_words
 from bot.permissions import (
     BootstrapAdminError,
+    GroupLookupFailed,
+    GroupRoleRefused,
     LastAdminError,
     PermissionDenied,
     PermissionStoreUnavailable,
@@ -65,6 +67,10 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
         return messages.decision_not_confirmed()
     if isinstance(error, PermissionStoreUnavailable | StoreUnavailable):
         return messages.permission_store_unavailable()
+    if isinstance(error, GroupLookupFailed):
+        return messages.group_lookup_failed(error.group, error.error)
+    if isinstance(error, GroupRoleRefused):
+        return messages.group_role_refused(error.group, str(error.role))
     if isinstance(error, LastAdminError):
         return messages.last_admin(error.user)
     if isinstance(error, BootstrapAdminError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -387,6 +388,85 @@ class SlackDriver:
             payload["message"] = message.to_api(self.slack.team_id, self.slack.app_id)
         result = await self._deliver("interactive", payload, {"payload": json.dumps(payload)})
         result.response_url = record.url
+        result.trigger_id = trigger.id
+        return result
+
+    # -- Events API and the Home tab -----------------------------------------------------
+
+    async def event(
+        self,
+        event: JSON,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        team: str | None = None,
+    ) -> DeliveryResult:
+        """An Events API ``event_callback`` (JSON, signed). A retry (``retry_num``) is what
+        Slack sends when it thinks a delivery was lost: the same ``event_id`` again, with
+        ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason``."""
+        team = team or self.slack.team_id
+        event_id = event_id or "Ev" + uuid.uuid4().hex[:10].upper()
+        envelope: JSON = {
+            "token": self.slack.verification_token,
+            "team_id": team,
+            "api_app_id": self.slack.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [{"enterprise_id": None, "team_id": team,
+                                "user_id": self.slack.bot_user_id, "is_bot": True,
+                                "is_enterprise_install": False}],
+            "is_ext_shared_channel": False,
+        }
+        if self.mode == "socket":
+            started = time.monotonic()
+            envelope_id, ack = await self.slack.socket.deliver(
+                "events_api", envelope, self.ack_timeout, retry_attempt=retry_num
+            )
+            return DeliveryResult(200 if ack is not None else None, "", envelope,
+                                  time.monotonic() - started, envelope_id=envelope_id,
+                                  timed_out=ack is None)
+        body = json.dumps(envelope).encode()
+        headers = {**self.sign(body), "Content-Type": "application/json",
+                   "User-Agent": USER_AGENT}
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        result = await self.send_raw(body, headers)
+        result.payload = envelope
+        return result
+
+    async def open_home(
+        self, user: str, *, event_id: str | None = None, retry_num: int | None = None
+    ) -> DeliveryResult:
+        """The user opens the app's Home tab: ``app_home_opened``, with the view they have."""
+        self.slack.state.ensure_user(user)
+        event: JSON = {"type": "app_home_opened", "user": user,
+                       "channel": "D" + user[1:], "tab": "home",
+                       "event_ts": f"{time.time():.6f}"}
+        shown = self.slack.home(user)
+        if shown is not None:
+            event["view"] = shown
+        return await self.event(event, event_id=event_id, retry_num=retry_num)
+
+    async def home_action(
+        self, user: str, action_id: str, value: Any = None, *, block_id: str | None = None
+    ) -> DeliveryResult:
+        """A click on element ``action_id`` of the user's Home tab as last published."""
+        view = self.slack.home(user)
+        if view is None:
+            raise LookupError(f"{user} has no Home tab published")
+        found_block_id, element = find_element(view["blocks"], action_id, block_id)
+        trigger = self.slack.state.issue_trigger(user)
+        payload: JSON = {"type": "block_actions", **self._common(user, None, None)}
+        payload.update({
+            "container": {"type": "view", "view_id": view["id"]},
+            "trigger_id": trigger.id,
+            "view": view,
+            "actions": [self._action(found_block_id, element, value)],
+        })
+        result = await self._deliver("interactive", payload, {"payload": json.dumps(payload)})
         result.trigger_id = trigger.id
         return result
 

@@ -91,8 +91,20 @@ class CloseAct(_Act):
     view_id: str
 
 
+class HomeOpenAct(_Act):
+    kind: Literal["home_open"]
+
+
+class HomeActionAct(_Act):
+    kind: Literal["home_action"]
+    action_id: str
+    block_id: str | None = None
+    value: Any = None
+
+
 Act = Annotated[
-    CommandAct | ActionAct | ViewActionAct | SuggestAct | SubmitAct | CloseAct,
+    CommandAct | ActionAct | ViewActionAct | SuggestAct | SubmitAct | CloseAct | HomeOpenAct
+    | HomeActionAct,
     Field(discriminator="kind"),
 ]
 _ACT = TypeAdapter(Act)
@@ -204,6 +216,7 @@ class Playground:
                 for u in state.users.values()
             }
             view = _top_view(state.open_views(), viewer)
+            home = state.home_views.get(viewer)
         return {
             "workspace": {
                 "team_id": self.slack.team_id,
@@ -219,6 +232,7 @@ class Playground:
             "jobs": self.jobs,
             "messages": messages,
             "view": view,
+            "home": {"id": home["id"], "blocks": home.get("blocks", [])} if home else None,
         }
 
     # -- acting -----------------------------------------------------------------------------
@@ -242,7 +256,13 @@ class Playground:
         if isinstance(act, CommandAct):
             return await self._command(driver, act)
         try:
-            if isinstance(act, ActionAct):
+            if isinstance(act, HomeOpenAct):
+                result = await driver.open_home(act.user)
+            elif isinstance(act, HomeActionAct):
+                result = await driver.home_action(
+                    act.user, act.action_id, act.value, block_id=act.block_id
+                )
+            elif isinstance(act, ActionAct):
                 result = await driver.block_action(
                     act.user, act.channel, act.ts, act.action_id, act.value,
                     block_id=act.block_id,

@@ -47,7 +47,7 @@ Handler = Callable[[JSON], JSON]
 
 # What the manifests in config/ ask for. ``chat:write.public`` would let the bot post in
 # public channels it was never invited to; a LocalSlack given it behaves that way.
-BOT_SCOPES = ("commands", "chat:write")
+BOT_SCOPES = ("commands", "chat:write", "usergroups:read")
 
 
 @dataclass
@@ -120,8 +120,10 @@ class LocalSlack:
             "views.open": ("bot", self._views_open),
             "views.push": ("bot", self._views_push),
             "views.update": ("bot", self._views_update),
+            "views.publish": ("bot", self._views_publish),
             "users.info": ("bot", self._users_info),
             "conversations.info": ("bot", self._conversations_info),
+            "usergroups.users.list": ("bot", self._usergroups_users_list),
             "apps.connections.open": ("app", self._apps_connections_open),
         }
         self.playground = Playground(self)
@@ -186,6 +188,14 @@ class LocalSlack:
     ) -> None:
         """A channel; the bot is in it (invited) unless ``bot_member=False``."""
         self.state.add_channel(channel_id, name, is_private=is_private, bot_member=bot_member)
+
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> None:
+        """A user group of ``users``, mentioned as ``<!subteam^{group_id}|@{handle}>``."""
+        self.state.add_usergroup(group_id, handle, users)
+
+    def set_usergroup_users(self, group_id: str, users: list[str]) -> None:
+        """Change who is in a group (what ``usergroups.users.update`` does)."""
+        self.state.set_usergroup_users(group_id, users)
 
     def set_bot_member(self, channel_id: str, member: bool) -> None:
         """``/invite @voicebot`` (True) or removing the bot from the channel (False)."""
@@ -559,12 +569,42 @@ class LocalSlack:
         updated = self.state.update_view(opened, view, _text(params.get("hash")) or None)
         return {"ok": True, "view": copy.deepcopy(updated.view)}
 
+    def _views_publish(self, params: JSON) -> JSON:
+        view = self._check_view(params, "views.publish")
+        user = _text(params.get("user_id"))
+        if not user:
+            raise SlackError("invalid_arguments", ["views.publish: user_id is required"])
+        return {"ok": True, "view": copy.deepcopy(self.state.publish_home(user, view))}
+
+    def home(self, user: str) -> JSON | None:
+        """The Home tab ``user`` sees: the view last published for them."""
+        with self.state.lock:
+            found = self.state.home_views.get(user)
+            return copy.deepcopy(found) if found is not None else None
+
+    def home_publishes(self, user: str) -> int:
+        with self.state.lock:
+            return self.state.home_publishes.get(user, 0)
+
     def _users_info(self, params: JSON) -> JSON:
         return {"ok": True, "user": self.state.user(_text(params.get("user"))).to_api()}
 
     def _conversations_info(self, params: JSON) -> JSON:
         channel = self.state.resolve_channel(_text(params.get("channel")))
         return {"ok": True, "channel": self.state.channel(channel).to_api()}
+
+    def _usergroups_users_list(self, params: JSON) -> JSON:
+        # Real Slack: needs usergroups:read; a disabled group lists no one unless asked to.
+        if "usergroups:read" not in self.scopes:
+            raise SlackError("missing_scope")
+        group_id = _text(params.get("usergroup"))
+        if not group_id:
+            raise SlackError("invalid_arguments", ["usergroups.users.list: usergroup is required"])
+        with self.state.lock:
+            group = self.state.usergroup(group_id)
+            if group.disabled and not _truthy(params.get("include_disabled")):
+                return {"ok": True, "users": []}
+            return {"ok": True, "users": list(group.users)}
 
     def _apps_connections_open(self, params: JSON) -> JSON:
         return {"ok": True, "url": self.socket.issue_url(self._require_base_url())}

@@ -63,6 +63,16 @@ class User:
 
 
 @dataclass
+class UserGroup:
+    """A user group (``S...``): mentioned as ``<!subteam^ID|@handle>``."""
+
+    id: str
+    handle: str
+    users: list[str]
+    disabled: bool = False
+
+
+@dataclass
 class Channel:
     """A conversation. ``bot_member``: whether the bot was invited (``/invite @voicebot``)."""
 
@@ -287,6 +297,10 @@ class SlackState:
         self.lock = threading.RLock()
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
+        self.usergroups: dict[str, UserGroup] = {}
+        # Each user's Home tab as last published (views.publish), and how often it was.
+        self.home_views: dict[str, JSON] = {}
+        self.home_publishes: dict[str, int] = {}
         self._channel_messages: dict[str, list[Message]] = {}
         self._ephemerals: dict[str, list[Message]] = {}
         self._by_ts: dict[tuple[str, str], Message] = {}
@@ -329,6 +343,27 @@ class SlackState:
             if user_id not in self.users:
                 raise SlackError("user_not_found")
             return self.users[user_id]
+
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> UserGroup:
+        with self.lock:
+            for user in users:
+                self.ensure_user(user)
+            group = UserGroup(id=group_id, handle=handle, users=list(users))
+            self.usergroups[group_id] = group
+            return group
+
+    def set_usergroup_users(self, group_id: str, users: list[str]) -> None:
+        """``usergroups.users.update``: the group's members become exactly ``users``."""
+        with self.lock:
+            for user in users:
+                self.ensure_user(user)
+            self.usergroup(group_id).users = list(users)
+
+    def usergroup(self, group_id: str) -> UserGroup:
+        with self.lock:
+            if group_id not in self.usergroups:
+                raise SlackError("no_such_subteam")
+            return self.usergroups[group_id]
 
     def ensure_user(self, user_id: str) -> User:
         with self.lock:
@@ -632,6 +667,19 @@ class SlackState:
             return "ephemeral"
 
     # -- views --------------------------------------------------------------------------
+
+    def publish_home(self, user: str, view: Mapping[str, Any]) -> JSON:
+        """``views.publish``: the user's Home tab becomes ``view`` (one per user and app)."""
+        with self.lock:
+            self.user(user)
+            if view.get("type") != "home":
+                raise SlackError("invalid_arguments", ["views.publish: view.type must be home"])
+            previous = self.home_views.get(user)
+            view_id = previous["id"] if previous else _random_id("V")
+            rendered = self._render_view(view_id, view, None, view_id)
+            self.home_views[user] = rendered
+            self.home_publishes[user] = self.home_publishes.get(user, 0) + 1
+            return rendered
 
     def _render_view(
         self,

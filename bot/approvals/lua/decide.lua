@@ -45,6 +45,26 @@ if actor == h.requester and allow_self ~= '1' then
   audit(event(h, actor, 'decision_refused', 'self_approval'))
   return {'self_approval', flat}
 end
+-- N of M: an approval counts once per approver; the request stays pending, the approvers
+-- recorded on it, until the number it was made with is reached.
+if to == 'approved' then
+  local approvers = {}
+  for id in string.gmatch(h.approvers or '', '%S+') do
+    if id == actor then
+      return {'already_approved', flat}
+    end
+    approvers[#approvers + 1] = id
+  end
+  approvers[#approvers + 1] = actor
+  redis.call('HSET', KEYS[1], C('approvers'), table.concat(approvers, ' '))
+  if #approvers < tonumber(h.required_approvals or '1') then
+    redis.call('HSET', KEYS[1], C('updated_at'), now)
+    redis.call('HINCRBY', KEYS[1], C('version'), 1)
+    audit(event(h, actor, 'approval_counted',
+      #approvers .. ' of ' .. (h.required_approvals or '1')))
+    return {'counted', redis.call('HGETALL', KEYS[1])}
+  end
+end
 move(KEYS[1], KEYS[2], h, to, now)
 redis.call('HSET', KEYS[1], C('decided_by'), actor, C('decided_at'), now)
 if reason ~= '' then

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -32,6 +33,10 @@ from bot.submissions import SubmissionService
 
 log = logging.getLogger("bot.slack")
 
+# Called after a click changed a request (decided it, or counted an approval): the Home tab
+# of whoever it concerns is rebuilt.
+AfterDecision = Callable[[Principal, ApprovalRequest], Awaitable[None]]
+
 
 def refusal_text(
     outcome: DecisionOutcome, request_id: str, request: ApprovalRequest | None
@@ -47,6 +52,10 @@ def refusal_text(
         return messages.wrong_workspace()
     if outcome == DecisionOutcome.WRONG_CHANNEL:
         return messages.wrong_channel(request.card_channel if request is not None else None)
+    if outcome == DecisionOutcome.COUNTED and request is not None:
+        return messages.approval_counted(request.approver_ids, request.required_approvals)
+    if outcome == DecisionOutcome.ALREADY_APPROVED and request is not None:
+        return messages.already_approved(request.required_approvals)
     if outcome == DecisionOutcome.ALREADY_DECIDED and request is not None:
         return messages.already_decided(str(request.status), request.decided_by)
     return messages.request_not_found(request_id)
@@ -64,6 +73,10 @@ class ApprovalButtons:
         self._notifier = notifier
         self._replies = replies
         self._metrics = metrics
+        self._after: AfterDecision | None = None
+
+    def set_after_decision(self, after: AfterDecision) -> None:
+        self._after = after
 
     def register(self, app: AsyncApp) -> None:
         app.action(blocks.ACTION_APPROVE)(self.on_approve)
@@ -74,8 +87,8 @@ class ApprovalButtons:
         await ack()
         if not await self._replies.first_of(body):
             return
-        await self._decide(body, body_channel(body), str(action.get("value", "")),
-                           approve=True, reason=None)
+        await self.decide(body, body_channel(body), str(action.get("value", "")),
+                          approve=True, reason=None)
 
     async def on_reject(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
@@ -84,14 +97,21 @@ class ApprovalButtons:
         await ack()
         if not await self._replies.first_of(body):
             return
-        channel = body_channel(body)
+        await self.open_reject_form(body, body_channel(body), str(action.get("value", "")),
+                                    client)
+
+    async def open_reject_form(
+        self, body: dict[str, Any], channel: str, value: str, client: AsyncWebClient
+    ) -> None:
+        """Open the reject form for a click on ``value`` counted as made in ``channel``
+        (call it once per delivery)."""
         try:
             principal = body_principal(body)
         except ValueError:
             await self._replies.unknown_caller(body, channel)
             return
         reply = self._replies.ephemeral_to(channel, principal.user)
-        parsed = blocks.parse_approval_value(str(action.get("value", "")))
+        parsed = blocks.parse_approval_value(value)
         if parsed is None:
             await reply(blocks.text_message(messages.payload_changed()))
             return
@@ -103,7 +123,7 @@ class ApprovalButtons:
                 return
             # The form's submission is checked against this: who opened it, for which
             # request, from which channel and workspace.
-            meta = json.dumps({"value": action.get("value"), "channel": channel,
+            meta = json.dumps({"value": value, "channel": channel,
                                "user": principal.user, "tenant": principal.tenant})
             await client.views_open(trigger_id=body["trigger_id"],
                                     view=modal.reject_modal(private_metadata=meta))
@@ -127,10 +147,10 @@ class ApprovalButtons:
             await self._replies.ephemeral(channel, principal.user, messages.payload_changed())
             return
         reason = modal.reject_reason(view.get("state", {}).get("values", {}))
-        await self._decide(body, channel, str(meta.get("value", "")), approve=False,
-                           reason=reason)
+        await self.decide(body, channel, str(meta.get("value", "")), approve=False,
+                          reason=reason)
 
-    async def _decide(
+    async def decide(
         self,
         body: dict[str, Any],
         channel: str,
@@ -164,6 +184,9 @@ class ApprovalButtons:
                 return
             self._metrics.decisions.labels(str(decision.outcome)).inc()
             await self._after_decision(decision, request_id, principal, channel)
+            changed = decision.decided or decision.outcome == DecisionOutcome.COUNTED
+            if changed and decision.request is not None and self._after is not None:
+                await self._after(principal, decision.request)
 
         await self._replies.guard(reply, decide(), channel=channel)
 
@@ -174,7 +197,9 @@ class ApprovalButtons:
         if decision.decided and request is not None:
             await self._flush_or_defer(request)
             return
-        if decision.outcome == DecisionOutcome.EXPIRED and request is not None:
+        if decision.outcome in (DecisionOutcome.EXPIRED, DecisionOutcome.COUNTED) and (
+            request is not None
+        ):
             await self._flush_or_defer(request)
         text = refusal_text(decision.outcome, request_id, request)
         await self._replies.ephemeral(channel, principal.user, text)

@@ -25,6 +25,7 @@ from bot.slack.commands import (
     Grant,
     Help,
     ParseFailure,
+    Policy,
     Quota,
     Revoke,
     Roles,
@@ -138,11 +139,24 @@ class SlashCommand:
             if isinstance(found, RoleHolders):
                 await reply(blocks.roles_message(found.members))
             else:
-                await reply(blocks.user_roles_message(found.user, found.roles))
+                await reply(blocks.user_roles_message(found.user, found.roles, found.sources))
         elif isinstance(parsed, Grant | Revoke):
             await reply(blocks.text_message(await self._grant_or_revoke(
                 principal, channel, parsed
             )))
+        elif isinstance(parsed, Policy):
+            if parsed.channel_id is not None and parsed.approvals is not None:
+                await self._admin.set_policy(
+                    principal, channel, parsed.channel_id, parsed.approvals
+                )
+                await reply(blocks.text_message(
+                    messages.policy_set(parsed.channel_id, parsed.approvals)
+                ))
+            else:
+                policies = await self._admin.policies(principal)
+                await reply(blocks.text_message(
+                    messages.policies_text(policies.default, policies.channels)
+                ))
         elif isinstance(parsed, Audit):
             events = await self._admin.audit_trail(principal, channel, parsed.job_id)
             await reply(blocks.audit_message(events, job_id=parsed.job_id))

@@ -14,6 +14,7 @@
     threadTs: null,
     seen: new Map(), // message key -> signature, to flash messages edited in place
     modal: null, // {id, hash, values, errors, banner}
+    home: false, // the app's Home tab is shown instead of the channel
   };
 
   const $ = (selector) => document.querySelector(selector);
@@ -491,6 +492,37 @@
     if (atBottom) container.scrollTop = container.scrollHeight;
   }
 
+  function homeContext() {
+    return {
+      act: (element, blockId, value) => act({
+        kind: "home_action",
+        user: ui.user,
+        action_id: element.action_id,
+        block_id: blockId || null,
+        value: value === undefined ? null : value,
+      }),
+    };
+  }
+
+  function renderHome() {
+    $("#home-pane").hidden = !ui.home;
+    $("#channel-pane").hidden = ui.home;
+    $("#home-link").classList.toggle("active", ui.home);
+    if (!ui.home) return;
+    const home = ui.state.home;
+    const pane = $("#home-blocks");
+    pane.replaceChildren(home
+      ? renderBlocks(home.blocks, homeContext())
+      : h("div", { class: "empty" }, "The app has not published a Home tab for you yet."));
+  }
+
+  async function openHome() {
+    ui.home = true;
+    closeThread();
+    ui.stateText = "";
+    await act({ kind: "home_open", user: ui.user });
+  }
+
   function renderChannel() {
     const state = ui.state;
     const pane = $("#messages");
@@ -920,6 +952,7 @@
     if (!ui.channel) ui.channel = ui.state.channel;
     renderChrome();
     renderChannel();
+    renderHome();
     renderModal(ui.state.view);
   }
 
@@ -933,8 +966,10 @@
     const list = $("#channel-list");
     const channels = state.channels.filter((c) => !c.is_im || c.id === ui.channel);
     list.replaceChildren(...channels.map((c) => h("li", {
-      class: c.id === ui.channel ? "active" : "",
-      onclick: () => { ui.channel = c.id; closeThread(); ui.stateText = ""; refresh(); },
+      class: c.id === ui.channel && !ui.home ? "active" : "",
+      onclick: () => {
+        ui.channel = c.id; ui.home = false; closeThread(); ui.stateText = ""; refresh();
+      },
     }, c.is_im ? `● ${c.name}` : `# ${c.name}`)));
     const connection = $("#connection");
     connection.classList.toggle("off", !state.connected);
@@ -1011,6 +1046,7 @@
       await act({ kind: "command", user: ui.user, channel: ui.channel, text });
     });
     $("#thread-close").addEventListener("click", closeThread);
+    $("#home-link").addEventListener("click", openHome);
     document.addEventListener("click", (event) => {
       const link = event.target.closest("a[data-permalink-ts]");
       if (!link) return;
