@@ -117,9 +117,7 @@ def command_body(slack: LocalSlack, text: str, user: str) -> bytes:
     ).encode()
 
 
-async def _send_all(
-    url: str, bodies: Sequence[bytes], concurrency: int
-) -> list[tuple[float, int]]:
+async def _send_all(url: str, bodies: Sequence[bytes], concurrency: int) -> list[tuple[float, int]]:
     verifier = SignatureVerifier(SIGNING_SECRET)
     results: list[tuple[float, int]] = []
     # aiohttp, not httpx: httpx's pool costs the client more than the servers at 50 clients.
@@ -202,10 +200,12 @@ def _serve_fakes(conn: Connection) -> None:
             if kind == "bodies":
                 # A job has one open request at a time: each submit names a job of its own.
                 text, user, count = args
-                conn.send([
-                    command_body(slack, text.replace(JOB_SLOT, metastudio.seed_job()), user)
-                    for _ in range(count)
-                ])
+                conn.send(
+                    [
+                        command_body(slack, text.replace(JOB_SLOT, metastudio.seed_job()), user)
+                        for _ in range(count)
+                    ]
+                )
             elif kind == "replies":
                 conn.send([p.text for p in slack.responses if p.status_code == 200])
             elif kind == "cards":
@@ -223,8 +223,13 @@ async def measure(
 
 
 async def compare(
-    pool: ProcessPoolExecutor, fakes: Fakes, urls: tuple[str, str], text: str, total: int,
-    clients: int, answered_before: int,
+    pool: ProcessPoolExecutor,
+    fakes: Fakes,
+    urls: tuple[str, str],
+    text: str,
+    total: int,
+    clients: int,
+    answered_before: int,
 ) -> tuple[Figures, Figures, int]:
     """Bare and bot in alternating rounds, so drift on a shared machine hits both alike.
 
@@ -269,9 +274,10 @@ def environment(redis_url: str, prefix: str) -> Iterator[tuple[Fakes, str, str]]
     fakes = Fakes()
     try:
         settings = bot_settings(fakes, redis_url, prefix)
-        with ServerThread(build_web(settings)) as bot, ServerThread(
-            bare_app(fakes.slack_api_url)
-        ) as bare:
+        with (
+            ServerThread(build_web(settings)) as bot,
+            ServerThread(bare_app(fakes.slack_api_url)) as bare,
+        ):
             yield fakes, f"{bot.url}/slack/events", f"{bare.url}/slack/events"
     finally:
         fakes.close()
@@ -287,9 +293,7 @@ async def wait_for(predicate: Callable[[], bool], within: float, what: str) -> N
 
 async def grant_requester(fakes: Fakes, bot_url: str, pool: ProcessPoolExecutor) -> None:
     (body,) = fakes.bodies(f"grant <@{REQUESTER}> requester", ADMIN, 1)
-    await asyncio.get_running_loop().run_in_executor(
-        pool, send_all, bot_url, [body], 1
-    )
+    await asyncio.get_running_loop().run_in_executor(pool, send_all, bot_url, [body], 1)
     await wait_for(lambda: any("requester" in t for t in fakes.replies()), 5, "the grant")
 
 
@@ -335,8 +339,10 @@ async def run(total: int, levels: Sequence[int]) -> bool:
         client.close()
         server.stop()
         pool.shutdown()
-    print(f"targets (p50 <= {P50_RATIO_TARGET}x bare, p99 < 300 ms at 50): "
-          f"{'met' if ok else 'MISSED'}")
+    print(
+        f"targets (p50 <= {P50_RATIO_TARGET}x bare, p99 < 300 ms at 50): "
+        f"{'met' if ok else 'MISSED'}"
+    )
     return ok
 
 

@@ -48,15 +48,30 @@ def percentile(values: list[float], q: float) -> float:
 async def one_path(store: ApprovalStore, tracker: Tracker, metastudio: LocalMetaStudio) -> float:
     job = metastudio.seed_job(voice_name="narrator")
     request = store.draft(
-        tenant="T1", team_id="T1", enterprise_id=None, requester="UREQ", origin_channel="C1",
-        card_channel="C1", job_id=job, body={"voice_name": "narrator", "sex": "FEMALE"},
-        app_user_id=None, auto_approve=False, job_state="WAIT_FILE_UPLOAD",
+        tenant="T1",
+        team_id="T1",
+        enterprise_id=None,
+        requester="UREQ",
+        origin_channel="C1",
+        card_channel="C1",
+        job_id=job,
+        body={"voice_name": "narrator", "sex": "FEMALE"},
+        app_user_id=None,
+        auto_approve=False,
+        job_state="WAIT_FILE_UPLOAD",
     )
     await store.reserve(request, LIMITS)
     await store.create(request, card_channel="C1", card_ts="1700000000.000100")
     started = time.perf_counter()
-    decision = await store.decide(request.id, payload_hash=request.payload_hash, actor="UAPR",
-                                  tenant="T1", channel="C1", approve=True, reason=None)
+    decision = await store.decide(
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="UAPR",
+        tenant="T1",
+        channel="C1",
+        approve=True,
+        reason=None,
+    )
     step = await tracker.step(request.id)
     elapsed = time.perf_counter() - started
     assert decision.decided, decision.outcome
@@ -71,8 +86,10 @@ async def run(n: int, directory: Path) -> None:
     server = ServerThread(metastudio.app).start()
     try:
         settings = Settings(
-            REDIS_SENTINELS=group.sentinel_hosts, REDIS_SENTINEL_MASTER=group.master,
-            HUAWEICLOUD_SDK_AK=LOCAL_AK, HUAWEICLOUD_SDK_SK=LOCAL_SK,
+            REDIS_SENTINELS=group.sentinel_hosts,
+            REDIS_SENTINEL_MASTER=group.master,
+            HUAWEICLOUD_SDK_AK=LOCAL_AK,
+            HUAWEICLOUD_SDK_SK=LOCAL_SK,
             HUAWEICLOUD_SDK_PROJECT_ID=LOCAL_PROJECT_ID,
             METASTUDIO_ENDPOINT=server.url,
         )
@@ -80,12 +97,19 @@ async def run(n: int, directory: Path) -> None:
         client = MetaStudioClient.from_settings(settings)
         policy = PollPolicy(interval=30, cap=300, training_interval=300)
         stores = {
-            wanted: ApprovalStore(redis, PREFIX, ttl_seconds=3600, allow_self_approval=False,
-                                  replicas=ReplicaWait(wanted, 0.5))
+            wanted: ApprovalStore(
+                redis,
+                PREFIX,
+                ttl_seconds=3600,
+                allow_self_approval=False,
+                replicas=ReplicaWait(wanted, 0.5),
+            )
             for wanted in (0, 1)
         }
-        trackers = {wanted: Tracker(store, client, policy, review_sweep=True)
-                    for wanted, store in stores.items()}
+        trackers = {
+            wanted: Tracker(store, client, policy, review_sweep=True)
+            for wanted, store in stores.items()
+        }
         for wanted in (0, 1):  # warm up: connections, script cache
             for _ in range(10):
                 await one_path(stores[wanted], trackers[wanted], metastudio)
@@ -107,8 +131,10 @@ async def run(n: int, directory: Path) -> None:
         mean = statistics.fmean(timings[wanted]) * 1000
         rows[wanted] = (p50, p99)
         print(f"  {label:26s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  mean {mean:6.2f} ms")
-    print(f"  ratio WAIT / no WAIT:      p50 {rows[1][0] / rows[0][0]:.2f}x  "
-          f"p99 {rows[1][1] / rows[0][1]:.2f}x")
+    print(
+        f"  ratio WAIT / no WAIT:      p50 {rows[1][0] / rows[0][0]:.2f}x  "
+        f"p99 {rows[1][1] / rows[0][1]:.2f}x"
+    )
 
 
 def main() -> None:

@@ -96,7 +96,7 @@ async def memory_by_kind(client: aioredis.Redis) -> dict[str, int]:
     keys = [key async for key in client.scan_iter(count=1000)]
     totals: dict[str, int] = {}
     for start in range(0, len(keys), 1000):
-        chunk = keys[start:start + 1000]
+        chunk = keys[start : start + 1000]
         async with client.pipeline(transaction=False) as pipe:
             for key in chunk:
                 pipe.memory_usage(key, samples=0)
@@ -116,26 +116,42 @@ async def record_requests(
 ) -> dict[str, str]:
     """One approved and submitted request per job, with its card; returns card ts -> job id."""
     audit = AuditLog(client, PREFIX)
-    store = ApprovalStore(client, PREFIX, ttl_seconds=86400, allow_self_approval=False,
-                          audit=audit)
+    store = ApprovalStore(client, PREFIX, ttl_seconds=86400, allow_self_approval=False, audit=audit)
     cards: dict[str, str] = {}
 
     async def one(job_id: str) -> None:
         draft = store.draft(
-            tenant="T0LOCAL", team_id="T0LOCAL", enterprise_id=None, requester=REQUESTER,
-            origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job_id,
+            tenant="T0LOCAL",
+            team_id="T0LOCAL",
+            enterprise_id=None,
+            requester=REQUESTER,
+            origin_channel=CHANNEL,
+            card_channel=CHANNEL,
+            job_id=job_id,
             body={"voice_name": f"bench-{job_id[:8]}", "sex": "FEMALE", "language": "CN"},
-            app_user_id=None, auto_approve=False, job_state=str(JobState.UPLOADING),
-            job_reject_times=0, job_updated=int(time.time() * 1000),
+            app_user_id=None,
+            auto_approve=False,
+            job_state=str(JobState.UPLOADING),
+            job_reject_times=0,
+            job_updated=int(time.time() * 1000),
         )
         await store.reserve(draft, NO_LIMITS)
         card = slack.state.post(CHANNEL, text=f"request {draft.id}", blocks=[], user="U0BOT")
         request = await store.create(draft, card_channel=CHANNEL, card_ts=card.ts)
-        await store.decide(request.id, payload_hash=request.short_hash, actor=APPROVER,
-                           tenant="T0LOCAL", channel=CHANNEL, approve=True, reason=None)
+        await store.decide(
+            request.id,
+            payload_hash=request.short_hash,
+            actor=APPROVER,
+            tenant="T0LOCAL",
+            channel=CHANNEL,
+            approve=True,
+            reason=None,
+        )
         await store.claim_submit(request.id)
         submitted = await store.transition(
-            request.id, ApprovalStatus.SUBMITTED, audit_action="submitted",
+            request.id,
+            ApprovalStatus.SUBMITTED,
+            audit_action="submitted",
             job_state=str(JobState.SYSTEM_AUDITING),
         )
         assert submitted is not None
@@ -146,15 +162,16 @@ async def record_requests(
         cards[card.ts] = job_id
 
     for start in range(0, len(jobs), 500):
-        await asyncio.gather(*(one(j) for j in jobs[start:start + 500]))
+        await asyncio.gather(*(one(j) for j in jobs[start : start + 500]))
     return cards
 
 
 async def main_async(args: argparse.Namespace) -> None:
     server = start_redis_server()
     url = server.url
-    ms = LocalMetaStudio(review=ReviewPlan(system_delay=args.review / 2,
-                                           admin_delay=args.review / 2))
+    ms = LocalMetaStudio(
+        review=ReviewPlan(system_delay=args.review / 2, admin_delay=args.review / 2)
+    )
     slack = LocalSlack()
     worker: subprocess.Popen[bytes] | None = None
     try:
@@ -183,24 +200,29 @@ async def main_async(args: argparse.Namespace) -> None:
             requests_before = ms.stats()["requests"]
 
             env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VOICEBOT_"))}
-            env.update({
-                "PYTHONPATH": str(REPO),
-                "REDIS_URL": url,
-                "VOICEBOT_REDIS_PREFIX": PREFIX,
-                "VOICEBOT_QUEUE_NAME": f"{PREFIX}queue",
-                "SLACK_API_URL": slack.api_url,
-                "SLACK_BOT_TOKEN": "xoxb-local",
-                "HUAWEICLOUD_SDK_AK": LOCAL_AK,
-                "HUAWEICLOUD_SDK_SK": LOCAL_SK,
-                "HUAWEICLOUD_SDK_PROJECT_ID": LOCAL_PROJECT_ID,
-                "METASTUDIO_ENDPOINT": ms_server.url,
-                "VOICEBOT_POLL_INTERVAL": str(args.interval),
-                "VOICEBOT_POLL_MAX_INTERVAL": str(args.interval * MAX_INTERVAL_FACTOR),
-                "VOICEBOT_WORKER_CONCURRENCY": "100",
-            })
+            env.update(
+                {
+                    "PYTHONPATH": str(REPO),
+                    "REDIS_URL": url,
+                    "VOICEBOT_REDIS_PREFIX": PREFIX,
+                    "VOICEBOT_QUEUE_NAME": f"{PREFIX}queue",
+                    "SLACK_API_URL": slack.api_url,
+                    "SLACK_BOT_TOKEN": "xoxb-local",
+                    "HUAWEICLOUD_SDK_AK": LOCAL_AK,
+                    "HUAWEICLOUD_SDK_SK": LOCAL_SK,
+                    "HUAWEICLOUD_SDK_PROJECT_ID": LOCAL_PROJECT_ID,
+                    "METASTUDIO_ENDPOINT": ms_server.url,
+                    "VOICEBOT_POLL_INTERVAL": str(args.interval),
+                    "VOICEBOT_POLL_MAX_INTERVAL": str(args.interval * MAX_INTERVAL_FACTOR),
+                    "VOICEBOT_WORKER_CONCURRENCY": "100",
+                }
+            )
             worker = subprocess.Popen(  # noqa: ASYNC220 (started once, before timing)
-                [sys.executable, "-m", "bot", "worker"], env=env, cwd=REPO,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [sys.executable, "-m", "bot", "worker"],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             await asyncio.sleep(2)
             idle_rss = rss_mb(worker.pid)
@@ -232,36 +254,50 @@ async def main_async(args: argparse.Namespace) -> None:
     review_polls = (args.review + args.window / 2) / args.interval
     print(f"jobs tracked at once          {args.n}")
     print(f"outcomes posted               {len(posted)} of {args.n}")
-    print(f"MetaStudio calls per job      {calls / args.n:.2f}"
-          f"  (baseline, one read per poll interval: {review_polls + 1:.2f};"
-          f" ratio {calls / args.n / (review_polls + 1):.2f}x)")
+    print(
+        f"MetaStudio calls per job      {calls / args.n:.2f}"
+        f"  (baseline, one read per poll interval: {review_polls + 1:.2f};"
+        f" ratio {calls / args.n / (review_polls + 1):.2f}x)"
+    )
     if delays:
         p50, p95 = statistics.median(delays), percentile(delays, 0.95)
-        print(f"review end -> outcome post    p50 {p50:.2f}s  p95 {p95:.2f}s"
-              f"  (p95 / poll interval = {p95 / args.interval:.2f}x, target <= 1.10x)")
+        print(
+            f"review end -> outcome post    p50 {p50:.2f}s  p95 {p95:.2f}s"
+            f"  (p95 / poll interval = {p95 / args.interval:.2f}x, target <= 1.10x)"
+        )
     if posted:
         per_outcome = cpu_used / len(posted)
         demand = args.n / args.window
-        print(f"worker CPU per outcome        {per_outcome * 1000:.1f} ms"
-              f"  (one core posts {1 / per_outcome:.0f}/s; this run's reviews end at"
-              f" {demand:.0f}/s: {demand * per_outcome:.2f}x of one core)")
-    print(f"worker RSS                    idle {idle_rss:.0f} MB, peak {peak_rss:.0f} MB"
-          f"  (peak / idle = {peak_rss / max(idle_rss, 1):.2f}x, target < 200 MB)")
-    print(f"Redis memory per tracked job  {per_job_bytes:.0f} B of used_memory"
-          f"  ({per_job_bytes / 2048:.2f}x of the 2 KB target)")
+        print(
+            f"worker CPU per outcome        {per_outcome * 1000:.1f} ms"
+            f"  (one core posts {1 / per_outcome:.0f}/s; this run's reviews end at"
+            f" {demand:.0f}/s: {demand * per_outcome:.2f}x of one core)"
+        )
+    print(
+        f"worker RSS                    idle {idle_rss:.0f} MB, peak {peak_rss:.0f} MB"
+        f"  (peak / idle = {peak_rss / max(idle_rss, 1):.2f}x, target < 200 MB)"
+    )
+    print(
+        f"Redis memory per tracked job  {per_job_bytes:.0f} B of used_memory"
+        f"  ({per_job_bytes / 2048:.2f}x of the 2 KB target)"
+    )
     for kind, total in sorted(by_kind.items()):
         print(f"  of which {kind:<15} {total / args.n:4.0f} B per job (MEMORY USAGE)")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=10_000, help="jobs under review at once")
     parser.add_argument("--interval", type=float, default=30.0, help="poll interval, seconds")
-    parser.add_argument("--review", type=float, default=60.0,
-                        help="shortest review, seconds")
-    parser.add_argument("--window", type=float, default=120.0,
-                        help="reviews end spread over this many seconds after the shortest")
+    parser.add_argument("--review", type=float, default=60.0, help="shortest review, seconds")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=120.0,
+        help="reviews end spread over this many seconds after the shortest",
+    )
     args: Any = parser.parse_args(argv)
     asyncio.run(main_async(args))
 

@@ -64,14 +64,17 @@ class Command:
 
 
 COMMANDS = {
-    "serve": Command(_serve, "run the Slack app over HTTP on $PORT (POST /slack/events)",
-                     Needs()),
-    "socket": Command(_socket, "run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)",
-                      Needs(socket_mode=True)),
+    "serve": Command(_serve, "run the Slack app over HTTP on $PORT (POST /slack/events)", Needs()),
+    "socket": Command(
+        _socket,
+        "run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)",
+        Needs(socket_mode=True),
+    ),
     "worker": Command(_worker, "run the review-tracking worker", Needs(slack_requests=False)),
     # The Procfile's pair: serve needs all that the worker needs, and the signing secret.
-    "check-config": Command(_check_config, "read the settings and report the first problem",
-                            Needs()),
+    "check-config": Command(
+        _check_config, "read the settings and report the first problem", Needs()
+    ),
 }
 
 

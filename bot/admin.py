@@ -86,9 +86,9 @@ class AdminService:
         await self._permissions.require(principal, Action.manage, channel_id)
         if user_id is not None:
             return await self._user_roles(Principal(principal.tenant, user_id))
-        return RoleHolders({
-            str(role): await self._permissions.members(principal.tenant, role) for role in Role
-        })
+        return RoleHolders(
+            {str(role): await self._permissions.members(principal.tenant, role) for role in Role}
+        )
 
     async def _user_roles(self, principal: Principal) -> UserRoles:
         sources = await self._permissions.role_sources(principal)

@@ -32,7 +32,9 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         deliveries=Deliveries(services.redis, settings.redis_prefix),
         require_approval=settings.require_approval,
         inbox=InboxService(
-            services.redis, permissions=services.permissions, approvals=services.approvals,
+            services.redis,
+            permissions=services.permissions,
+            approvals=services.approvals,
             policies=services.policies,
         ),
         approvals=services.approvals,

@@ -120,13 +120,13 @@ def _stream_order(entry_id: str) -> tuple[int, int]:
 
 def index_audit_ids(fields: list[str]) -> list[str]:
     """The audit stream ids among a job index's fields, oldest first."""
-    ids = [f[len(AUDIT_ID_FIELD):] for f in fields if f.startswith(AUDIT_ID_FIELD)]
+    ids = [f[len(AUDIT_ID_FIELD) :] for f in fields if f.startswith(AUDIT_ID_FIELD)]
     return sorted(ids, key=_stream_order)
 
 
 def index_request_ids(fields: list[str]) -> list[str]:
     """The request ids among a job index's fields."""
-    return sorted(f[len(REQUEST_ID_FIELD):] for f in fields if f.startswith(REQUEST_ID_FIELD))
+    return sorted(f[len(REQUEST_ID_FIELD) :] for f in fields if f.startswith(REQUEST_ID_FIELD))
 
 
 # Defines ``job_index_add(job_key, id, maxlen, ttl)``: records an audit stream id in the
@@ -158,7 +158,9 @@ end
 # Defines ``audit_append(key_index, arg_index)``. The audit keys must be the last KEYS
 # (main stream, then the job index if the event names a job) and the audit args the last
 # ARGV, as built by ``AuditLog.script_keys``/``script_args``. Returns the stream id.
-LUA_AUDIT_APPEND = LUA_JOB_INDEX_ADD + """
+LUA_AUDIT_APPEND = (
+    LUA_JOB_INDEX_ADD
+    + """
 local function audit_append(key_index, arg_index)
   local stream_key = KEYS[key_index]
   local job_key = KEYS[key_index + 1]
@@ -176,6 +178,7 @@ local function audit_append(key_index, arg_index)
   return id
 end
 """
+)
 
 
 class AuditLog:
@@ -214,9 +217,7 @@ class AuditLog:
     async def queue(self, pipe: Pipeline, event: AuditEvent) -> None:
         """Add the event's writes to a MULTI pipeline the caller executes."""
         # A script bound to a pipeline is loaded before the MULTI runs (redis-py).
-        await self._append(
-            keys=self.script_keys(event), args=self.script_args(event), client=pipe
-        )
+        await self._append(keys=self.script_keys(event), args=self.script_args(event), client=pipe)
 
     async def read(
         self,

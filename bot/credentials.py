@@ -114,12 +114,20 @@ return 0
 def fingerprint(settings: Settings) -> str:
     """A short, one-way tag of the MetaStudio credentials in use: equal tags, same keys."""
     if settings.huaweicloud_sdk_ak and settings.huaweicloud_sdk_sk:
-        parts = ["aksk", settings.huaweicloud_sdk_ak.get_secret_value(),
-                 settings.huaweicloud_sdk_sk.get_secret_value()]
+        parts = [
+            "aksk",
+            settings.huaweicloud_sdk_ak.get_secret_value(),
+            settings.huaweicloud_sdk_sk.get_secret_value(),
+        ]
     else:
         password = settings.iam_password.get_secret_value() if settings.iam_password else ""
-        parts = ["iam", settings.iam_user or "", settings.iam_domain or "", password,
-                 settings.metastudio_region]
+        parts = [
+            "iam",
+            settings.iam_user or "",
+            settings.iam_domain or "",
+            password,
+            settings.metastudio_region,
+        ]
     parts.append(settings.huaweicloud_sdk_project_id or "")
     payload = "\0".join(parts).encode("utf-8")
     return hmac.new(_FINGERPRINT_KEY, payload, hashlib.sha256).hexdigest()[:16]
@@ -174,8 +182,9 @@ class CredentialsBreaker:
             )
         except (RedisError, OSError) as error:
             # Without Redis the breaker cannot tell; a refusal is still never retried.
-            log.warning("credentials breaker unavailable (%s); calling MetaStudio",
-                        type(error).__name__)
+            log.warning(
+                "credentials breaker unavailable (%s); calling MetaStudio", type(error).__name__
+            )
             return False
         state = _text(reply[0])
         if state == "changed":
@@ -205,17 +214,32 @@ class CredentialsBreaker:
         try:
             count, probe_at = await self._refused(
                 keys=[self._key, self._probe_key, self.count_key],
-                args=[self._fingerprint, repr(self._clock()), kind, error_code,
-                      request_id or "", self._probe_after, MAX_REFUSALS, LONGEST_WAIT],
+                args=[
+                    self._fingerprint,
+                    repr(self._clock()),
+                    kind,
+                    error_code,
+                    request_id or "",
+                    self._probe_after,
+                    MAX_REFUSALS,
+                    LONGEST_WAIT,
+                ],
             )
         except (RedisError, OSError) as error:
-            log.error("MetaStudio refused the credentials (%s) and the breaker could not be "
-                      "opened (%s)", kind, type(error).__name__)
+            log.error(
+                "MetaStudio refused the credentials (%s) and the breaker could not be opened (%s)",
+                kind,
+                type(error).__name__,
+            )
             return
         log.error(
             "MetaStudio refused the bot's credentials (%s %s, request id %s; %s in a row); "
             "no calls until they change or a probe in %.0fs succeeds",
-            error_code, kind, request_id, _text(count), float(_text(probe_at)) - self._clock(),
+            error_code,
+            kind,
+            request_id,
+            _text(count),
+            float(_text(probe_at)) - self._clock(),
         )
 
     async def accepted(self) -> None:

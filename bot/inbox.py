@@ -99,7 +99,3 @@ class InboxService:
             ids = await self._redis.zrevrange(key, 0, RECENT_REQUESTS - 1)
         found = [await self._approvals.get(str(i)) for i in ids]
         return [r for r in found if r is not None]
-
-
-
-

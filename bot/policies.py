@@ -74,8 +74,11 @@ class PolicyStore:
         if not 1 <= approvals <= MAX_REQUIRED_APPROVALS:
             raise ValueError(f"approvals must be 1 to {MAX_REQUIRED_APPROVALS}")
         event = AuditEvent(
-            actor=principal.user, action=AuditAction.policy, tenant=principal.tenant,
-            channel=target_channel, detail=f"approvals={approvals}",
+            actor=principal.user,
+            action=AuditAction.policy,
+            tenant=principal.tenant,
+            channel=target_channel,
+            detail=f"approvals={approvals}",
         )
         with unavailable_on_redis_errors(StoreUnavailable):
             async with self._redis.pipeline(transaction=True) as pipe:

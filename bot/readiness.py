@@ -80,10 +80,14 @@ class Readiness:
         passed: list[str] = []
         for name, check in assess.checks() if assess is not None else []:
             if check.out_of_range:
-                failed.append(FailedCheck(
-                    name, check.actual, check.expected,
-                    check.suggestion_en or check.suggestion,
-                ))
+                failed.append(
+                    FailedCheck(
+                        name,
+                        check.actual,
+                        check.expected,
+                        check.suggestion_en or check.suggestion,
+                    )
+                )
             else:
                 passed.append(CHECK_NAMES.get(name, name))
         return cls(

@@ -23,7 +23,6 @@ OPERATION_TIMEOUT = 2.0
 HEALTH_CHECK_INTERVAL = 30
 
 
-
 class NoReplicasError(redis_errors.ResponseError):
     """A primary configured with ``min-replicas-to-write`` has too few replicas in reach and
     refuses writes (``NOREPLICAS``): as good as down, until its replicas are back."""
@@ -33,7 +32,8 @@ class Parser(DefaultParser):  # type: ignore[misc,valid-type]
     """redis-py's reply parser, knowing ``NOREPLICAS`` (it reads it as a plain ResponseError)."""
 
     EXCEPTION_CLASSES: ClassVar[dict[str, Any]] = {
-        **DefaultParser.EXCEPTION_CLASSES, "NOREPLICAS": NoReplicasError
+        **DefaultParser.EXCEPTION_CLASSES,
+        "NOREPLICAS": NoReplicasError,
     }
 
 

@@ -133,9 +133,13 @@ class RedisTarget:
             if self.password is None or urlsplit(self.url).password:
                 return connect(self.url)
             client: Redis = Redis.from_url(
-                self.url, decode_responses=True, password=self.password,
-                socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=OPERATION_TIMEOUT,
-                health_check_interval=HEALTH_CHECK_INTERVAL, parser_class=Parser,
+                self.url,
+                decode_responses=True,
+                password=self.password,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=OPERATION_TIMEOUT,
+                health_check_interval=HEALTH_CHECK_INTERVAL,
+                parser_class=Parser,
             )
             return client
         primary: Redis = self._sentinel().master_for(
@@ -156,8 +160,11 @@ class RedisTarget:
         if self.password is not None and not urlsplit(self.url).password:
             extra["password"] = self.password
         connections = ConnectionPool.from_url(
-            self.url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=OPERATION_TIMEOUT,
-            parser_class=Parser, **extra,
+            self.url,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=OPERATION_TIMEOUT,
+            parser_class=Parser,
+            **extra,
         )
         pool = ArqRedis(connections, default_queue_name=queue_name)
         # As ``Redis.from_pool``: the client owns the pool and closes it with itself.
@@ -175,11 +182,15 @@ class RedisTarget:
                 try:
                     masters = await node.sentinel_masters()  # type: ignore[no-untyped-call]
                 except RedisError as error:
-                    return (f"invalid setting REDIS_SENTINELS: the sentinel at {host}:{port} "
-                            f"does not answer ({type(error).__name__})")
+                    return (
+                        f"invalid setting REDIS_SENTINELS: the sentinel at {host}:{port} "
+                        f"does not answer ({type(error).__name__})"
+                    )
                 if self.master not in masters:
-                    return (f"invalid setting REDIS_SENTINEL_MASTER: the sentinel at "
-                            f"{host}:{port} monitors no primary named {self.master!r}")
+                    return (
+                        f"invalid setting REDIS_SENTINEL_MASTER: the sentinel at "
+                        f"{host}:{port} monitors no primary named {self.master!r}"
+                    )
         finally:
             for node in sentinel.sentinels:
                 await node.aclose()

@@ -93,8 +93,11 @@ async def open_services(
         replicas=ReplicaWait(settings.redis_min_replicas, settings.redis_replica_timeout),
     )
     policies = PolicyStore(
-        redis, prefix, default_approvals=settings.required_approvals,
-        permissions=permissions, audit=audit,
+        redis,
+        prefix,
+        default_approvals=settings.required_approvals,
+        permissions=permissions,
+        audit=audit,
     )
     breaker = CredentialsBreaker(
         redis, prefix, fingerprint(settings), probe_after=settings.metastudio_auth_probe_after

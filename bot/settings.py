@@ -58,9 +58,7 @@ class Settings(BaseSettings):
     )
 
     # Redis
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL")
-    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL"))
     redis_prefix: str = Field(default="voicebot:", validation_alias=_env("VOICEBOT_REDIS_PREFIX"))
     # Sentinel (``host:port,host:port``): when set, the primary is asked of the sentinels and
     # REDIS_URL gives only the database number.
@@ -68,9 +66,7 @@ class Settings(BaseSettings):
     redis_sentinel_master: str | None = Field(
         default=None, validation_alias=_env("REDIS_SENTINEL_MASTER")
     )
-    redis_password: SecretStr | None = Field(
-        default=None, validation_alias=_env("REDIS_PASSWORD")
-    )
+    redis_password: SecretStr | None = Field(default=None, validation_alias=_env("REDIS_PASSWORD"))
     redis_sentinel_password: SecretStr | None = Field(
         default=None, validation_alias=_env("REDIS_SENTINEL_PASSWORD")
     )
@@ -155,9 +151,7 @@ class Settings(BaseSettings):
     quota_cache_ttl: float = Field(
         default=60.0, ge=0, validation_alias=_env("VOICEBOT_QUOTA_CACHE_TTL")
     )
-    quota_timeout: float = Field(
-        default=2.0, gt=0, validation_alias=_env("VOICEBOT_QUOTA_TIMEOUT")
-    )
+    quota_timeout: float = Field(default=2.0, gt=0, validation_alias=_env("VOICEBOT_QUOTA_TIMEOUT"))
     # Per requester: pending requests at once, and requests per window (seconds).
     max_open_requests: int = Field(
         default=5, gt=0, validation_alias=_env("VOICEBOT_MAX_OPEN_REQUESTS")
@@ -188,9 +182,18 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "slack_bot_token", "slack_signing_secret", "slack_app_token", "huaweicloud_sdk_ak",
-        "huaweicloud_sdk_sk", "huaweicloud_sdk_project_id", "iam_user", "iam_password",
-        "iam_domain", "redis_password", "redis_sentinel_password", "redis_sentinel_master",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "huaweicloud_sdk_ak",
+        "huaweicloud_sdk_sk",
+        "huaweicloud_sdk_project_id",
+        "iam_user",
+        "iam_password",
+        "iam_domain",
+        "redis_password",
+        "redis_sentinel_password",
+        "redis_sentinel_master",
         mode="before",
     )
     @classmethod
@@ -218,8 +221,10 @@ class Settings(BaseSettings):
 
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
-        return [(host, int(port)) for host, _, port in
-                (entry.rpartition(":") for entry in self.redis_sentinels)]
+        return [
+            (host, int(port))
+            for host, _, port in (entry.rpartition(":") for entry in self.redis_sentinels)
+        ]
 
     @field_validator("slack_api_url")
     @classmethod
@@ -253,8 +258,11 @@ class Settings(BaseSettings):
 
 
 _ENV_NAMES = {
-    name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices)
-           else name.upper())
+    name: (
+        field.validation_alias.choices[0]
+        if isinstance(field.validation_alias, AliasChoices)
+        else name.upper()
+    )
     for name, field in Settings.model_fields.items()
 }
 

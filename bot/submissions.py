@@ -55,8 +55,9 @@ class SubmitBlocked(Exception):
     (``VOICEBOT_BLOCK_WITHOUT_AUTHORIZATION``) or audio out of range
     (``VOICEBOT_BLOCK_FAILED_ASSESSMENT``). ``readiness`` says what is wrong."""
 
-    def __init__(self, job: TrainingJob, readiness: Readiness, *, authorization: bool,
-                 assessment: bool) -> None:
+    def __init__(
+        self, job: TrainingJob, readiness: Readiness, *, authorization: bool, assessment: bool
+    ) -> None:
         self.job = job
         self.readiness = readiness
         self.authorization = authorization
@@ -271,8 +272,11 @@ class SubmissionService:
         try:
             await self._queue.enqueue_tracking(request_id, defer=defer)
         except (StoreUnavailable, OSError, RedisError) as error:
-            log.warning("request %s: enqueue failed (%s); the sweep will pick it up",
-                        request_id, type(error).__name__)
+            log.warning(
+                "request %s: enqueue failed (%s); the sweep will pick it up",
+                request_id,
+                type(error).__name__,
+            )
 
     async def may_decide(
         self, principal: Principal, channel_id: str, request_id: str

@@ -149,8 +149,9 @@ class Tracker:
         (its card and thread say so once); it is sent when the breaker closes, after a read
         like any resumed submit. An authentication refusal means nothing landed."""
         kind = refusal.kind if isinstance(refusal, CredentialsRejected | CredentialsHeld) else ""
-        log.warning("request %s: MetaStudio refuses the bot's credentials (%s); held",
-                    request_id, kind)
+        log.warning(
+            "request %s: MetaStudio refuses the bot's credentials (%s); held", request_id, kind
+        )
         current = await self._approvals.get(request_id)
         if current is not None and current.status in _HOLDABLE and current.held != kind:
             current = await self._approvals.update(request_id, held=kind) or current
@@ -210,11 +211,18 @@ class Tracker:
             # Only a POST that may still be on its way keeps the window; after a finished
             # exchange (a 500, say) a read that shows nothing is proof enough.
             sent_at = self._clock() if unclear.in_flight else None
-            log.warning("request %s: submit outcome unknown (%s): %s", request.id,
-                        "may still land" if unclear.in_flight else "did not land", unclear)
+            log.warning(
+                "request %s: submit outcome unknown (%s): %s",
+                request.id,
+                "may still land" if unclear.in_flight else "did not land",
+                unclear,
+            )
             marked = await self._approvals.update(request.id, submit_sent_at=sent_at)
-            return Step(marked or await self._reload(request),
-                        next_poll=self._policy.fault_delay(0, self._rng), fault=unclear)
+            return Step(
+                marked or await self._reload(request),
+                next_poll=self._policy.fault_delay(0, self._rng),
+                fault=unclear,
+            )
         except JobNotSubmittable as refusal:
             if resumed:
                 job = await self._metastudio.show_job(request.job_id, request.app_user_id)
@@ -246,7 +254,9 @@ class Tracker:
 
         try:
             return await self._metastudio.commit_job(
-                request.job_id, CommitJobRequest(**request.body), app_user_id=request.app_user_id,
+                request.job_id,
+                CommitJobRequest(**request.body),
+                app_user_id=request.app_user_id,
                 before_post=sending,
             )
         except (TransportError, ServerError, Throttled, *REFUSED):
@@ -288,8 +298,14 @@ class Tracker:
         """The request moved to ``submitted`` (or as it now is, if another step won);
         ``detail`` says how the submit is known to have landed ("" for a plain 200)."""
         moved = await self._approvals.transition(
-            request.id, S.SUBMITTED, expected={S.SUBMITTING}, audit_action="submitted",
-            audit_detail=detail or None, job_state=job_state, held=None, submit_sent_at=None,
+            request.id,
+            S.SUBMITTED,
+            expected={S.SUBMITTING},
+            audit_action="submitted",
+            audit_detail=detail or None,
+            job_state=job_state,
+            held=None,
+            submit_sent_at=None,
         )
         return moved or await self._reload(request)
 
@@ -297,8 +313,14 @@ class Tracker:
         self, request: ApprovalRequest, text: str, hint: str | None = None
     ) -> ApprovalRequest:
         moved = await self._approvals.transition(
-            request.id, S.SUBMIT_FAILED, expected={S.SUBMITTING}, audit_action="submit_failed",
-            submit_error=text, submit_hint=hint, held=None, submit_sent_at=None,
+            request.id,
+            S.SUBMIT_FAILED,
+            expected={S.SUBMITTING},
+            audit_action="submit_failed",
+            submit_error=text,
+            submit_hint=hint,
+            held=None,
+            submit_sent_at=None,
         )
         return moved or await self._reload(request)
 
@@ -311,7 +333,9 @@ class Tracker:
         except JobNotFound:
             target = S.TRAINING_FAILED if request.status == S.PASSED else S.FAILED
             moved = await self._approvals.transition(
-                request.id, target, audit_action="review_failed" if target == S.FAILED else None,
+                request.id,
+                target,
+                audit_action="review_failed" if target == S.FAILED else None,
                 outcome="the job no longer exists in MetaStudio",
             )
             return Step(moved or await self._reload(request))
@@ -358,7 +382,10 @@ class Tracker:
     ) -> ApprovalRequest:
         """The request after the transition (or as it now is, if another step won)."""
         moved = await self._approvals.transition(
-            request.id, to, audit_action=audit_action, job_state=str(job.state),
+            request.id,
+            to,
+            audit_action=audit_action,
+            job_state=str(job.state),
             outcome=job.job_failed_reason if to in (S.FAILED, S.TRAINING_FAILED) else None,
         )
         return moved or await self._reload(request)

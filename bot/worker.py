@@ -156,8 +156,15 @@ async def track_request(ctx: dict[str, Any], request_id: str) -> str:
         raise
     except NotifyBusy:
         raise Retry(defer=BUSY_RETRY * random.uniform(0.5, 1.0)) from None
-    except (SlackApiError, SlackClientError, StoreUnavailable, RedisError, MetaStudioError,
-            OSError, TimeoutError) as error:
+    except (
+        SlackApiError,
+        SlackClientError,
+        StoreUnavailable,
+        RedisError,
+        MetaStudioError,
+        OSError,
+        TimeoutError,
+    ) as error:
         state.metrics.retries.labels(error=type(error).__name__).inc()
         delay = _backoff(state.notify_faults, request_id, base, NOTIFY_RETRY_CAP)
         log.warning("request %s: %s; retry in %.1fs", request_id, type(error).__name__, delay)
@@ -225,15 +232,17 @@ async def sweep_reviews(ctx: dict[str, Any]) -> int:
             ended = await sweep.watching()
             metrics.sweeps.labels(result="per_job").inc()
             metrics.under_review.set(len(ended))
-            log.warning("review sweep: listing keeps failing; reading %d job(s) one by one",
-                        len(ended))
+            log.warning(
+                "review sweep: listing keeps failing; reading %d job(s) one by one", len(ended)
+            )
         await services.redis.set(listed_key, repr(time.time()), ex=LISTED_TTL)
         for request_id in ended:
             await services.queue.enqueue_tracking(request_id)
     except (MetaStudioError, StoreUnavailable, RedisError, OSError) as error:
         metrics.sweeps.labels(result="failed").inc()
-        delay = _backoff(state.faults, SWEEP_FUNCTION, settings.poll_interval,
-                         settings.poll_max_interval)
+        delay = _backoff(
+            state.faults, SWEEP_FUNCTION, settings.poll_interval, settings.poll_max_interval
+        )
         log.warning("review sweep: %s; retry in %.1fs", type(error).__name__, delay)
         raise Retry(defer=delay) from None
     state.faults.pop(SWEEP_FUNCTION, None)
@@ -285,20 +294,36 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
     prefix = settings.redis_prefix
     options: dict[str, Any] = {
         "functions": [
-            func(track_request, name=TRACK_FUNCTION, max_tries=MAX_TRIES,
-                 timeout=settings.job_timeout),
-            func(sweep_reviews, name=SWEEP_FUNCTION, max_tries=MAX_TRIES,
-                 timeout=settings.job_timeout),
+            func(
+                track_request,
+                name=TRACK_FUNCTION,
+                max_tries=MAX_TRIES,
+                timeout=settings.job_timeout,
+            ),
+            func(
+                sweep_reviews,
+                name=SWEEP_FUNCTION,
+                max_tries=MAX_TRIES,
+                timeout=settings.job_timeout,
+            ),
         ],
         "cron_jobs": [
-            cron(expire_requests, name=f"{prefix}expire_requests",
-                 second=set(range(0, 60, expiry_period(settings.approval_ttl))),
-                 run_at_startup=True, timeout=settings.job_timeout),
+            cron(
+                expire_requests,
+                name=f"{prefix}expire_requests",
+                second=set(range(0, 60, expiry_period(settings.approval_ttl))),
+                run_at_startup=True,
+                timeout=settings.job_timeout,
+            ),
             # Every VOICEBOT_RESUME_INTERVAL (a minute), and at startup (which is when a lost
             # job is most likely).
-            cron(resume_active, name=f"{prefix}resume_active",
-                 second=set(range(0, 60, settings.resume_interval)),
-                 run_at_startup=True, timeout=settings.job_timeout),
+            cron(
+                resume_active,
+                name=f"{prefix}resume_active",
+                second=set(range(0, 60, settings.resume_interval)),
+                run_at_startup=True,
+                timeout=settings.job_timeout,
+            ),
         ],
         "queue_name": settings.queue_name,
         "redis_settings": redis_settings(settings.redis_url, ride_out_blips=True),
@@ -363,8 +388,11 @@ class WorkerSupervisor:
                 failures = 1 if loop.time() - started > RECONNECT_CAP else failures + 1
                 self.restarts += 1
                 delay = reconnect_delay(failures)
-                log.warning("Redis unavailable (%s); starting a new worker in %.1fs",
-                            type(error).__name__, delay)
+                log.warning(
+                    "Redis unavailable (%s); starting a new worker in %.1fs",
+                    type(error).__name__,
+                    delay,
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
         finally:
@@ -375,8 +403,9 @@ class WorkerSupervisor:
         # Our own pool rather than arq's: arq's knows neither a sentinel password, nor
         # timeouts with Sentinel, nor NOREPLICAS.
         pool = self.target.arq_pool(self.settings.queue_name, ride_out_blips=True)
-        worker = build_worker(self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None,
-                              redis_pool=pool)
+        worker = build_worker(
+            self.settings, handle_signals=False, ctx=self.ctx, on_shutdown=None, redis_pool=pool
+        )
         main = asyncio.ensure_future(worker.main())
         worker.main_task = main
         self.worker = worker

@@ -70,14 +70,13 @@ class DemoUser:
     roles: tuple[Role, ...] = ()
 
     def playground_user(self) -> PlaygroundUser:
-        return PlaygroundUser(id=self.id, name=self.name, real_name=self.real_name,
-                              label=self.label)
+        return PlaygroundUser(
+            id=self.id, name=self.name, real_name=self.real_name, label=self.label
+        )
 
 
 DEMO_ADMIN = DemoUser("U0DEVADMIN", "ada", "Ada Admin", "admin")
-DEMO_REQUESTER = DemoUser(
-    "U0DEVREQST", "rin", "Rin Requester", "requester", (Role.requester,)
-)
+DEMO_REQUESTER = DemoUser("U0DEVREQST", "rin", "Rin Requester", "requester", (Role.requester,))
 DEMO_APPROVER = DemoUser("U0DEVAPPRV", "abe", "Abe Approver", "approver", (Role.approver,))
 DEMO_USERS: tuple[DemoUser, ...] = (DEMO_REQUESTER, DEMO_APPROVER, DEMO_ADMIN)
 
@@ -92,12 +91,14 @@ FALLBACK_SEED: dict[str, object] = {
             "outcome": "fail",
             "failure": {
                 "stage": "system",
-                "errors": [{
-                    "audio_name": "audio_3.wav",
-                    "text_name": "text_3.txt",
-                    "error_code": "MSS.12000103",
-                    "error_message": "signal-to-noise ratio too low",
-                }],
+                "errors": [
+                    {
+                        "audio_name": "audio_3.wav",
+                        "text_name": "text_3.txt",
+                        "error_code": "MSS.12000103",
+                        "error_message": "signal-to-noise ratio too low",
+                    }
+                ],
             },
         },
     ]
@@ -253,8 +254,9 @@ async def grant_demo_roles(settings: Settings, team_id: str, users: Sequence[Dem
         admin = Principal.from_ids(None, team_id, settings.admins[0])
         for user in users:
             for role in user.roles:
-                await store.grant(admin, user.id, role, channel_id=None,
-                                  reason="local run demo user")
+                await store.grant(
+                    admin, user.id, role, channel_id=None, reason="local run demo user"
+                )
     finally:
         await client.aclose()
 
@@ -370,8 +372,7 @@ class DevStack:
         self.slack = LocalSlack(bot_token=bot_token, signing_secret=secrets.token_hex(16))
         self.slack.add_channel(options.channel, options.channel_name)
         for user in options.users:
-            self.slack.add_user(user.id, user.name, user.real_name,
-                                is_admin=user.label == "admin")
+            self.slack.add_user(user.id, user.name, user.real_name, is_admin=user.label == "admin")
         slack_server = self._exits.enter_context(_serve(self.slack.app, options.port))
         self.slack.base_url = slack_server.url
         self.url = slack_server.url
@@ -448,10 +449,14 @@ def run_dev(settings: Settings) -> None:
         with DevStack(settings, local_redis.url, prefix, options) as stack:
             if not stop.is_set():
                 print(f"voicebot playground: {stack.url}/", flush=True)
-                log.info("demo users: %s", ", ".join(
-                    f"{u.real_name} ({u.label})" for u in options.users))
-                log.info("try `/voice submit` as %s, then Approve as %s; Ctrl-C stops",
-                         DEMO_REQUESTER.real_name, DEMO_APPROVER.real_name)
+                log.info(
+                    "demo users: %s", ", ".join(f"{u.real_name} ({u.label})" for u in options.users)
+                )
+                log.info(
+                    "try `/voice submit` as %s, then Approve as %s; Ctrl-C stops",
+                    DEMO_REQUESTER.real_name,
+                    DEMO_APPROVER.real_name,
+                )
             while not stop.wait(0.5):
                 pass
             log.info("stopping")

@@ -44,8 +44,13 @@ class Node:
     password: str | None = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, decode_responses=True,
-                           socket_timeout=2, socket_connect_timeout=1)
+        return redis.Redis(
+            port=self.port,
+            password=self.password,
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=1,
+        )
 
     def kill(self) -> None:
         """SIGKILL: a crash, with no chance to close connections or hand anything over."""
@@ -73,9 +78,24 @@ def _start(binary: str, workdir: Path, args: list[str], password: str | None = N
     port = _free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(  # noqa: S603 - redis-server from PATH
-        [binary, *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-         "--save", "", "--appendonly", "no", "--daemonize", "no",
-         "--logfile", str(workdir / "redis.log")],
+        [
+            binary,
+            *args,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -120,8 +140,12 @@ class SentinelGroup:
             started.append(primary)
             copies = []
             for index in range(replicas):
-                copy = _start(binary, directory / f"replica{index}",
-                              ["--replicaof", "127.0.0.1", str(primary.port), *auth], password)
+                copy = _start(
+                    binary,
+                    directory / f"replica{index}",
+                    ["--replicaof", "127.0.0.1", str(primary.port), *auth],
+                    password,
+                )
                 started.append(copy)
                 copies.append(copy)
             watchers = []
@@ -134,19 +158,28 @@ class SentinelGroup:
                     f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
                     f"sentinel parallel-syncs {MASTER} {max(1, replicas)}\n"
                     + (f"sentinel auth-pass {MASTER} {password}\n" if password else "")
-                    + (f"requirepass {sentinel_password}\nsentinel sentinel-pass "
-                       f"{sentinel_password}\n" if sentinel_password else "")
+                    + (
+                        f"requirepass {sentinel_password}\nsentinel sentinel-pass "
+                        f"{sentinel_password}\n"
+                        if sentinel_password
+                        else ""
+                    )
                 )
-                watcher = _start(binary, conf.parent, [str(conf), "--sentinel"],
-                                 sentinel_password)
+                watcher = _start(binary, conf.parent, [str(conf), "--sentinel"], sentinel_password)
                 started.append(watcher)
                 watchers.append(watcher)
         except BaseException:
             for node in started:
                 node.kill()
             raise
-        group = cls(primary, copies, watchers, password=password,
-                    sentinel_password=sentinel_password, _all=started)
+        group = cls(
+            primary,
+            copies,
+            watchers,
+            password=password,
+            sentinel_password=sentinel_password,
+            _all=started,
+        )
         try:
             group._wait_until_watched(len(copies))
         except BaseException:
@@ -167,8 +200,9 @@ class SentinelGroup:
         with sentinel.client() as client:
             state = client.sentinel_master(self.master)
             known = client.sentinel_slaves(self.master)
-        up = [r for r in known
-              if "s_down" not in r["flags"] and r.get("master-link-status") == "ok"]
+        up = [
+            r for r in known if "s_down" not in r["flags"] and r.get("master-link-status") == "ok"
+        ]
         return int(state["num-other-sentinels"]) >= len(self.sentinels) - 1 and len(up) >= replicas
 
     @property

@@ -91,7 +91,6 @@ async def record_request(
 # -- the whole bot: local Slack, local MetaStudio, the web app, the worker ------------------
 
 
-
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = "UADMIN0001"
 REQUESTER = "UREQUEST01"
@@ -198,7 +197,7 @@ class WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VOICEBOT_"))}
         env.update(self.env)
         env["PYTHONPATH"] = str(REPO)
-        with (self.log.open("ab") if self.log is not None else open(os.devnull, "wb")) as out:
+        with self.log.open("ab") if self.log is not None else open(os.devnull, "wb") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own module
                 [sys.executable, "-m", "bot", self.command],
                 env=env,
@@ -357,8 +356,10 @@ async def submit_job(
     """``/voice submit`` for ``job``; returns the approval card it posted. The local Slack
     edits messages in place: deepcopy the result to keep the card as first shown."""
     result = await driver.slash_command(
-        "/voice", f"submit {job} voice_name=narrator sex=female {extra}".strip(),
-        user=user, channel=CHANNEL,
+        "/voice",
+        f"submit {job} voice_name=narrator sex=female {extra}".strip(),
+        user=user,
+        channel=CHANNEL,
     )
     assert result.acked
     posted = await slack.wait_for_async(lambda: card_of(slack, job), timeout=10)
@@ -387,8 +388,9 @@ def metastudio_posts(metastudio: LocalMetaStudio) -> list[str]:
     return [r.path for r in metastudio.requests if r.method == "POST"]
 
 
-async def replies_with(slack: LocalSlack, card: SlackMessage, needle: str, n: int = 1,
-                       within: float = 15.0) -> None:
+async def replies_with(
+    slack: LocalSlack, card: SlackMessage, needle: str, n: int = 1, within: float = 15.0
+) -> None:
     """Wait until at least ``n`` thread replies contain ``needle``."""
     await wait_until(
         lambda: sum(needle in t for t in thread_replies(slack, card)) >= n, within=within
@@ -424,17 +426,32 @@ async def click_as_shown(
         "api_app_id": slack.app_id,
         "token": slack.verification_token,
         "team": {"id": team, "domain": slack.team_domain},
-        "container": {"type": "message", "message_ts": card.ts, "channel_id": channel,
-                      "is_ephemeral": False},
+        "container": {
+            "type": "message",
+            "message_ts": card.ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
         "trigger_id": trigger.id,
         "channel": {"id": channel, "name": slack.state.channel(channel).name},
-        "message": {"type": "message", "ts": card.ts, "text": card.text,
-                    "blocks": copy.deepcopy(card.blocks)},
+        "message": {
+            "type": "message",
+            "ts": card.ts,
+            "text": card.text,
+            "blocks": copy.deepcopy(card.blocks),
+        },
         "state": {"values": {}},
         "response_url": record.url,
-        "actions": [{"action_id": action_id, "block_id": block["block_id"], "type": "button",
-                     "text": element["text"], "value": element["value"],
-                     "action_ts": f"{time.time():.6f}"}],
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block["block_id"],
+                "type": "button",
+                "text": element["text"],
+                "value": element["value"],
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     body = urlencode({"payload": json.dumps(payload)}).encode()
     headers = {**driver.sign(body), "Content-Type": "application/x-www-form-urlencoded"}
@@ -475,8 +492,9 @@ async def start_processes(
         worker = WorkerProcess(bot_env, log=logs[1])
         processes = Processes(web.start(), worker.start(), f"http://127.0.0.1:{port}", logs)
         started.append(processes)
-        await wait_until(lambda: answers(processes.web_url, "/healthz", 200),
-                         within=START_DEADLINE, interval=0.2)
+        await wait_until(
+            lambda: answers(processes.web_url, "/healthz", 200), within=START_DEADLINE, interval=0.2
+        )
         return processes
 
     yield start

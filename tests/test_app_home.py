@@ -93,10 +93,20 @@ async def test_a_retried_home_event_does_its_work_once(
 def test_a_long_inbox_is_paged_under_slacks_limit_of_100_blocks() -> None:
     waiting = [
         ApprovalRequest(
-            id=f"r{i:012d}", tenant="T1", requester="UREQ", origin_channel=CHANNEL,
-            card_channel=CHANNEL, card_ts=f"17000000{i:02d}.000100", job_id=f"job-{i:08d}",
-            body={"voice_name": "narrator"}, payload_hash="ab" * 32, status="pending",
-            created_at=1.0, expires_at=2e9, updated_at=1.0, required_approvals=2,
+            id=f"r{i:012d}",
+            tenant="T1",
+            requester="UREQ",
+            origin_channel=CHANNEL,
+            card_channel=CHANNEL,
+            card_ts=f"17000000{i:02d}.000100",
+            job_id=f"job-{i:08d}",
+            body={"voice_name": "narrator"},
+            payload_hash="ab" * 32,
+            status="pending",
+            created_at=1.0,
+            expires_at=2e9,
+            updated_at=1.0,
+            required_approvals=2,
         )
         for i in range(80)
     ]

@@ -103,10 +103,13 @@ async def test_approve_and_reject_at_once_make_one_decision(
         job = metastudio.seed_job(voice_name="narrator")
         card = copy.deepcopy(await submit_job(driver, slack, job))
         await second_web.block_action(SECOND_APPROVER, CHANNEL, card.ts, REJECT)
-        modal = await slack.wait_for_async(lambda: [
-            v for v in slack.views
-            if v.user == SECOND_APPROVER and v.callback_id == "approval_reject_reason"
-        ])
+        modal = await slack.wait_for_async(
+            lambda: [
+                v
+                for v in slack.views
+                if v.user == SECOND_APPROVER and v.callback_id == "approval_reject_reason"
+            ]
+        )
         assert len(modal) == 1
         await asyncio.gather(
             click_as_shown(driver, slack, APPROVER, card, APPROVE),
@@ -156,9 +159,7 @@ async def test_faults_every_tracked_job_gets_exactly_one_outcome(
     )
     assert all(r.acked for r in results)
 
-    await wait_until(
-        lambda: all(count(slack, card, OUTCOMES) >= 1 for card in cards), within=40
-    )
+    await wait_until(lambda: all(count(slack, card, OUTCOMES) >= 1 for card in cards), within=40)
     await nothing_more_happens()
     assert metastudio.stats()["faults"]["error"] > 0
     for job, card in zip(jobs, cards, strict=True):
@@ -171,8 +172,7 @@ async def test_faults_every_tracked_job_gets_exactly_one_outcome(
         if count(slack, card, "Submitted job") == 1:
             assert metastudio.commit_count(job) == 1
             assert count(slack, card, "passed review") == 1
-            await wait_until(lambda c=card: "Review passed" in slack.message(
-                CHANNEL, c.ts).text)
+            await wait_until(lambda c=card: "Review passed" in slack.message(CHANNEL, c.ts).text)
 
 
 async def test_a_submit_whose_answer_never_comes_is_resolved_by_reading(
@@ -186,8 +186,12 @@ async def test_a_submit_whose_answer_never_comes_is_resolved_by_reading(
     await grant_flow_roles(driver)
     jobs = [metastudio.seed_job(voice_name=f"voice {n}") for n in range(3)]
     cards = [copy.deepcopy(await submit_job(driver, slack, job)) for job in jobs]
-    metastudio.faults = FaultConfig(lost_reply_rate=1.0, lost_reply_mode="timeout",
-                                    lost_reply_delay=5.0, methods=frozenset({"POST"}))
+    metastudio.faults = FaultConfig(
+        lost_reply_rate=1.0,
+        lost_reply_mode="timeout",
+        lost_reply_delay=5.0,
+        methods=frozenset({"POST"}),
+    )
     for card in cards:
         await click_as_shown(driver, slack, APPROVER, card, APPROVE)
 

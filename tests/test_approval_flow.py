@@ -94,8 +94,12 @@ async def test_approve_submit_review_passed(
     assert "Job: `narrator`" in shown
     assert "uploading training data" in shown
     # What the requester typed is shown as typed: plain text, never formatted.
-    for label, value in (("Voice name", "narrator"), ("Sex", "FEMALE"), ("Language", "EN"),
-                         ("Tag", "NEWS")):
+    for label, value in (
+        ("Voice name", "narrator"),
+        ("Sex", "FEMALE"),
+        ("Language", "EN"),
+        ("Tag", "NEWS"),
+    ):
         assert f'"text": "{label}\\n{value}", "emoji": false' in shown
     assert has_buttons(posted)
     # The requester's ephemeral note points at the card (here, in the same channel).
@@ -145,13 +149,17 @@ async def test_approve_submit_review_passed(
 
 @with_env(VOICEBOT_APPROVAL_CHANNEL="CAPPROVE01")
 async def test_card_in_an_approval_channel_is_linked_and_threaded_there(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
 ) -> None:
     slack.add_channel("CAPPROVE01", "voice-approvals")
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
-    await driver.slash_command("/voice", f"submit {job} voice_name=narrator sex=female",
-                               user=REQUESTER, channel=CHANNEL)
+    await driver.slash_command(
+        "/voice", f"submit {job} voice_name=narrator sex=female", user=REQUESTER, channel=CHANNEL
+    )
     note = await slack.wait_for_async(
         lambda: [r for r in slack.responses if "Approval requested" in r.text]
     )
@@ -171,8 +179,12 @@ async def test_card_in_an_approval_channel_is_linked_and_threaded_there(
 
 
 async def test_reject_with_reason(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
-    redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
@@ -201,7 +213,10 @@ async def test_reject_with_reason(
 
 
 async def test_slack_failing_at_the_click_leaves_the_posts_to_the_worker(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
 ) -> None:
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
@@ -222,7 +237,10 @@ async def test_slack_failing_at_the_click_leaves_the_posts_to_the_worker(
 
 
 async def test_training_outcome_is_posted_with_the_asset_id(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
 ) -> None:
     metastudio.review = ReviewPlan(system_delay=0.2, admin_delay=0.2, train_delay=0.3)
     job, posted = await approved_job(driver, slack, metastudio)
@@ -238,11 +256,16 @@ async def test_training_outcome_is_posted_with_the_asset_id(
 
 
 async def test_training_failure_is_posted_with_its_code_and_reason(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
-    redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
-    metastudio.review = ReviewPlan(system_delay=0.2, admin_delay=0.2, train_delay=0.3,
-                                   train_outcome="fail")
+    metastudio.review = ReviewPlan(
+        system_delay=0.2, admin_delay=0.2, train_delay=0.3, train_outcome="fail"
+    )
     job, posted = await approved_job(driver, slack, metastudio)
 
     await replies_with(slack, posted, "passed review")
@@ -264,18 +287,31 @@ async def test_training_failure_is_posted_with_its_code_and_reason(
 
 
 async def test_review_failed_shows_every_reason(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
-    redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
     await grant_flow_roles(driver)
     errors = (
-        AuditError(audio_name="a_1.wav", text_name="t_1.txt", error_code="MSS.12000101",
-                   error_message="audio clipped"),
-        AuditError(audio_name="a_7.wav", text_name="t_7.txt", error_code="MSS.12000103",
-                   error_message="signal-to-noise ratio too low"),
+        AuditError(
+            audio_name="a_1.wav",
+            text_name="t_1.txt",
+            error_code="MSS.12000101",
+            error_message="audio clipped",
+        ),
+        AuditError(
+            audio_name="a_7.wav",
+            text_name="t_7.txt",
+            error_code="MSS.12000103",
+            error_message="signal-to-noise ratio too low",
+        ),
     )
-    failure = AuditFailure(stage="admin", errors=errors,
-                           admin_message="The authorization letter is unsigned")
+    failure = AuditFailure(
+        stage="admin", errors=errors, admin_message="The authorization letter is unsigned"
+    )
     job = metastudio.seed_job(voice_name="narrator", outcome="fail", failure=failure)
     posted = await submit_job(driver, slack, job)
     await driver.block_action(APPROVER, CHANNEL, posted.ts, APPROVE)
@@ -301,8 +337,12 @@ async def test_review_failed_shows_every_reason(
 
 @with_env(VOICEBOT_APPROVAL_TTL="1")
 async def test_expiry_removes_buttons_and_refuses_late_clicks(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
-    redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
@@ -326,7 +366,10 @@ async def test_expiry_removes_buttons_and_refuses_late_clicks(
 
 
 async def test_self_approval_refused(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
 ) -> None:
     await grant_flow_roles(driver)
     await grant_role(driver, REQUESTER, "approver")
@@ -335,9 +378,7 @@ async def test_self_approval_refused(
 
     await driver.block_action(REQUESTER, CHANNEL, posted.ts, APPROVE)
     refused = "can't approve your own request"
-    await slack.wait_for_async(
-        lambda: any(refused in t for t in ephemeral_texts(slack, REQUESTER))
-    )
+    await slack.wait_for_async(lambda: any(refused in t for t in ephemeral_texts(slack, REQUESTER)))
     assert has_buttons(card(slack, posted))
     assert thread_replies(slack, posted) == []
     assert metastudio_posts(metastudio) == []
@@ -345,7 +386,10 @@ async def test_self_approval_refused(
 
 @with_env(VOICEBOT_ALLOW_SELF_APPROVAL="true")
 async def test_self_approval_allowed_when_configured(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
 ) -> None:
     await grant_flow_roles(driver)
     await grant_role(driver, REQUESTER, "approver")
@@ -362,7 +406,10 @@ async def test_self_approval_allowed_when_configured(
 
 
 async def test_non_approver_refused(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
 ) -> None:
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
@@ -385,14 +432,19 @@ async def test_non_approver_refused(
 
 
 async def test_dry_run_sends_nothing(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
-    redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
     result = await driver.slash_command(
-        "/voice", f"submit {job} voice_name=narrator sex=female --dry-run",
-        user=REQUESTER, channel=CHANNEL,
+        "/voice",
+        f"submit {job} voice_name=narrator sex=female --dry-run",
+        user=REQUESTER,
+        channel=CHANNEL,
     )
     assert result.acked
     shown = await slack.wait_for_async(
@@ -417,8 +469,12 @@ async def test_dry_run_sends_nothing(
 
 @with_env(VOICEBOT_REQUIRE_APPROVAL="false")
 async def test_without_approval_goes_straight_through(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
-    redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
@@ -439,8 +495,13 @@ async def test_without_approval_goes_straight_through(
 
 
 async def test_submit_failed_when_the_job_moved_on(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
-    bot_env: dict[str, str], redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
+    bot_env: dict[str, str],
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
     await grant_flow_roles(driver)
     job = metastudio.seed_job(voice_name="narrator")
@@ -467,8 +528,12 @@ async def test_submit_failed_when_the_job_moved_on(
 
 
 async def test_lost_tracking_job_is_revived_by_the_sweep(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
-    bot_env: dict[str, str], redis_client: aioredis.Redis, redis_prefix: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    bot_env: dict[str, str],
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
 ) -> None:
     job, posted = await approved_job(driver, slack, metastudio)
     await replies_with(slack, posted, "Approved by")
@@ -488,12 +553,14 @@ async def test_lost_tracking_job_is_revived_by_the_sweep(
     assert metastudio.commit_count(job) == 1
 
 
-
 # -- 11. the list call failing --------------------------------------------------------------
 
 
 async def test_review_outcome_comes_while_listing_jobs_keeps_failing(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio, worker: WorkerProcess,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    worker: WorkerProcess,
 ) -> None:
     # Every list call fails (as with an AK/SK allowed to read a job but not to list them);
     # reading and submitting the job work.
@@ -512,7 +579,9 @@ async def test_review_outcome_comes_while_listing_jobs_keeps_failing(
 
 @pytest.mark.slow
 async def test_review_outcome_comes_while_listing_jobs_is_too_slow(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
     bot_env: dict[str, str],
 ) -> None:
     # Each list call answers, but later than a worker job may run (0.8 of a 1 s job
@@ -537,7 +606,9 @@ async def test_review_outcome_comes_while_listing_jobs_is_too_slow(
 
 
 async def test_worker_serves_its_metrics(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
     bot_env: dict[str, str],
 ) -> None:
     port = free_port()
@@ -547,12 +618,14 @@ async def test_worker_serves_its_metrics(
         await replies_with(slack, posted, "passed review")
 
         async with httpx.AsyncClient() as client:
+
             async def scraped() -> dict[str, float]:
                 reply = await client.get(f"http://127.0.0.1:{port}/metrics")
                 return {
                     name: float(value)
                     for name, _, value in (
-                        line.rpartition(" ") for line in reply.text.splitlines()
+                        line.rpartition(" ")
+                        for line in reply.text.splitlines()
                         if line.startswith("voicebot_")
                     )
                 }

@@ -89,9 +89,9 @@ async def test_fifty_concurrent_clicks_by_five_approvers_submit_once(
     job = metastudio.seed_job(voice_name="narrator")
     card = copy.deepcopy(await submit_job(driver, slack, job))
 
-    results = await asyncio.gather(*(
-        click_as_shown(driver, slack, APPROVERS[i % 5], card, APPROVE) for i in range(50)
-    ))
+    results = await asyncio.gather(
+        *(click_as_shown(driver, slack, APPROVERS[i % 5], card, APPROVE) for i in range(50))
+    )
     assert all(r.acked for r in results)
     await replies_with(slack, card, "passed review")
     await nothing_more_happens()

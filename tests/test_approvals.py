@@ -143,8 +143,13 @@ def test_every_field_has_its_own_short_code() -> None:
 
 
 async def test_the_baseline_goes_once_the_submit_is_settled(store: ApprovalStore) -> None:
-    request = await new_request(store, auto_approve=True, job_state="UPLOADING",
-                                job_reject_times=0, job_updated=1700000000000)
+    request = await new_request(
+        store,
+        auto_approve=True,
+        job_state="UPLOADING",
+        job_reject_times=0,
+        job_updated=1700000000000,
+    )
     claimed = await store.claim_submit(request.id)
     assert claimed is not None
     assert (claimed.baseline_state, claimed.baseline_reject_times) == ("UPLOADING", 0)
@@ -173,8 +178,13 @@ async def test_approve(
     clock.now += 5
 
     decision = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
 
     assert decision.outcome is DecisionOutcome.APPROVED
@@ -203,7 +213,8 @@ async def test_reject_with_reason(store: ApprovalStore, redis_client: aioredis.R
         request.id,
         payload_hash=request.short_hash,
         actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS",
+        tenant="T1",
+        channel="C_APPROVALS",
         approve=False,
         reason="wrong voice name",
     )
@@ -228,16 +239,26 @@ async def test_decision_is_bound_to_the_exact_payload(
 
     for wrong in (other, other[:MIN_HASH_PREFIX], request.payload_hash[: MIN_HASH_PREFIX - 1]):
         decision = await store.decide(
-            request.id, payload_hash=wrong, actor="U_BOSS",
-            tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+            request.id,
+            payload_hash=wrong,
+            actor="U_BOSS",
+            tenant="T1",
+            channel="C_APPROVALS",
+            approve=True,
+            reason=None,
         )
         assert decision.outcome is DecisionOutcome.HASH_MISMATCH
         assert decision.request is not None
         assert decision.request.status is S.PENDING
 
     missing = await store.decide(
-        "rnosuchrequest", payload_hash=other, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        "rnosuchrequest",
+        payload_hash=other,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
     assert missing.outcome is DecisionOutcome.NOT_FOUND
     assert missing.request is None
@@ -263,7 +284,8 @@ async def test_self_approval_refused_by_default(
             request.id,
             payload_hash=request.payload_hash,
             actor="U_REQ",
-            tenant="T1", channel="C_APPROVALS",
+            tenant="T1",
+            channel="C_APPROVALS",
             approve=approve,
             reason=None,
         )
@@ -274,8 +296,13 @@ async def test_self_approval_refused_by_default(
     entries = await redis_client.xrange(f"{redis_prefix}audit")
     assert entries[-1][1]["detail"] == "self_approval"
     by_other = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
     assert by_other.outcome is DecisionOutcome.APPROVED
 
@@ -287,8 +314,13 @@ async def test_self_approval_allowed_when_configured(
     request = await new_request(store, requester="U_REQ")
 
     decision = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_REQ",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_REQ",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
 
     assert decision.outcome is DecisionOutcome.APPROVED
@@ -303,8 +335,13 @@ async def test_click_after_expiry_expires_the_request(
     clock.now = request.expires_at
 
     decision = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
 
     assert decision.outcome is DecisionOutcome.EXPIRED
@@ -313,8 +350,13 @@ async def test_click_after_expiry_expires_the_request(
     assert decision.request.version == 1
     assert await redis_client.zscore(f"{redis_prefix}approvals:expiry", request.id) is None
     again = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=False, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=False,
+        reason=None,
     )
     assert again.outcome is DecisionOutcome.EXPIRED
     assert await audit_actions(redis_client, redis_prefix, request.id) == ["requested", "expired"]
@@ -327,8 +369,13 @@ async def test_expire_due_sweeps_only_pending_requests_past_expiry(
     early = [await new_request(store, job_id=f"job-early-{i}") for i in range(3)]
     decided = await new_request(store, job_id="job-decided")
     await store.decide(
-        decided.id, payload_hash=decided.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        decided.id,
+        payload_hash=decided.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
     clock.now += 60
     late = await new_request(store, job_id="job-late")
@@ -356,8 +403,13 @@ async def test_expire_due_sweeps_only_pending_requests_past_expiry(
     assert {v["actor"] for v in expired_events} == {"voicebot"}
 
     late_click = await store.decide(
-        early[0].id, payload_hash=early[0].payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        early[0].id,
+        payload_hash=early[0].payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
     assert late_click.outcome is DecisionOutcome.EXPIRED
 
@@ -377,7 +429,8 @@ async def test_hundred_concurrent_approvals_from_two_processes(
                 request.id,
                 payload_hash=request.payload_hash,
                 actor=f"U_APPROVER_{i}",
-                tenant="T1", channel="C_APPROVALS",
+                tenant="T1",
+                channel="C_APPROVALS",
                 approve=True,
                 reason=None,
             )
@@ -411,12 +464,22 @@ async def test_simultaneous_approve_and_reject_make_one_decision(
         *(
             asyncio.gather(
                 approver.decide(
-                    r.id, payload_hash=r.payload_hash, actor="U_A",
-                    tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+                    r.id,
+                    payload_hash=r.payload_hash,
+                    actor="U_A",
+                    tenant="T1",
+                    channel="C_APPROVALS",
+                    approve=True,
+                    reason=None,
                 ),
                 rejecter.decide(
-                    r.id, payload_hash=r.payload_hash, actor="U_B",
-                    tenant="T1", channel="C_APPROVALS", approve=False, reason="no"
+                    r.id,
+                    payload_hash=r.payload_hash,
+                    actor="U_B",
+                    tenant="T1",
+                    channel="C_APPROVALS",
+                    approve=False,
+                    reason="no",
                 ),
             )
             for r in requests
@@ -445,8 +508,13 @@ async def test_claim_submit_exactly_once_under_concurrency(
     request = await new_request(stores[0])
     assert await stores[0].claim_submit(request.id) is None  # still pending
     await stores[0].decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
 
     claims = await asyncio.gather(*(stores[i % 2].claim_submit(request.id) for i in range(50)))
@@ -469,8 +537,13 @@ async def test_auto_approved_request_skips_the_decision(
     assert request.status is S.AUTO_APPROVED
     assert await redis_client.zscore(f"{redis_prefix}approvals:expiry", request.id) is None
     click = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=False, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=False,
+        reason=None,
     )
     assert click.outcome is DecisionOutcome.ALREADY_DECIDED
     claimed = await store.claim_submit(request.id)
@@ -512,8 +585,13 @@ async def test_happy_path_through_review_with_audit_trail(
 ) -> None:
     request = await new_request(store)
     await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason="ok"
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_BOSS",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason="ok",
     )
     assert await store.claim_submit(request.id) is not None
 
@@ -593,7 +671,8 @@ async def drive_to(store: ApprovalStore, status: ApprovalStatus) -> ApprovalRequ
             request.id,
             payload_hash=request.payload_hash,
             actor="U_BOSS",
-            tenant="T1", channel="C_APPROVALS",
+            tenant="T1",
+            channel="C_APPROVALS",
             approve=status is S.APPROVED,
             reason=None,
         )
@@ -617,7 +696,8 @@ async def drive_to(store: ApprovalStore, status: ApprovalStatus) -> ApprovalRequ
                 request.id,
                 payload_hash=request.payload_hash,
                 actor="U_BOSS",
-                tenant="T1", channel="C_APPROVALS",
+                tenant="T1",
+                channel="C_APPROVALS",
                 approve=True,
                 reason=None,
             )
@@ -666,8 +746,13 @@ async def test_every_script_that_moves_a_request_checks_the_graph(
         for approve, target in ((True, S.APPROVED), (False, S.REJECTED)):
             request = await drive_to(store, source)
             decision = await store.decide(
-                request.id, payload_hash=request.payload_hash, actor="U_BOSS",
-                tenant="T1", channel="C_APPROVALS", approve=approve, reason=None,
+                request.id,
+                payload_hash=request.payload_hash,
+                actor="U_BOSS",
+                tenant="T1",
+                channel="C_APPROVALS",
+                approve=approve,
+                reason=None,
             )
             after = await store.get(request.id)
             assert after is not None
@@ -723,13 +808,15 @@ async def test_markers_live_in_the_request_hash(
     request = await new_request(store)
 
     assert await store.shown(request.id, ["decision", "submitted"]) == (
-        None, {"decision": False, "submitted": False}
+        None,
+        {"decision": False, "submitted": False},
     )
     await store.mark(request.id, "decision")
     await store.set_shown_render(request.id, request.render_key)
 
     assert await store.shown(request.id, ["decision", "submitted"]) == (
-        request.render_key, {"decision": True, "submitted": False}
+        request.render_key,
+        {"decision": True, "submitted": False},
     )
     # No key of its own: the markers expire with the request and cost no key each.
     assert await redis_client.keys(f"{redis_prefix}approval:{request.id}:*") == []
@@ -751,8 +838,13 @@ async def test_redis_outage_is_store_unavailable(redis_prefix: str) -> None:
             await store.get("rsomething")
         with pytest.raises(StoreUnavailable):
             await store.decide(
-                "rsomething", payload_hash="0" * 64, actor="U",
-                tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+                "rsomething",
+                payload_hash="0" * 64,
+                actor="U",
+                tenant="T1",
+                channel="C_APPROVALS",
+                approve=True,
+                reason=None,
             )
     finally:
         await client.aclose()
@@ -766,8 +858,13 @@ async def test_with_self_approval_the_requester_counts_at_most_once(
 
     async def approve(actor: str) -> DecisionOutcome:
         decision = await store.decide(
-            request.id, payload_hash=request.payload_hash, actor=actor,
-            tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+            request.id,
+            payload_hash=request.payload_hash,
+            actor=actor,
+            tenant="T1",
+            channel="C_APPROVALS",
+            approve=True,
+            reason=None,
         )
         return decision.outcome
 
@@ -786,8 +883,13 @@ async def test_without_self_approval_the_requester_never_counts(store: ApprovalS
     request = await new_request(store, requester="U_REQ", required_approvals=2)
 
     decision = await store.decide(
-        request.id, payload_hash=request.payload_hash, actor="U_REQ",
-        tenant="T1", channel="C_APPROVALS", approve=True, reason=None
+        request.id,
+        payload_hash=request.payload_hash,
+        actor="U_REQ",
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=True,
+        reason=None,
     )
 
     assert decision.outcome is DecisionOutcome.SELF_APPROVAL

@@ -57,7 +57,9 @@ async def test_unset_fields_are_left_out_of_the_entry(
     assert raw_id == entry_id
     # Every field is stored, empty when unset, so entries share their field names.
     assert raw == {name: "" for name in AUDIT_FIELDS} | {
-        "actor": "U1", "action": "expired", "job_id": "j"
+        "actor": "U1",
+        "action": "expired",
+        "job_id": "j",
     }
 
 
@@ -95,7 +97,7 @@ async def test_job_index_keeps_the_newest_ids(
     kept = sorted(await redis_client.hkeys(audit.job_index_key("A")))  # type: ignore[misc]
     # Past the cap it drops down to a tenth below it: 18, then grows again to 20.
     assert 18 <= len(kept) <= 20
-    assert kept == sorted(f"a:{i}" for i in ids[-len(kept):])
+    assert kept == sorted(f"a:{i}" for i in ids[-len(kept) :])
     details = [e.detail for e in await audit.read(job_id="A")]
     assert details == [str(n) for n in range(50 - len(kept), 50)]
 
@@ -161,8 +163,7 @@ async def test_lua_helper_records_in_the_callers_script(
 ) -> None:
     state_key = f"{redis_prefix}request:r2"
     script = redis_client.register_script(
-        LUA_AUDIT_APPEND
-        + "redis.call('SET', KEYS[1], ARGV[1])\nreturn audit_append(2, 2)"
+        LUA_AUDIT_APPEND + "redis.call('SET', KEYS[1], ARGV[1])\nreturn audit_append(2, 2)"
     )
     event = AuditEvent(actor="U3", action="rejected", job_id="J2", request_id="r2")
 

@@ -11,7 +11,12 @@ from bot.tracking import PollPolicy
 
 def test_the_ceiling_doubles_up_to_the_cap_and_jitter_stays_under_it() -> None:
     assert [backoff(n, base=0.5, cap=5.0, jitter="none") for n in range(6)] == [
-        0.5, 1.0, 2.0, 4.0, 5.0, 5.0
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        5.0,
+        5.0,
     ]
     assert backoff(10_000, base=1.0, cap=7.0, jitter="none") == 7.0
     rng = random.Random(3)

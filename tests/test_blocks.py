@@ -183,8 +183,11 @@ def text_objects(message: OutgoingMessage) -> list[dict[str, Any]]:
         if isinstance(block.get("text"), dict):
             found.append(block["text"])
         found += block.get("fields") or []
-        found += [e for e in block.get("elements") or [] if "text" in e and "type" in e
-                  and e["type"] in ("mrkdwn", "plain_text")]
+        found += [
+            e
+            for e in block.get("elements") or []
+            if "text" in e and "type" in e and e["type"] in ("mrkdwn", "plain_text")
+        ]
     return found
 
 
@@ -193,10 +196,15 @@ def test_user_text_on_the_card_renders_as_typed() -> None:
     typed are shown as typed: only in plain text objects (which Slack never formats, links
     or parses), never in mrkdwn."""
     typed_text = "*big* ~gone~ _slanted_ https://evil.example :smile:"
-    message = approval_card(card(
-        request=CommitJobRequest(voice_name=typed_text[:64], description=typed_text * 8),
-        job_name=typed_text[:64], reason=typed_text, status="rejected", decided_by="U0APPROVER",
-    ))
+    message = approval_card(
+        card(
+            request=CommitJobRequest(voice_name=typed_text[:64], description=typed_text * 8),
+            job_name=typed_text[:64],
+            reason=typed_text,
+            status="rejected",
+            decided_by="U0APPROVER",
+        )
+    )
     assert_valid_message(message)
     objects = text_objects(message)
     for obj in objects:
@@ -639,8 +647,13 @@ ALL_CHECKS = ("speed", "sound", "snr", "reverb", "dnsmos_ovrl", "dnsmos_bak")
 
 
 def assessed_job(suggestion: str, **changes: Any) -> TrainingJob:
-    entry = {"expected": "<=0.4 s & <@U123> *bold*", "actual": "9" * 300,
-             "suggestion": "建议" * 800, "suggestion_en": suggestion, "status": 1}
+    entry = {
+        "expected": "<=0.4 s & <@U123> *bold*",
+        "actual": "9" * 300,
+        "suggestion": "建议" * 800,
+        "suggestion_en": suggestion,
+        "status": 1,
+    }
     assess: dict[str, Any] = {name: entry for name in ALL_CHECKS}
     assess["suggestion"] = suggestion
     return job(assess_result=assess, job_type="ADVANCE", reject_times=12, **changes)
@@ -653,10 +666,19 @@ def test_card_stays_valid_with_every_check_out_of_range_and_long_suggestions(
     suggestion = "Record again somewhere quiet <!channel> `x` " * 200
     quotas = TrainingQuotas.model_validate({"resource_available_nums": {"advance": 0}})
     readiness = Readiness.of(assessed_job(suggestion), quotas)
-    long_request = CommitJobRequest(voice_name="v" * 64, description="d" * 512,
-                                    custom_text="t" * 512, tag="NEWS")
-    message = approval_card(card(status=status, readiness=readiness, request=long_request,
-                                 note="n" * 2000, reason="r" * 3000, decided_by="U1"))
+    long_request = CommitJobRequest(
+        voice_name="v" * 64, description="d" * 512, custom_text="t" * 512, tag="NEWS"
+    )
+    message = approval_card(
+        card(
+            status=status,
+            readiness=readiness,
+            request=long_request,
+            note="n" * 2000,
+            reason="r" * 3000,
+            decided_by="U1",
+        )
+    )
     assert_valid_message(message)
     text = rendered(message)
     if status != "pending":
@@ -687,10 +709,14 @@ def test_a_card_whose_job_was_not_read_says_so() -> None:
 
 
 def test_unknown_job_type_and_check_values_parse() -> None:
-    parsed = TrainingJob.model_validate({
-        "job_id": JOB, "state": "UPLOADING", "job_type": "NEWER_TYPE",
-        "assess_result": {"snr": {"status": 1}, "brand_new_check": {"status": 1}},
-    })
+    parsed = TrainingJob.model_validate(
+        {
+            "job_id": JOB,
+            "state": "UPLOADING",
+            "job_type": "NEWER_TYPE",
+            "assess_result": {"snr": {"status": 1}, "brand_new_check": {"status": 1}},
+        }
+    )
     assert parsed.job_type is not None
     assert parsed.job_type.value == "NEWER_TYPE"
     readiness = Readiness.of(parsed, TrainingQuotas())
@@ -701,10 +727,19 @@ def test_unknown_job_type_and_check_values_parse() -> None:
 
 
 def test_quota_table_stays_valid_with_many_resources() -> None:
-    quotas = TrainingQuotas.model_validate({
-        "resource_available_nums": {"basic": 1, "middle": 0},
-        "resources": [{"resource_type": "BASIC", "resource_nums": 9, "expire_time": "x" * 100,
-                       "resource_available_nums": 1}] * 400,
-    })
+    quotas = TrainingQuotas.model_validate(
+        {
+            "resource_available_nums": {"basic": 1, "middle": 0},
+            "resources": [
+                {
+                    "resource_type": "BASIC",
+                    "resource_nums": 9,
+                    "expire_time": "x" * 100,
+                    "resource_available_nums": 1,
+                }
+            ]
+            * 400,
+        }
+    )
     assert_valid_message(quotas_message(quotas))
     assert_valid_message(quotas_message(None))

@@ -73,8 +73,9 @@ async def test_a_refused_card_leaves_no_request(
     if fault is not None:
         slack.fail_next("chat.postMessage", fault)
 
-    reply = await say(driver, slack, f"submit {job} voice_name=narrator", user=REQUESTER,
-                      channel=where)
+    reply = await say(
+        driver, slack, f"submit {job} voice_name=narrator", user=REQUESTER, channel=where
+    )
 
     assert expected in reply
     assert "Nothing was requested." in reply
@@ -85,8 +86,9 @@ async def test_a_refused_card_leaves_no_request(
     # The job is not held by the request that never was: once Slack takes the card, it works.
     if where == NOT_INVITED:
         slack.set_bot_member(NOT_INVITED, True)
-    posted = await say(driver, slack, f"submit {job} voice_name=narrator", user=REQUESTER,
-                       channel=CHANNEL)
+    posted = await say(
+        driver, slack, f"submit {job} voice_name=narrator", user=REQUESTER, channel=CHANNEL
+    )
     assert "Approval requested" in posted
     assert len(await stored_for(redis_client, redis_prefix, job)) == 1
 
@@ -122,8 +124,9 @@ async def test_without_approval_a_refused_card_submits_nothing(
 ) -> None:
     await grant_flow_roles(driver)
     refused = metastudio.seed_job()
-    reply = await say(driver, slack, f"submit {refused} voice_name=v", user=REQUESTER,
-                      channel=NOT_INVITED)
+    reply = await say(
+        driver, slack, f"submit {refused} voice_name=v", user=REQUESTER, channel=NOT_INVITED
+    )
     assert "I'm not a member" in reply
     assert await stored_for(redis_client, redis_prefix, refused) == []
 
@@ -153,7 +156,8 @@ async def test_the_form_answers_through_the_commands_response_url(
         lambda: [v for v in slack.views if v.callback_id == modal.CALLBACK_ID]
     )
     submitted = await driver.view_submission(
-        REQUESTER, form[0].id,
+        REQUESTER,
+        form[0].id,
         {modal.BLOCK_JOB: {modal.ACTION_JOB: (job, job)}, "voice_name": {"voice_name": "v"}},
     )
     assert submitted.acked

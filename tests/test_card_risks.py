@@ -56,8 +56,10 @@ async def test_a_clean_job_shows_its_type_checks_letter_history_and_quota(
     assert "*Authorization letter*\\n:white_check_mark: uploaded" in card
     assert "*Earlier reviews*\\nnever failed review" in card
     assert "*Trainings left*\\n4 of `BASIC`" in card
-    assert ("In range: Speaking speed, Volume, Signal-to-noise ratio, Reverberation, "
-            "Overall quality (DNSMOS), Background noise (DNSMOS).") in card
+    assert (
+        "In range: Speaking speed, Volume, Signal-to-noise ratio, Reverberation, "
+        "Overall quality (DNSMOS), Background noise (DNSMOS)."
+    ) in card
 
 
 async def test_audio_out_of_range_is_marked_with_figures_and_suggestions(
@@ -74,8 +76,9 @@ async def test_audio_out_of_range_is_marked_with_figures_and_suggestions(
     assert "Signal-to-noise ratio is too low; record somewhere quiet" in card
     assert "Reverberation: 0.93 (expected <=0.4 s)" in card
     assert "MetaStudio suggests: 音频存在质量问题" in card
-    assert ("In range: Speaking speed, Volume, Overall quality (DNSMOS), "
-            "Background noise (DNSMOS).") in card
+    assert (
+        "In range: Speaking speed, Volume, Overall quality (DNSMOS), Background noise (DNSMOS)."
+    ) in card
     # MetaStudio's words are plain text: never formatted, linked or turned into mentions.
     figures = next(b for b in posted.blocks if "Signal-to-noise ratio: 18.7" in str(b))
     assert figures["text"]["type"] == "plain_text"
@@ -206,8 +209,12 @@ async def test_status_shows_the_same_summary(
     driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio
 ) -> None:
     metastudio.quotas = Quotas(advance=0)
-    job = metastudio.seed_job(job_type="ADVANCE", authorization=False,
-                              assess_out_of_range=("speed",), reject_times_before=1)
+    job = metastudio.seed_job(
+        job_type="ADVANCE",
+        authorization=False,
+        assess_out_of_range=("speed",),
+        reject_times_before=1,
+    )
     reply = await say(driver, slack, f"status {job}", user=OUTSIDER)
 
     assert "*no authorization letter*" in reply
@@ -245,9 +252,12 @@ async def test_the_form_shows_a_blocked_job_on_its_job_field(
         lambda: [v for v in slack.views if v.callback_id == modal.CALLBACK_ID]
     )
     submitted = await driver.view_submission(
-        REQUESTER, form[0].id,
-        {modal.BLOCK_JOB: {modal.ACTION_JOB: (unsigned, unsigned)},
-         "voice_name": {"voice_name": "v"}},
+        REQUESTER,
+        form[0].id,
+        {
+            modal.BLOCK_JOB: {modal.ACTION_JOB: (unsigned, unsigned)},
+            "voice_name": {"voice_name": "v"},
+        },
     )
     assert submitted.json is not None
     assert submitted.json["response_action"] == "errors"

@@ -96,8 +96,10 @@ PARSES: list[tuple[str, Command]] = [
     ("grant <@U012ABCDEF|alice> approver", Grant(user_id="U012ABCDEF", role="approver")),
     ("grant approver <@U012ABCDEF>", Grant(user_id="U012ABCDEF", role="approver")),
     ("grant U1X2 Admin", Grant(user_id="U1X2", role="admin")),
-    ("grant <!subteam^S0VOICE1|@voice-approvers> approver",
-     Grant(user_id="S0VOICE1", role="approver")),
+    (
+        "grant <!subteam^S0VOICE1|@voice-approvers> approver",
+        Grant(user_id="S0VOICE1", role="approver"),
+    ),
     ("policy", Policy()),
     ("policy <#C0123ABC|voice> approvals=2", Policy(channel_id="C0123ABC", approvals=2)),
     ("policy approvals=3 C0123ABC", Policy(channel_id="C0123ABC", approvals=3)),

@@ -56,7 +56,8 @@ async def worker_metrics(port: int) -> dict[str, float]:
     return {
         name: float(value)
         for name, _, value in (
-            line.rpartition(" ") for line in reply.text.splitlines()
+            line.rpartition(" ")
+            for line in reply.text.splitlines()
             if line.startswith("voicebot_metastudio")
         )
     }
@@ -72,8 +73,12 @@ async def scraped(port: int) -> dict[str, float]:
 @pytest.mark.slow
 @pytest.mark.parametrize("code", ["APIG.0301", "APIGW.0301"])
 async def test_a_rotated_key_holds_the_submit_without_locking_the_key(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
-    bot_env: dict[str, str], bot_web: ServerThread, code: str,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
+    bot_env: dict[str, str],
+    bot_web: ServerThread,
+    code: str,
 ) -> None:
     """The SK is rotated in the console between the request and the approval. The worker
     is refused once, holds the request and says so once; nobody retries into a lockout.
@@ -140,7 +145,9 @@ async def test_a_rotated_key_holds_the_submit_without_locking_the_key(
 
 
 async def test_a_locked_key_is_probed_once_after_the_lockout_window(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
     bot_env: dict[str, str],
 ) -> None:
     """Another client of the same AK locked it with bad signatures. The bot is refused once,
@@ -190,9 +197,12 @@ async def test_a_refused_token_is_renewed_once_then_held_like_a_refused_key(
     job = local.seed_job()
     with ServerThread(local.app) as server:
         settings = Settings(
-            METASTUDIO_ENDPOINT=server.url, HUAWEICLOUD_SDK_PROJECT_ID=project_id,
-            HUAWEICLOUD_SDK_IAM_ENDPOINT=server.url, VOICEBOT_IAM_USER="voicebot",
-            VOICEBOT_IAM_PASSWORD="pw", VOICEBOT_IAM_DOMAIN="acme",
+            METASTUDIO_ENDPOINT=server.url,
+            HUAWEICLOUD_SDK_PROJECT_ID=project_id,
+            HUAWEICLOUD_SDK_IAM_ENDPOINT=server.url,
+            VOICEBOT_IAM_USER="voicebot",
+            VOICEBOT_IAM_PASSWORD="pw",
+            VOICEBOT_IAM_DOMAIN="acme",
         )
         breaker = CredentialsBreaker(redis_client, redis_prefix, fingerprint(settings))
         async with MetaStudioClient.from_settings(settings, guard=breaker) as client:

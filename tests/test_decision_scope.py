@@ -91,8 +91,9 @@ async def test_a_reject_form_counts_only_for_whoever_it_was_opened_for(
     """The form carries the request, channel, user and workspace it was opened for; a
     submission of it by anyone else (or naming another request) decides nothing."""
     await grant_flow_roles(driver)
-    await driver.slash_command("/voice", f"grant <@{SECOND_APPROVER}> approver",
-                               user=ADMIN, channel=CHANNEL)
+    await driver.slash_command(
+        "/voice", f"grant <@{SECOND_APPROVER}> approver", user=ADMIN, channel=CHANNEL
+    )
     job = metastudio.seed_job()
     card = await submit_job(driver, slack, job)
     await driver.block_action(APPROVER, CHANNEL, card.ts, REJECT)

@@ -147,7 +147,12 @@ def test_dev_with_real_credentials_says_what_to_run_and_starts_nothing(
     )
     done = subprocess.run(
         [sys.executable, "-m", "sandbox"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "python -m bot serve" in done.stdout

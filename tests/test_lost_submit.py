@@ -22,12 +22,20 @@ S = ApprovalStatus
 
 def late_commit(delay: float, latency: float = 0.0) -> FaultConfig:
     """The first commit is answered 502 at once and applied ``delay`` seconds later."""
-    return FaultConfig(lost_reply_rate=1.0, lost_reply_mode="late", lost_reply_delay=delay,
-                       latency=latency, methods=frozenset({"POST"}), limit=1)
+    return FaultConfig(
+        lost_reply_rate=1.0,
+        lost_reply_mode="late",
+        lost_reply_delay=delay,
+        latency=latency,
+        methods=frozenset({"POST"}),
+        limit=1,
+    )
 
 
 async def test_a_commit_answered_502_that_lands_later_is_sent_once(
-    driver: SlackDriver, slack: LocalSlack, metastudio: LocalMetaStudio,
+    driver: SlackDriver,
+    slack: LocalSlack,
+    metastudio: LocalMetaStudio,
     bot_env: dict[str, str],
 ) -> None:
     metastudio.faults = late_commit(delay=2.0)
@@ -47,7 +55,9 @@ async def test_a_commit_answered_502_that_lands_later_is_sent_once(
 
 
 async def test_a_refused_resend_after_a_lost_answer_is_checked_by_reading(
-    metastudio: LocalMetaStudio, client: MetaStudioClient, store: ApprovalStore,  # noqa: F811
+    metastudio: LocalMetaStudio,
+    client: MetaStudioClient,  # noqa: F811
+    store: ApprovalStore,  # noqa: F811
 ) -> None:
     """The first commit's 502 comes after 1 s and it lands 0.8 s later; the settle window
     is set too short (0.3 s), so the read after it still shows nothing and the commit is
@@ -56,8 +66,13 @@ async def test_a_refused_resend_after_a_lost_answer_is_checked_by_reading(
     metastudio.faults = late_commit(delay=0.8, latency=1.0)
     job = metastudio.seed_job()
     request = await submitting(store, job, (await client.show_job(job)).model_dump())
-    tracker = Tracker(store, client, PollPolicy(interval=0.05, cap=0.2, training_interval=0.2),
-                      rng=random.Random(5), submit_settle=0.3)
+    tracker = Tracker(
+        store,
+        client,
+        PollPolicy(interval=0.05, cap=0.2, training_interval=0.2),
+        rng=random.Random(5),
+        submit_settle=0.3,
+    )
 
     first = await tracker.step(request.id)
     assert first.request is not None

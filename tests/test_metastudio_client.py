@@ -234,8 +234,7 @@ def test_error_codes_map_onto_the_hierarchy(
     [
         ("verify aksk signature fail", "signature", "HUAWEICLOUD_SDK_SK"),
         ("calc ak sk signature fail:signature expired", "clock", "NTP"),
-        ("Get secretKey failed,ak:AKEXAMPLE1,err:ak not exist", "unknown_ak",
-         "HUAWEICLOUD_SDK_AK"),
+        ("Get secretKey failed,ak:AKEXAMPLE1,err:ak not exist", "unknown_ak", "HUAWEICLOUD_SDK_AK"),
         ("AK access failed to reach the limit,forbidden.", "locked", "five minutes"),
         ("decrypt token fail", "token", "VOICEBOT_IAM_"),
         ("token expires, expires_at: 2026-12-01T00:00:00Z", "token", "VOICEBOT_IAM_"),

@@ -53,7 +53,9 @@ async def test_job_picker_lists_the_ready_jobs_beside_one_in_a_newer_state(
 
 
 async def test_review_sweep_reads_a_page_with_a_newer_state(
-    metastudio: LocalMetaStudio, client: MetaStudioClient, store: ApprovalStore  # noqa: F811
+    metastudio: LocalMetaStudio,
+    client: MetaStudioClient,  # noqa: F811
+    store: ApprovalStore,  # noqa: F811
 ) -> None:
     """Manual review reported under a newer name: the job is still listed as under review,
     so its review has not ended."""
@@ -69,7 +71,9 @@ async def test_review_sweep_reads_a_page_with_a_newer_state(
 
 
 async def test_a_job_in_a_newer_state_is_watched_at_the_slow_pace(
-    metastudio: LocalMetaStudio, client: MetaStudioClient, store: ApprovalStore  # noqa: F811
+    metastudio: LocalMetaStudio,
+    client: MetaStudioClient,  # noqa: F811
+    store: ApprovalStore,  # noqa: F811
 ) -> None:
     """Neither under review nor finished: the request keeps its status, records the raw
     state for its card, and looks again at the training pace."""
@@ -105,4 +109,3 @@ async def test_an_html_error_page_is_shown_as_its_status_and_request_id(
     assert "<html" not in reply
     assert "&lt;html" not in reply
     assert "nginx" not in reply
-

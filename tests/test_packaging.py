@@ -18,8 +18,11 @@ def test_no_production_module_imports_the_sandbox() -> None:
     for path in BOT.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = (
-                [alias.name for alias in node.names] if isinstance(node, ast.Import)
-                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
             )
             offenders += [
                 f"{path.name}: {name}" for name in names if name.split(".")[0] == "sandbox"

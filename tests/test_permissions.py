@@ -142,9 +142,7 @@ async def test_grant_and_revoke_are_audited(
     await make_admins(store, ["UA"])
     audit = AuditLog(redis_client, redis_prefix)
 
-    assert await store.grant(
-        who("UA"), "U1", Role.requester, channel_id="C9", reason="voice team"
-    )
+    assert await store.grant(who("UA"), "U1", Role.requester, channel_id="C9", reason="voice team")
     assert not await store.grant(who("UA"), "U1", Role.requester, channel_id="C9")
     assert await store.members(TENANT, Role.requester) == ["U1"]
     assert await store.revoke(who("UA"), "U1", Role.requester, channel_id="C8")

@@ -57,9 +57,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def stack(
-    redis_url: str, redis_prefix: str, redis_client: aioredis.Redis
-) -> Iterator[DevStack]:
+def stack(redis_url: str, redis_prefix: str, redis_client: aioredis.Redis) -> Iterator[DevStack]:
     settings = load_settings(allow_self_approval=False, require_approval=True)
     options = StackOptions(review=FAST_REVIEW, poll_interval=0.2, poll_max_interval=0.5)
     running = DevStack(settings, redis_url, redis_prefix, options).start()
@@ -164,16 +162,12 @@ async def test_submit_through_the_modal_approve_and_see_the_outcome_in_the_threa
     await replies.get_by_text("finished training").wait_for()
     assert await thread.locator(".mention", has_text="@Abe Approver").count() >= 1
     assert stack.metastudio.commit_count(passing) == 1
-    await tab.locator("#channel-pane").screenshot(
-        path=str(ARTIFACTS / "playground-channel.png")
-    )
+    await tab.locator("#channel-pane").screenshot(path=str(ARTIFACTS / "playground-channel.png"))
     await tab.screenshot(path=str(ARTIFACTS / "playground-thread.png"))
 
     # A job that fails review: submitted by command, approved, and the reasons are shown.
     await _act_as(tab, DEMO_REQUESTER.id)
-    await tab.fill(
-        "#composer-input", f"/voice submit {failing} voice_name=anchor sex=male"
-    )
+    await tab.fill("#composer-input", f"/voice submit {failing} voice_name=anchor sex=male")
     await tab.press("#composer-input", "Enter")
     await channel.locator(".msg .b-header").nth(1).wait_for()
     second = next(m for m in stack.slack.messages(stack.options.channel) if failing in m.text)
@@ -187,9 +181,7 @@ async def test_submit_through_the_modal_approve_and_see_the_outcome_in_the_threa
     reasons = await thread.inner_text()
     assert re.search(r"MSS\.12000103", reasons)
     assert stack.metastudio.commit_count(failing) == 1
-    await tab.screenshot(
-        path=str(ARTIFACTS / "playground-failed-thread.png")
-    )
+    await tab.screenshot(path=str(ARTIFACTS / "playground-failed-thread.png"))
 
 
 def test_state_and_act_endpoints_refuse_what_slack_would_not_deliver(stack: DevStack) -> None:
@@ -203,8 +195,13 @@ def test_state_and_act_endpoints_refuse_what_slack_would_not_deliver(stack: DevS
 
     unknown = httpx.post(
         f"{stack.url}/playground/act",
-        json={"kind": "action", "user": DEMO_APPROVER.id, "channel": stack.options.channel,
-              "ts": "1.000001", "action_id": "approval_approve"},
+        json={
+            "kind": "action",
+            "user": DEMO_APPROVER.id,
+            "channel": stack.options.channel,
+            "ts": "1.000001",
+            "action_id": "approval_approve",
+        },
     )
     assert unknown.status_code == 409
     assert "no message" in unknown.json()["error"]
@@ -214,8 +211,12 @@ def test_state_and_act_endpoints_refuse_what_slack_would_not_deliver(stack: DevS
 
     not_a_command = httpx.post(
         f"{stack.url}/playground/act",
-        json={"kind": "command", "user": DEMO_REQUESTER.id, "channel": stack.options.channel,
-              "text": "hello"},
+        json={
+            "kind": "command",
+            "user": DEMO_REQUESTER.id,
+            "channel": stack.options.channel,
+            "text": "hello",
+        },
     )
     assert not_a_command.status_code == 409
 
@@ -257,11 +258,19 @@ RICH_BLOCKS = [
         "type": "actions",
         "block_id": "demo_actions",
         "elements": [
-            {"type": "button", "action_id": "demo_go", "style": "primary",
-             "text": {"type": "plain_text", "text": "Go"}, "value": "go"},
             {
-                "type": "button", "action_id": "demo_stop", "style": "danger",
-                "text": {"type": "plain_text", "text": "Stop"}, "value": "stop",
+                "type": "button",
+                "action_id": "demo_go",
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Go"},
+                "value": "go",
+            },
+            {
+                "type": "button",
+                "action_id": "demo_stop",
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Stop"},
+                "value": "stop",
                 "confirm": {
                     "title": {"type": "plain_text", "text": "Really stop?"},
                     "text": {"type": "mrkdwn", "text": "This *cannot* be undone."},
@@ -290,10 +299,16 @@ async def test_blocks_render_as_slack_shows_them_and_edits_and_ephemerals_follow
     stack: DevStack, page: Any
 ) -> None:
     channel_id = stack.options.channel
-    posted = _web_api(stack, "chat.postMessage", channel=channel_id, text="notes",
-                      blocks=RICH_BLOCKS)
-    _web_api(stack, "chat.postEphemeral", channel=channel_id, user=DEMO_APPROVER.id,
-             text="only for *Abe*")
+    posted = _web_api(
+        stack, "chat.postMessage", channel=channel_id, text="notes", blocks=RICH_BLOCKS
+    )
+    _web_api(
+        stack,
+        "chat.postEphemeral",
+        channel=channel_id,
+        user=DEMO_APPROVER.id,
+        text="only for *Abe*",
+    )
     await page.goto(f"{stack.url}/?as={DEMO_REQUESTER.id}")
     message = page.locator(f'#messages .msg[data-ts="{posted["ts"]}"]')
     await message.wait_for()
@@ -318,10 +333,12 @@ async def test_blocks_render_as_slack_shows_them_and_edits_and_ephemerals_follow
     # Images from other hosts are not fetched: the alt text stands in, linked to the image.
     chart = message.locator(".b-image a", has_text="a chart")
     assert await chart.get_attribute("href") == "https://example.invalid/chart.png"
-    assert "btn-primary" in (await message.locator("[data-testid=button-demo_go]")
-                             .get_attribute("class") or "")
-    assert "btn-danger" in (await message.locator("[data-testid=button-demo_stop]")
-                            .get_attribute("class") or "")
+    assert "btn-primary" in (
+        await message.locator("[data-testid=button-demo_go]").get_attribute("class") or ""
+    )
+    assert "btn-danger" in (
+        await message.locator("[data-testid=button-demo_stop]").get_attribute("class") or ""
+    )
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "playground-blocks.png"))
@@ -336,8 +353,14 @@ async def test_blocks_render_as_slack_shows_them_and_edits_and_ephemerals_follow
 
     # Another user's ephemeral is not shown; an edit appears in place without a reload.
     assert await page.get_by_text("only for").count() == 0
-    _web_api(stack, "chat.update", channel=channel_id, ts=posted["ts"], text="notes v2",
-             blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*Edited* text"}}])
+    _web_api(
+        stack,
+        "chat.update",
+        channel=channel_id,
+        ts=posted["ts"],
+        text="notes v2",
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*Edited* text"}}],
+    )
     await message.locator(".edited").wait_for()
     await message.locator("b", has_text="Edited").wait_for()
     assert await page.locator(f'#messages .msg[data-ts="{posted["ts"]}"]').count() == 1

@@ -65,16 +65,24 @@ def sentinels(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sentin
     """The group; a test marked ``with_passwords`` gets data nodes and sentinels that ask
     for a password."""
     passwords: dict[str, str] = getattr(request, "param", {})
-    group = SentinelGroup.start(tmp_path / "redis", password=passwords.get("password"),
-                                sentinel_password=passwords.get("sentinel_password"))
+    group = SentinelGroup.start(
+        tmp_path / "redis",
+        password=passwords.get("password"),
+        sentinel_password=passwords.get("sentinel_password"),
+    )
     yield group
     group.stop()
 
 
 @pytest.fixture
 def bot_env(bot_env: dict[str, str], sentinels: SentinelGroup) -> dict[str, str]:
-    return {**bot_env, **sentinels.env(), "REDIS_URL": "redis://127.0.0.1:1/0",
-            "VOICEBOT_REDIS_MIN_REPLICAS": "1", "VOICEBOT_RESUME_INTERVAL": "5"}
+    return {
+        **bot_env,
+        **sentinels.env(),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "VOICEBOT_REDIS_MIN_REPLICAS": "1",
+        "VOICEBOT_RESUME_INTERVAL": "5",
+    }
 
 
 @pytest.fixture
@@ -88,8 +96,9 @@ async def store(bot_env: dict[str, str]) -> AsyncIterator[ApprovalStore]:
 
 def posts_for(metastudio: LocalMetaStudio, job: str) -> int:
     """Submit POSTs MetaStudio received for ``job``, whether it applied them or not."""
-    return sum(1 for r in metastudio.requests
-               if r.method == "POST" and r.path.endswith(f"/jobs/{job}"))
+    return sum(
+        1 for r in metastudio.requests if r.method == "POST" and r.path.endswith(f"/jobs/{job}")
+    )
 
 
 async def request_for(store: ApprovalStore, job: str) -> ApprovalRequest | None:
@@ -134,9 +143,7 @@ async def started(
     return processes, driver
 
 
-async def opened(
-    driver: SlackDriver, slack: LocalSlack, store: ApprovalStore, job: str
-) -> Message:
+async def opened(driver: SlackDriver, slack: LocalSlack, store: ApprovalStore, job: str) -> Message:
     card = await submit_job(driver, slack, job)
     await wait_until(lambda: card_recorded(store, job))
     return card
@@ -211,11 +218,17 @@ async def test_primary_killed_during_twenty_approvals_submits_each_job_at_most_o
     # A queue job written just before the failover may be lost with it: the worker's
     # periodic resume (every 5 s here) revives its request, hence the longer wait.
     with contextlib.suppress(AssertionError):
-        await wait_until(lambda: all(metastudio.commit_count(job) == 1 for job in jobs),
-                         within=RESUME_DEADLINE, interval=0.5)
+        await wait_until(
+            lambda: all(metastudio.commit_count(job) == 1 for job in jobs),
+            within=RESUME_DEADLINE,
+            interval=0.5,
+        )
     await nothing_more_happens(1.0)
-    where = {job: str((await current(store, job)).status) for job in jobs
-             if posts_for(metastudio, job) != 1}
+    where = {
+        job: str((await current(store, job)).status)
+        for job in jobs
+        if posts_for(metastudio, job) != 1
+    }
     assert [posts_for(metastudio, job) for job in jobs] == [1] * len(jobs), where
     assert processes.running(), processes.report()
 
@@ -316,8 +329,9 @@ async def test_a_decision_no_replica_confirms_is_not_shown_as_approved(
         replica.pause()
 
     await driver.block_action(APPROVER, CHANNEL, card.ts, APPROVE)
-    await wait_until(lambda: any(NOT_CONFIRMED in text
-                                 for text in ephemeral_texts(slack, APPROVER)), within=10)
+    await wait_until(
+        lambda: any(NOT_CONFIRMED in text for text in ephemeral_texts(slack, APPROVER)), within=10
+    )
     await asyncio.sleep(NO_POST_WAIT)
     shown = card_of(slack, job)
     assert shown is not None
@@ -335,7 +349,8 @@ async def test_a_decision_no_replica_confirms_is_not_shown_as_approved(
 @pytest.mark.parametrize(
     "sentinels",
     [{"password": "data-node-password", "sentinel_password": "sentinel-password"}],
-    indirect=True, ids=["passwords"],
+    indirect=True,
+    ids=["passwords"],
 )
 async def test_with_passwords_a_failover_is_followed_and_the_job_submitted_once(
     start_processes: Callable[[], Awaitable[Processes]],

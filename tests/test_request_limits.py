@@ -73,13 +73,14 @@ async def test_many_requests_for_one_job_at_once_give_one_card(
     await grant_flow_roles(driver)
     job = metastudio.seed_job()
 
-    replies = await asyncio.gather(*(
-        say(driver, slack, f"submit {job} voice_name=v{n}", user=REQUESTER) for n in range(12)
-    ))
+    replies = await asyncio.gather(
+        *(say(driver, slack, f"submit {job} voice_name=v{n}", user=REQUESTER) for n in range(12))
+    )
 
     assert sum("Approval requested" in r for r in replies) == 1
     assert all(
-        "Approval requested" in r or "already has an open request" in r
+        "Approval requested" in r
+        or "already has an open request" in r
         or "is being made right now" in r
         for r in replies
     ), replies
@@ -103,8 +104,11 @@ async def test_a_replayed_slash_command_does_nothing_twice(
     # A second job's card afterwards shows when everything before it is done.
     body = urlencode(first.payload).encode()
     for retry in ({}, {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}):
-        headers = {**driver.sign(body), "Content-Type": "application/x-www-form-urlencoded",
-                   **retry}
+        headers = {
+            **driver.sign(body),
+            "Content-Type": "application/x-www-form-urlencoded",
+            **retry,
+        }
         replayed = await driver.send_raw(body, headers)
         assert replayed.status_code == 200
         assert replayed.body == ""
@@ -152,7 +156,8 @@ async def test_requests_per_requester_are_rate_limited(
     assert "Try again in 2 minutes." in refused  # what is left of the window, rounded up
     assert card_of(slack, jobs[2]) is None
     # Another requester is not held back by this one.
-    await driver.slash_command("/voice", f"grant <@{APPROVER}> requester",
-                               user="UADMIN0001", channel=CHANNEL)
+    await driver.slash_command(
+        "/voice", f"grant <@{APPROVER}> requester", user="UADMIN0001", channel=CHANNEL
+    )
     other = await say(driver, slack, f"submit {jobs[2]} voice_name=v", user=APPROVER)
     assert "Approval requested" in other

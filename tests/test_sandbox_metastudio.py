@@ -245,7 +245,10 @@ def test_fail_review_flow_and_recommit(
 
     ops = client.get(api(f"/user/jobs/{job_id}/op-logs")).json()["operations"]
     assert [op["action"] for op in ops] == [
-        "CREATE_JOB", "COMMIT_JOB", "SYSTEM_AUDIT_PASS", "AUDIT_NOT_PASS"
+        "CREATE_JOB",
+        "COMMIT_JOB",
+        "SYSTEM_AUDIT_PASS",
+        "AUDIT_NOT_PASS",
     ]
     rejection = ops[-1]
     assert rejection["operator"] == "ADMIN"
@@ -274,9 +277,7 @@ def test_fail_review_flow_and_recommit(
     assert actions(client, job_id)[-1] == ("ADMIN_AUDIT_PASS", "ADMIN")
 
 
-def test_system_stage_failure(
-    ms: LocalMetaStudio, client: httpx.Client, clock: StepClock
-) -> None:
+def test_system_stage_failure(ms: LocalMetaStudio, client: httpx.Client, clock: StepClock) -> None:
     failure = AuditFailure(stage="system", errors=(SNR_ERROR,))
     job_id = ms.seed_job(outcome="fail", failure=failure)
     client.post(api(f"/user/jobs/{job_id}"), json={})
@@ -307,7 +308,9 @@ def test_training_reaches_succeed_with_asset(
     assert job["state"] == "SUCCEED"
     assert len(job["asset_id"]) == 36
     assert actions(client, job_id)[-3:] == [
-        ("TRAINING_FINISH", "SYSTEM"), ("UPLOADING_MODEL", "SYSTEM"), ("COMPLETE_JOB", "SYSTEM")
+        ("TRAINING_FINISH", "SYSTEM"),
+        ("UPLOADING_MODEL", "SYSTEM"),
+        ("COMPLETE_JOB", "SYSTEM"),
     ]
 
 
@@ -331,8 +334,9 @@ def test_seeded_states(ms: LocalMetaStudio, client: httpx.Client, clock: StepClo
 
 def test_list_filters_and_paging(ms: LocalMetaStudio, client: httpx.Client) -> None:
     ids = [
-        ms.seed_job(voice_name=f"voice_{i:02d}", tag="NEWS" if i % 3 == 0 else "LIVE",
-                    created_ago=100 - i)
+        ms.seed_job(
+            voice_name=f"voice_{i:02d}", tag="NEWS" if i % 3 == 0 else "LIVE", created_ago=100 - i
+        )
         for i in range(15)
     ]
     waiting = ms.seed_job(state=JobState.WAITING, voice_name="done_voice", created_ago=500)
@@ -372,7 +376,8 @@ def test_list_filters_and_paging(ms: LocalMetaStudio, client: httpx.Client) -> N
     assert error_of(bad_state) == (400, "MSS.00000003")
     assert bad_state.json()["error_msg"] == "Invalid parameter: state"
     assert error_of(client.get(api("/user/jobs"), params={"tag": "SPORTS"})) == (
-        400, "MSS.00000003"
+        400,
+        "MSS.00000003",
     )
 
 
@@ -469,15 +474,14 @@ def assert_auth_failure(response: httpx.Response, fragment: str = "") -> None:
     assert SK not in message
 
 
-def test_signature_accepted_and_tampering_rejected(
-    ms: LocalMetaStudio, raw: httpx.Client
-) -> None:
+def test_signature_accepted_and_tampering_rejected(ms: LocalMetaStudio, raw: httpx.Client) -> None:
     job_id = ms.seed_job()
     url = api(f"/user/jobs/{job_id}")
     assert raw.send(signed_request(raw, "GET", url)).status_code == 200
 
-    assert_auth_failure(raw.send(signed_request(raw, "GET", url, sk=SK[:-1] + "X")),
-                        "canonicalRequest: GET|")
+    assert_auth_failure(
+        raw.send(signed_request(raw, "GET", url, sk=SK[:-1] + "X")), "canonicalRequest: GET|"
+    )
 
     body = signed_request(raw, "POST", url, content=b'{"tag": "NEWS"}')
     tampered = httpx.Request("POST", body.url, headers=body.headers, content=b'{"tag": "LIVE"}')
@@ -568,8 +572,9 @@ def test_project_id_checks(ms: LocalMetaStudio, raw: httpx.Client) -> None:
     assert error_of(response) == (400, "MSS.00010009")
     assert response.json()["error_msg"] == "urlTenantId is not equal tokenTenantId"
 
-    foreign = signed_request(raw, "GET", api(f"/user/jobs/{job_id}", other),
-                             headers={"X-Project-Id": other})
+    foreign = signed_request(
+        raw, "GET", api(f"/user/jobs/{job_id}", other), headers={"X-Project-Id": other}
+    )
     assert error_of(raw.send(foreign)) == (400, "MSS.00010009")
 
     request = raw.build_request("GET", url, headers={"Content-Type": "application/json"})
@@ -805,7 +810,7 @@ def test_ten_thousand_jobs_in_review_cost_nothing(
     assert ms.stats()["states"] == {"AUDITING": 10_000}
     page = client.get(api("/user/jobs"), params={"state": "AUDITING", "limit": 1}).json()
     assert page["count"] == 10_000
-    for job_id in ids[:: 1000]:
+    for job_id in ids[::1000]:
         assert client.get(api(f"/user/jobs/{job_id}")).json()["state"] == "AUDITING"
 
 
@@ -823,31 +828,68 @@ def test_demo_seed_file(ms: LocalMetaStudio, client: httpx.Client, clock: StepCl
 
 
 # Field names of huaweicloudsdkmetastudio 3.1.219's models (their ``openapi_types``).
-SDK_JOB_FIELDS = frozenset({
-    "job_type", "job_id", "app_user_id", "voice_name", "sex", "language", "state",
-    "reject_times", "asset_id", "job_failed_code", "job_failed_reason", "create_time",
-    "lastupdate_time", "voice_authorization_url", "training_input_source_url", "create_type",
-    "tag", "phone", "dhtms_job_id", "batch_name", "allocated_resource", "output_language",
-    "is_remake", "assess_result", "is_ondemand_resource",
-})
-SDK_ASSESS_RESULT = frozenset({"speed", "sound", "snr", "reverb", "dnsmos_ovrl", "dnsmos_bak",
-                               "suggestion"})
+SDK_JOB_FIELDS = frozenset(
+    {
+        "job_type",
+        "job_id",
+        "app_user_id",
+        "voice_name",
+        "sex",
+        "language",
+        "state",
+        "reject_times",
+        "asset_id",
+        "job_failed_code",
+        "job_failed_reason",
+        "create_time",
+        "lastupdate_time",
+        "voice_authorization_url",
+        "training_input_source_url",
+        "create_type",
+        "tag",
+        "phone",
+        "dhtms_job_id",
+        "batch_name",
+        "allocated_resource",
+        "output_language",
+        "is_remake",
+        "assess_result",
+        "is_ondemand_resource",
+    }
+)
+SDK_ASSESS_RESULT = frozenset(
+    {"speed", "sound", "snr", "reverb", "dnsmos_ovrl", "dnsmos_bak", "suggestion"}
+)
 SDK_ASSESS_PROPERTY = frozenset({"expected", "actual", "suggestion", "suggestion_en", "status"})
 SDK_ALLOCATED = frozenset({"resource_id", "charge_mode", "expire_time"})
 SDK_QUOTAS = frozenset({"count", "resource_available_nums", "resources"})
-SDK_AVAILABLE = frozenset({"flexus", "basic", "middle", "middle_on_demand", "advance",
-                           "third_party_cmww"})
-SDK_RESOURCE = frozenset({"operation_type", "resource_source", "asset_id", "resource_id",
-                          "resource_nums", "resource_available_nums", "resource_type",
-                          "charge_mode", "expire_time", "status"})
+SDK_AVAILABLE = frozenset(
+    {"flexus", "basic", "middle", "middle_on_demand", "advance", "third_party_cmww"}
+)
+SDK_RESOURCE = frozenset(
+    {
+        "operation_type",
+        "resource_source",
+        "asset_id",
+        "resource_id",
+        "resource_nums",
+        "resource_available_nums",
+        "resource_type",
+        "charge_mode",
+        "expire_time",
+        "status",
+    }
+)
 
 
-def test_job_detail_and_quotas_use_the_sdk_names(
-    ms: LocalMetaStudio, client: httpx.Client
-) -> None:
+def test_job_detail_and_quotas_use_the_sdk_names(ms: LocalMetaStudio, client: httpx.Client) -> None:
     ms.quotas = Quotas(basic=3, advance=0)
-    noisy = ms.seed_job(assess_out_of_range=("snr", "reverb"), authorization=False,
-                        reject_times_before=2, allocated=True)
+    noisy = ms.seed_job(
+        assess_out_of_range=("snr", "reverb"),
+        authorization=False,
+        reject_times_before=2,
+        allocated=True,
+    )
     detail = client.get(api(f"/user/jobs/{noisy}")).json()
     # ``description`` is a commit field the stand-in echoes; the SDK's detail lacks it.
     assert set(detail) - {"description"} <= SDK_JOB_FIELDS
@@ -884,8 +926,9 @@ def test_seed_file_covers_the_card_demos(ms: LocalMetaStudio, client: httpx.Clie
     def failing(job: dict[str, Any]) -> set[str]:
         return {k for k, v in job["assess_result"].items() if isinstance(v, dict) and v["status"]}
 
-    assert any(not failing(j) and "voice_authorization_url" in j and not j["reject_times"]
-               for j in jobs), "a clean job"
+    assert any(
+        not failing(j) and "voice_authorization_url" in j and not j["reject_times"] for j in jobs
+    ), "a clean job"
     assert any(failing(j) == {"snr", "reverb"} for j in jobs)
     assert any("voice_authorization_url" not in j for j in jobs)
     assert any(j["reject_times"] == 2 for j in jobs)

@@ -673,8 +673,10 @@ async def test_the_bot_posts_only_where_slack_lets_it(public_scope: bool) -> Non
                 return str(error.response["error"])
             return None
 
-        for method, extra in (("chat.postMessage", {}), ("chat.postEphemeral",
-                                                          {"user": "U0PERSON1"})):
+        for method, extra in (
+            ("chat.postMessage", {}),
+            ("chat.postEphemeral", {"user": "U0PERSON1"}),
+        ):
             assert await error_of(method, channel="CINVITED01", text="hi", **extra) is None
             assert await error_of(method, channel="CPUBLIC001", text="hi", **extra) == (
                 None if public_scope else "not_in_channel"
@@ -690,4 +692,3 @@ async def test_the_bot_posts_only_where_slack_lets_it(public_scope: bool) -> Non
             )
         local.set_bot_member("CPUBLIC001", True)
         assert await error_of("chat.postMessage", channel="CPUBLIC001", text="hi") is None
-

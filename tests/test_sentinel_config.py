@@ -41,7 +41,9 @@ def test_passwords_and_the_replica_wait_are_read(monkeypatch: pytest.MonkeyPatch
     settings = load_settings()
     target = RedisTarget.from_settings(settings)
     assert (target.password, target.sentinel_password) == (
-        "redis-password-value", "sentinel-password-value")
+        "redis-password-value",
+        "sentinel-password-value",
+    )
     assert (settings.redis_min_replicas, settings.redis_replica_timeout) == (2, 0.25)
     for shown in (repr(settings), repr(target), target.describe()):
         assert "password-value" not in shown
@@ -76,9 +78,12 @@ def test_check_config_passes_when_every_sentinel_knows_the_primary(
 
 def test_check_config_reports_a_sentinel_that_does_not_answer(sentinels: SentinelGroup) -> None:
     silent = f"127.0.0.1:{free_port()}"
-    env = {**CREDENTIALS, **sentinels.env(),
-           "REDIS_SENTINELS": f"{sentinels.sentinel_hosts},{silent}",
-           "REDIS_PASSWORD": "redis-password-value"}
+    env = {
+        **CREDENTIALS,
+        **sentinels.env(),
+        "REDIS_SENTINELS": f"{sentinels.sentinel_hosts},{silent}",
+        "REDIS_PASSWORD": "redis-password-value",
+    }
     result = run_bot("check-config", env)
     assert result.returncode == 2
     assert result.stderr.strip() == (
@@ -99,5 +104,3 @@ def test_check_config_reports_a_master_name_the_sentinels_do_not_know(
         "voicebot: invalid setting REDIS_SENTINEL_MASTER: the sentinel at "
         f"{first} monitors no primary named 'no-such-primary'"
     )
-
-

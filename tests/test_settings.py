@@ -128,8 +128,13 @@ IAM = {
     "VOICEBOT_IAM_PASSWORD": "iam-password-value",
     "VOICEBOT_IAM_DOMAIN": "example-domain",
 }
-SECRET_VALUES = ("xoxb-real-token-value", "signing-secret-value", "SKVALUESECRET",
-                 "iam-password-value", "xapp-app-token-value")
+SECRET_VALUES = (
+    "xoxb-real-token-value",
+    "signing-secret-value",
+    "SKVALUESECRET",
+    "iam-password-value",
+    "xapp-app-token-value",
+)
 START_DEADLINE = 30.0
 
 
@@ -197,8 +202,12 @@ def test_a_command_refuses_to_start_without_a_setting_it_needs(
     command: str, unset: tuple[str, ...], named: str, redis_url: str
 ) -> None:
     port = free_port()
-    env = {**CREDENTIALS, "SLACK_APP_TOKEN": "xapp-app-token-value", "REDIS_URL": redis_url,
-           "PORT": str(port)}
+    env = {
+        **CREDENTIALS,
+        "SLACK_APP_TOKEN": "xapp-app-token-value",
+        "REDIS_URL": redis_url,
+        "PORT": str(port),
+    }
     for name in unset:
         env[name] = ""  # set but empty is as good as unset
     line = refused(run_bot(command, env), command, named)
@@ -209,16 +218,24 @@ def test_a_command_refuses_to_start_without_a_setting_it_needs(
 
 
 def test_incomplete_iam_settings_name_the_missing_one() -> None:
-    env = {name: CREDENTIALS[name] for name in
-           ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HUAWEICLOUD_SDK_PROJECT_ID")}
+    env = {
+        name: CREDENTIALS[name]
+        for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HUAWEICLOUD_SDK_PROJECT_ID")
+    }
     env["VOICEBOT_IAM_USER"] = IAM["VOICEBOT_IAM_USER"]
     refused(run_bot("check-config", env), "check-config", "VOICEBOT_IAM_PASSWORD")
 
 
 @pytest.mark.parametrize(
     "env",
-    [CREDENTIALS, {**{k: v for k, v in CREDENTIALS.items() if "_SDK_" not in k},
-                   "HUAWEICLOUD_SDK_PROJECT_ID": "0123456789abcdef0123456789abcdef", **IAM}],
+    [
+        CREDENTIALS,
+        {
+            **{k: v for k, v in CREDENTIALS.items() if "_SDK_" not in k},
+            "HUAWEICLOUD_SDK_PROJECT_ID": "0123456789abcdef0123456789abcdef",
+            **IAM,
+        },
+    ],
     ids=["ak-sk", "iam-user"],
 )
 def test_check_config_passes_with_the_real_settings(env: dict[str, str]) -> None:

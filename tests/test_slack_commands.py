@@ -291,8 +291,9 @@ async def test_the_audit_trail_shows_only_the_callers_workspace(
     """Roles are per workspace, and so is the trail: an admin of another workspace (here a
     bootstrap admin, who is one everywhere) sees none of this one's entries."""
     await grant(driver, slack, APPROVER, "approver")
-    result = await driver.slash_command("/voice", "audit", user=ADMIN, channel=CHANNEL,
-                                        team="T0OTHER")
+    result = await driver.slash_command(
+        "/voice", "audit", user=ADMIN, channel=CHANNEL, team="T0OTHER"
+    )
     elsewhere = await answer(slack, result)
     assert "*grant*" not in elsewhere
     assert "*grant*" in await say(driver, slack, "audit", user=ADMIN)
@@ -347,8 +348,11 @@ async def test_modal_round_trip(
         form.id,
         {modal.BLOCK_JOB: {modal.ACTION_JOB: (busy, busy)}, "voice_name": {"voice_name": "v"}},
     )
-    assert (not_ready.json or {}).get("errors", {}).get(modal.BLOCK_JOB, "").startswith(
-        f"Job {busy} can't be submitted now"
+    assert (
+        (not_ready.json or {})
+        .get("errors", {})
+        .get(modal.BLOCK_JOB, "")
+        .startswith(f"Job {busy} can't be submitted now")
     )
 
     good = await driver.view_submission(

@@ -44,8 +44,10 @@ class FakeClock:
 
 def client_for(url: str) -> MetaStudioClient:
     settings = Settings(
-        HUAWEICLOUD_SDK_AK=LOCAL_AK, HUAWEICLOUD_SDK_SK=LOCAL_SK,
-        HUAWEICLOUD_SDK_PROJECT_ID=LOCAL_PROJECT_ID, METASTUDIO_ENDPOINT=url,
+        HUAWEICLOUD_SDK_AK=LOCAL_AK,
+        HUAWEICLOUD_SDK_SK=LOCAL_SK,
+        HUAWEICLOUD_SDK_PROJECT_ID=LOCAL_PROJECT_ID,
+        METASTUDIO_ENDPOINT=url,
         VOICEBOT_METASTUDIO_TIMEOUT=2,
     )
     return MetaStudioClient.from_settings(settings)
@@ -67,14 +69,23 @@ def tracker(store: ApprovalStore, client: MetaStudioClient) -> Tracker:
     return Tracker(store, client, policy, rng=random.Random(1))
 
 
-async def submitting(store: ApprovalStore, job: str, baseline: dict[str, object] | None,
-                     *, tenant: str = "T0LOCAL") -> ApprovalRequest:
+async def submitting(
+    store: ApprovalStore, job: str, baseline: dict[str, object] | None, *, tenant: str = "T0LOCAL"
+) -> ApprovalRequest:
     """A request whose submit was claimed by a step that then died: status ``submitting``."""
     snapshot = baseline or {}
     request = await record_request(
-        store, tenant=tenant, team_id=tenant, enterprise_id=None, requester=REQUESTER,
-        origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
-        app_user_id=None, auto_approve=True,
+        store,
+        tenant=tenant,
+        team_id=tenant,
+        enterprise_id=None,
+        requester=REQUESTER,
+        origin_channel=CHANNEL,
+        card_channel=CHANNEL,
+        job_id=job,
+        body=BODY,
+        app_user_id=None,
+        auto_approve=True,
         job_state=snapshot.get("state"),
         job_reject_times=snapshot.get("reject_times"),
         job_updated=snapshot.get("lastupdate_time"),
@@ -127,7 +138,9 @@ async def test_resume_does_not_resubmit_when_the_earlier_submit_landed_and_faile
 
 @pytest.mark.parametrize("with_baseline", [True, False], ids=["baseline", "no-baseline"])
 async def test_resume_sends_once_when_nothing_landed(
-    metastudio: LocalMetaStudio, client: MetaStudioClient, store: ApprovalStore,
+    metastudio: LocalMetaStudio,
+    client: MetaStudioClient,
+    store: ApprovalStore,
     with_baseline: bool,
 ) -> None:
     job = metastudio.seed_job()
@@ -168,8 +181,9 @@ async def test_resume_confirms_a_landed_submit_by_reading(
 def slow_metastudio() -> Iterator[tuple[LocalMetaStudio, FakeClock]]:
     clock = FakeClock()
     hours = 3600.0
-    local = LocalMetaStudio(review=ReviewPlan(system_delay=1 * hours, admin_delay=5 * hours),
-                            clock=clock)
+    local = LocalMetaStudio(
+        review=ReviewPlan(system_delay=1 * hours, admin_delay=5 * hours), clock=clock
+    )
     with ServerThread(local.app) as server:
         local.url = server.url  # type: ignore[attr-defined]
         yield local, clock
@@ -181,15 +195,25 @@ async def test_a_six_hour_review_costs_few_reads_and_is_seen_promptly(
     redis_prefix: str,
 ) -> None:
     metastudio, clock = slow_metastudio
-    store = ApprovalStore(redis_client, redis_prefix, ttl_seconds=600,
-                          allow_self_approval=False, clock=clock)
+    store = ApprovalStore(
+        redis_client, redis_prefix, ttl_seconds=600, allow_self_approval=False, clock=clock
+    )
     policy = PollPolicy(interval=30.0, cap=300.0, training_interval=300.0)
     job = metastudio.seed_job()
     async with client_for(metastudio.url) as client:  # type: ignore[attr-defined]
         request = await record_request(
-            store, tenant="T0LOCAL", team_id=None, enterprise_id=None, requester=REQUESTER,
-            origin_channel=CHANNEL, card_channel=CHANNEL, job_id=job, body=BODY,
-            app_user_id=None, auto_approve=True, job_state="UPLOADING",
+            store,
+            tenant="T0LOCAL",
+            team_id=None,
+            enterprise_id=None,
+            requester=REQUESTER,
+            origin_channel=CHANNEL,
+            card_channel=CHANNEL,
+            job_id=job,
+            body=BODY,
+            app_user_id=None,
+            auto_approve=True,
+            job_state="UPLOADING",
         )
         tracking = Tracker(store, client, policy, rng=random.Random(7), clock=clock)
         started = clock.now
@@ -243,13 +267,22 @@ async def test_sweep_reports_every_request_of_a_job_whose_review_ended(
 # -- two notifiers, one card --------------------------------------------------------------------
 
 
-async def with_card(store: ApprovalStore, slack: LocalSlack, job: str
-                    ) -> tuple[ApprovalRequest, str]:
+async def with_card(
+    store: ApprovalStore, slack: LocalSlack, job: str
+) -> tuple[ApprovalRequest, str]:
     """An auto-approved request whose card is posted in the local Slack; returns its ts."""
     fields: dict[str, Any] = {
-        "tenant": "T0LOCAL", "team_id": None, "enterprise_id": None, "requester": REQUESTER,
-        "origin_channel": CHANNEL, "card_channel": CHANNEL, "job_id": job, "body": BODY,
-        "app_user_id": None, "auto_approve": True, "job_state": "UPLOADING",
+        "tenant": "T0LOCAL",
+        "team_id": None,
+        "enterprise_id": None,
+        "requester": REQUESTER,
+        "origin_channel": CHANNEL,
+        "card_channel": CHANNEL,
+        "job_id": job,
+        "body": BODY,
+        "app_user_id": None,
+        "auto_approve": True,
+        "job_state": "UPLOADING",
     }
     poster = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
     posted = await poster.chat_postMessage(
@@ -272,8 +305,7 @@ async def test_racing_notifiers_never_show_a_stale_card_or_post_twice(
     redis_prefix: str,
 ) -> None:
     def notifier() -> tuple[Notifier, ApprovalStore]:
-        own = ApprovalStore(redis_client, redis_prefix, ttl_seconds=600,
-                            allow_self_approval=False)
+        own = ApprovalStore(redis_client, redis_prefix, ttl_seconds=600, allow_self_approval=False)
         web = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
         return Notifier(web, own, client), own
 
@@ -330,8 +362,11 @@ async def test_a_slack_call_never_outlives_the_notify_lease(
     assert await store.claim_submit(request.id) is not None
     submitted = await store.transition(request.id, S.SUBMITTED, job_state="AUDITING")
     assert submitted is not None
-    patient = AsyncWebClient(token="xoxb-local", base_url=slack.api_url,
-                             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+    patient = AsyncWebClient(
+        token="xoxb-local",
+        base_url=slack.api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
     first = Notifier(patient, store, client, lease_ms=2000)
     plain = AsyncWebClient(token="xoxb-local", base_url=slack.api_url)
     second = Notifier(plain, store, client, lease_ms=2000)

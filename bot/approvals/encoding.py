@@ -21,8 +21,17 @@ MIN_HASH_PREFIX = 16
 
 # Fields a transition (or ``update``) may set; identity and binding fields never change.
 MUTABLE_FIELDS: frozenset[str] = frozenset(
-    {"decided_by", "decided_at", "reason", "submit_error", "submit_hint", "job_state", "outcome",
-     "held", "submit_sent_at"}
+    {
+        "decided_by",
+        "decided_at",
+        "reason",
+        "submit_error",
+        "submit_hint",
+        "job_state",
+        "outcome",
+        "held",
+        "submit_sent_at",
+    }
 )
 # Markers live in the request's own hash, so they go when it goes and cost no key each.
 MARKER_PREFIX = "m:"
@@ -143,14 +152,36 @@ class ApprovalRequest(BaseModel):
 # names were a third of the hash). Markers (``m:...``) are left alone.
 BODY_FIELD = "b:"
 FIELD_CODES: Mapping[str, str] = {
-    "id": "i", "tenant": "t", "team_id": "tm", "enterprise_id": "e", "requester": "q",
-    "origin_channel": "oc", "card_channel": "cc", "card_ts": "ct", "job_id": "j",
-    "app_user_id": "u", "payload_hash": "h", "status": "s",
-    "created_at": "ca", "expires_at": "xa", "decided_by": "db", "decided_at": "da",
-    "reason": "r", "submit_error": "se", "submit_hint": "sh", "job_state": "js",
-    "baseline_state": "bs", "baseline_reject_times": "br", "baseline_updated": "bu",
-    "outcome": "o", "updated_at": "ua", "version": "v", "held": "hd",
-    "submit_sent_at": "ss", "required_approvals": "n", "approvers": "ap",
+    "id": "i",
+    "tenant": "t",
+    "team_id": "tm",
+    "enterprise_id": "e",
+    "requester": "q",
+    "origin_channel": "oc",
+    "card_channel": "cc",
+    "card_ts": "ct",
+    "job_id": "j",
+    "app_user_id": "u",
+    "payload_hash": "h",
+    "status": "s",
+    "created_at": "ca",
+    "expires_at": "xa",
+    "decided_by": "db",
+    "decided_at": "da",
+    "reason": "r",
+    "submit_error": "se",
+    "submit_hint": "sh",
+    "job_state": "js",
+    "baseline_state": "bs",
+    "baseline_reject_times": "br",
+    "baseline_updated": "bu",
+    "outcome": "o",
+    "updated_at": "ua",
+    "version": "v",
+    "held": "hd",
+    "submit_sent_at": "ss",
+    "required_approvals": "n",
+    "approvers": "ap",
 }
 _NAMES: Mapping[str, str] = {code: name for name, code in FIELD_CODES.items()}
 # Fields not stored when equal to another (the usual case): read back as that one.

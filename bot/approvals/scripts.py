@@ -81,16 +81,23 @@ def build_sources(
     them (left to the review sweep), the field ``codes``, the ``baseline`` fields kept only
     in ``resumable`` statuses, and how long a request outlives its expiry baked in."""
     fields = render(lua("codes"), {"CODES": _lua_map(codes)})
-    prelude = fields + LUA_JOB_INDEX_ADD + render(lua("prelude"), {
-        "GRAPH": _lua_graph(graph),
-        "RESUMABLE": _lua_set(resumable),
-        "REVIEWING": _lua_set(reviewing),
-        "BASELINE": _lua_list(baseline),
-        "AUDIT_FIELDS": _lua_list(audit_fields),
-        "ACTIVE": _lua_set(active),
-        "JOB_INDEX_TTL": str(JOB_INDEX_TTL),
-        "RETENTION": str(int(retention_seconds)),
-    })
+    prelude = (
+        fields
+        + LUA_JOB_INDEX_ADD
+        + render(
+            lua("prelude"),
+            {
+                "GRAPH": _lua_graph(graph),
+                "RESUMABLE": _lua_set(resumable),
+                "REVIEWING": _lua_set(reviewing),
+                "BASELINE": _lua_list(baseline),
+                "AUDIT_FIELDS": _lua_list(audit_fields),
+                "ACTIVE": _lua_set(active),
+                "JOB_INDEX_TTL": str(JOB_INDEX_TTL),
+                "RETENTION": str(int(retention_seconds)),
+            },
+        )
+    )
     return ScriptSources(
         create=prelude + lua("create"),
         update=fields + lua("update"),

@@ -188,9 +188,14 @@ class ApprovalStore:
         ]
         graph = {str(k): sorted(str(v) for v in vs) for k, vs in TRANSITIONS.items()}
         sources = build_sources(
-            graph, AUDIT_FIELDS, sorted(str(s) for s in ACTIVE_STATUSES),
-            sorted(str(s) for s in REVIEWING_STATUSES), FIELD_CODES,
-            [str(s) for s in RESUMABLE_STATUSES], BASELINE_FIELDS, retention_seconds,
+            graph,
+            AUDIT_FIELDS,
+            sorted(str(s) for s in ACTIVE_STATUSES),
+            sorted(str(s) for s in REVIEWING_STATUSES),
+            FIELD_CODES,
+            [str(s) for s in RESUMABLE_STATUSES],
+            BASELINE_FIELDS,
+            retention_seconds,
         )
         self._create: AsyncScript = redis.register_script(sources.create)
         self._update: AsyncScript = redis.register_script(sources.update)
@@ -230,8 +235,13 @@ class ApprovalStore:
     def _script_keys(self, request_id: str, *own: str) -> list[str]:
         """A request script's keys: its own (the request, expiry, tracked index, then
         ``own``), and the audit stream last."""
-        return [self.key(request_id), self.expiry_key, self.tracked_key, *own,
-                self.audit.stream_key]
+        return [
+            self.key(request_id),
+            self.expiry_key,
+            self.tracked_key,
+            *own,
+            self.audit.stream_key,
+        ]
 
     def draft(
         self,
@@ -294,8 +304,10 @@ class ApprovalStore:
         now_ms = round(self._clock() * 1000)
         with unavailable_on_redis_errors(StoreUnavailable):
             reply = await self._reserve(
-                keys=[self.job_key(request.job_id),
-                      self.requests_key(request.tenant, request.requester)],
+                keys=[
+                    self.job_key(request.job_id),
+                    self.requests_key(request.tenant, request.requester),
+                ],
                 args=[
                     self._open_field(request.tenant),
                     request.id,
@@ -325,8 +337,10 @@ class ApprovalStore:
         """Give the job back: the card could not be posted, so the request never was."""
         with unavailable_on_redis_errors(StoreUnavailable):
             await self._unreserve(
-                keys=[self.job_key(request.job_id),
-                      self.requests_key(request.tenant, request.requester)],
+                keys=[
+                    self.job_key(request.job_id),
+                    self.requests_key(request.tenant, request.requester),
+                ],
                 args=[self._open_field(request.tenant), request.id],
             )
 

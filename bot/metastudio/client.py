@@ -358,8 +358,13 @@ class MetaStudioClient:
                 )
                 if submit_took_effect(first, after) is not True:
                     raise
-                logger.info("metastudio commit job=%s: the first POST landed after all "
-                            "(state %s, posts=%d)", job_id, after.state, posts)
+                logger.info(
+                    "metastudio commit job=%s: the first POST landed after all "
+                    "(state %s, posts=%d)",
+                    job_id,
+                    after.state,
+                    posts,
+                )
                 return CommitResult(applied=True, verified_by_read=True, job=after, posts=posts)
             except (Throttled, TransportError, ServerError) as error:
                 if isinstance(error, Throttled) or (
@@ -497,8 +502,10 @@ class MetaStudioClient:
         except httpx.TransportError as exc:
             raise _transport_error(exc, method, path) from exc
         except IAMAuthError as refusal:
-            if guard is not None and refusal.status_code is not None and (
-                refusal.status_code < 500
+            if (
+                guard is not None
+                and refusal.status_code is not None
+                and (refusal.status_code < 500)
             ):
                 await guard.refused(IAM, f"IAM {refusal.status_code}", None)
             raise
@@ -544,7 +551,11 @@ class MetaStudioClient:
         return await self.retry.run(once, what=what)
 
     async def _read_after_ambiguous(
-        self, job_id: str, app_user_id: str | None, cause: MetaStudioError, *,
+        self,
+        job_id: str,
+        app_user_id: str | None,
+        cause: MetaStudioError,
+        *,
         in_flight: bool = True,
     ) -> TrainingJob:
         try:

@@ -170,8 +170,11 @@ class SubmitOutcomeUnknown(MetaStudioError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild,
-            (type(self), (self.message,),
-             {"job_id": self.job_id, "job": self.job, "in_flight": self.in_flight}),
+            (
+                type(self),
+                (self.message,),
+                {"job_id": self.job_id, "job": self.job, "in_flight": self.in_flight},
+            ),
         )
 
 
@@ -269,8 +272,11 @@ class CredentialsHeld(MetaStudioError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild,
-            (type(self), (self.message,),
-             {"kind": self.kind, "error_code": self.error_code, "retry_in": self.retry_in}),
+            (
+                type(self),
+                (self.message,),
+                {"kind": self.kind, "error_code": self.error_code, "retry_in": self.retry_in},
+            ),
         )
 
 

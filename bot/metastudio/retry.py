@@ -54,8 +54,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay after the ``attempt``-th failure (0-based)."""
-        return backoff(attempt, base=self.base, cap=self.cap, jitter=self.jitter,
-                       draw=self.random)
+        return backoff(attempt, base=self.base, cap=self.cap, jitter=self.jitter, draw=self.random)
 
     def delay(self, attempt: int, error: MetaStudioError) -> float | None:
         """Seconds to wait before the next try, or None when no further try should be made."""

@@ -346,9 +346,12 @@ def readiness_blocks(readiness: Readiness, *, quota: bool = True) -> list[dict[s
         ("Earlier reviews", messages.reject_times_words(readiness.reject_times)),
     ]
     if quota and readiness.quota_checked:
-        facts.append(("Trainings left", messages.quota_words(
-            readiness.quota_left, readiness.job_type, readiness.allocated
-        )))
+        facts.append(
+            (
+                "Trainings left",
+                messages.quota_words(readiness.quota_left, readiness.job_type, readiness.allocated),
+            )
+        )
     out.append(fields_section(facts))
     notes: list[str] = []
     if readiness.failed_checks:
@@ -363,8 +366,9 @@ def readiness_blocks(readiness: Readiness, *, quota: bool = True) -> list[dict[s
             overall = truncate(readiness.suggestion, MAX_SUGGESTION)
             lines.append(messages.overall_suggestion(overall))
         out.append(section(messages.checks_out_heading(len(readiness.failed_checks), total)))
-        out.append({"type": "section",
-                    "text": _as_typed(truncate("\n".join(lines), MAX_SECTION_TEXT))})
+        out.append(
+            {"type": "section", "text": _as_typed(truncate("\n".join(lines), MAX_SECTION_TEXT))}
+        )
         notes.append(messages.checks_in_range(readiness.passed_checks))
     elif readiness.assessed:
         notes.append(messages.checks_in_range(readiness.passed_checks))
@@ -387,7 +391,9 @@ def quotas_message(quotas: TrainingQuotas | None) -> OutgoingMessage:
         out.append(fields_section([(escape(k), v) for k, v in pairs]))
     lines = [
         messages.quota_resource(
-            r.resource_type or "?", r.resource_available_nums or 0, r.resource_nums or 0,
+            r.resource_type or "?",
+            r.resource_available_nums or 0,
+            r.resource_nums or 0,
             r.expire_time or "?",
         )
         for r in quotas.resources
@@ -396,6 +402,8 @@ def quotas_message(quotas: TrainingQuotas | None) -> OutgoingMessage:
         out += pack_lines(lines, MAX_MESSAGE_BLOCKS - len(out), what="resources")
     text = "Voice trainings left: " + ", ".join(f"{k} {v}" for k, v in pairs)
     return OutgoingMessage(text=_fallback(escape(text)), blocks=out)
+
+
 def approval_progress(card: ApprovalCard) -> dict[str, Any]:
     """How many of the required approvals are in, from whom, and how many are still needed."""
     pending = card.status == "pending"

@@ -192,8 +192,7 @@ _BLANK_FILLERS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 def without_invisible(text: str) -> str:
     """``text`` without format (``Cf``) characters and blank fillers."""
     return "".join(
-        char for char in text
-        if char not in _BLANK_FILLERS and unicodedata.category(char) != "Cf"
+        char for char in text if char not in _BLANK_FILLERS and unicodedata.category(char) != "Cf"
     )
 
 

@@ -50,9 +50,11 @@ def _waiting_item(request: ApprovalRequest) -> Item:
     lines = [f"*{_title(request)}* from {mention(request.requester)}"]
     details = [f"in <#{request.card_channel}>"]
     if request.required_approvals > 1:
-        details.append(messages.approval_progress(
-            request.approver_ids, request.required_approvals, pending=True
-        ))
+        details.append(
+            messages.approval_progress(
+                request.approver_ids, request.required_approvals, pending=True
+            )
+        )
     expires = slack_date(request.expires_at)
     if expires:
         details.append(f"expires {expires}")
@@ -62,21 +64,37 @@ def _waiting_item(request: ApprovalRequest) -> Item:
     value = approval_button_value(request.id, request.short_hash)
     confirm = {
         "title": {"type": "plain_text", "text": "Submit to MetaStudio?"},
-        "text": {"type": "plain_text",
-                 "text": f"Job {request.job_id[:200]} goes into review at MetaStudio."},
+        "text": {
+            "type": "plain_text",
+            "text": f"Job {request.job_id[:200]} goes into review at MetaStudio.",
+        },
         "confirm": {"type": "plain_text", "text": "Approve"},
         "deny": {"type": "plain_text", "text": "Cancel"},
     }
     return [
         section("\n".join(lines), verbatim=True),
         context(" · ".join(details)),
-        {"type": "actions", "block_id": f"home:{request.id}", "elements": [
-            {"type": "button", "action_id": ACTION_HOME_APPROVE, "style": "primary",
-             "text": {"type": "plain_text", "text": "Approve"}, "value": value,
-             "confirm": confirm},
-            {"type": "button", "action_id": ACTION_HOME_REJECT, "style": "danger",
-             "text": {"type": "plain_text", "text": "Reject"}, "value": value},
-        ]},
+        {
+            "type": "actions",
+            "block_id": f"home:{request.id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ACTION_HOME_APPROVE,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "value": value,
+                    "confirm": confirm,
+                },
+                {
+                    "type": "button",
+                    "action_id": ACTION_HOME_REJECT,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Reject"},
+                    "value": value,
+                },
+            ],
+        },
     ]
 
 
@@ -106,9 +124,9 @@ def home_items(inbox: Inbox) -> list[Item]:
         items += [_mine_item(r) for r in inbox.mine]
     if inbox.policies is not None:
         items.append([header("Approval policies")])
-        items.append([section(messages.policies_text(
-            inbox.policies.default, inbox.policies.channels
-        ))])
+        items.append(
+            [section(messages.policies_text(inbox.policies.default, inbox.policies.channels))]
+        )
         items.append([header("Role holders")])
         for role, holders in inbox.holders.items():
             who = messages.mentions(sorted(holders)) if holders else "_nobody_"
@@ -135,13 +153,23 @@ def home_view(inbox: Inbox, page: int = 0) -> dict[str, Any]:
     if len(pages) > 1:
         buttons = []
         if page > 0:
-            buttons.append({"type": "button", "action_id": f"{ACTION_HOME_PAGE}_prev",
-                            "text": {"type": "plain_text", "text": "Previous page"},
-                            "value": str(page - 1)})
+            buttons.append(
+                {
+                    "type": "button",
+                    "action_id": f"{ACTION_HOME_PAGE}_prev",
+                    "text": {"type": "plain_text", "text": "Previous page"},
+                    "value": str(page - 1),
+                }
+            )
         if page < len(pages) - 1:
-            buttons.append({"type": "button", "action_id": f"{ACTION_HOME_PAGE}_next",
-                            "text": {"type": "plain_text", "text": "Next page"},
-                            "value": str(page + 1)})
+            buttons.append(
+                {
+                    "type": "button",
+                    "action_id": f"{ACTION_HOME_PAGE}_next",
+                    "text": {"type": "plain_text", "text": "Next page"},
+                    "value": str(page + 1),
+                }
+            )
         blocks.append(context(f"Page {page + 1} of {len(pages)}"))
         blocks.append({"type": "actions", "block_id": "home_pages", "elements": buttons})
     return {"type": "home", "blocks": blocks}

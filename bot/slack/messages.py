@@ -580,8 +580,15 @@ def wrong_channel(channel_id: str | None) -> str:
 # -- making a request --------------------------------------------------------------------
 
 _SLACK_TOKEN_ERRORS = frozenset(
-    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-     "missing_scope", "not_allowed_token_type"}
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "not_allowed_token_type",
+    }
 )
 _NOTHING_REQUESTED = "Nothing was requested."
 
@@ -593,8 +600,8 @@ def card_not_posted(channel_id: str, error: str, *, configured: bool) -> str:
     where = f"the approval channel {here}" if configured else here
     if error == "not_in_channel":
         todo = (
-            f"ask someone in {here} to invite me there with `/invite @voicebot`, or "
-            f"{fix_setting}" if configured
+            f"ask someone in {here} to invite me there with `/invite @voicebot`, or {fix_setting}"
+            if configured
             else "invite me with `/invite @voicebot`, then submit again"
         )
         return f"I can't post the approval card in {where}: I'm not a member. {_cap(todo)}. " + (
@@ -623,7 +630,8 @@ def card_not_posted(channel_id: str, error: str, *, configured: bool) -> str:
         )
     return (
         f"Slack refused the approval card in {where} (`{escape(error)}`). "
-        + _NOTHING_REQUESTED + " Try again, or ask an operator to look at the logs."
+        + _NOTHING_REQUESTED
+        + " Try again, or ask an operator to look at the logs."
     )
 
 

@@ -88,8 +88,18 @@ class NotifyBusy(Exception):
 # Statuses in which a submit may be held for refused credentials; the reply saying so stays
 # due (once) for the rest of the request's life, so it is never posted a second time.
 _HELD_REPLY_AFTER = frozenset(
-    {S.APPROVED, S.AUTO_APPROVED, S.SUBMITTING, S.SUBMITTED, S.UNDER_REVIEW, S.PASSED,
-     S.FAILED, S.SUCCEEDED, S.TRAINING_FAILED, S.SUBMIT_FAILED}
+    {
+        S.APPROVED,
+        S.AUTO_APPROVED,
+        S.SUBMITTING,
+        S.SUBMITTED,
+        S.UNDER_REVIEW,
+        S.PASSED,
+        S.FAILED,
+        S.SUCCEEDED,
+        S.TRAINING_FAILED,
+        S.SUBMIT_FAILED,
+    }
 )
 
 
@@ -169,7 +179,9 @@ class Notifier:
         """Post the approval card of a request not stored yet; its (channel, ts)."""
         try:
             posted = await self._client.chat_postMessage(
-                channel=request.card_channel, unfurl_links=False, unfurl_media=False,
+                channel=request.card_channel,
+                unfurl_links=False,
+                unfurl_media=False,
                 **card_message(request, readiness=readiness).as_kwargs(),
             )
         except SlackApiError as error:
@@ -196,8 +208,9 @@ class Notifier:
         if request.card_ts is None:
             return
         card = card_message(request, note=note, readiness=await self._readiness(request, job))
-        await self._client.chat_update(channel=request.card_channel, ts=request.card_ts,
-                                       **card.as_kwargs())
+        await self._client.chat_update(
+            channel=request.card_channel, ts=request.card_ts, **card.as_kwargs()
+        )
 
     async def _readiness(
         self, request: ApprovalRequest, job: TrainingJob | None
@@ -214,8 +227,9 @@ class Notifier:
                 async with asyncio.timeout(READ_TIMEOUT):
                     job = await self._metastudio.show_job(request.job_id, request.app_user_id)
             except (TimeoutError, MetaStudioError) as error:
-                log.warning("request %s: job not read for its card (%s)",
-                            request.id, type(error).__name__)
+                log.warning(
+                    "request %s: job not read for its card (%s)", request.id, type(error).__name__
+                )
                 return None
         return Readiness.of(job)
 
@@ -324,7 +338,10 @@ class Notifier:
             logs = await self._metastudio.operation_logs(request.job_id)
             reject_times = job.reject_times if job else None
             return blocks.review_failed_message(
-                request.job_id, name, audit, reason=_admin_reason(logs) or request.outcome,
+                request.job_id,
+                name,
+                audit,
+                reason=_admin_reason(logs) or request.outcome,
                 reject_times=reject_times,
             )
         if status in (S.SUCCEEDED, S.TRAINING_FAILED):

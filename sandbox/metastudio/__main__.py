@@ -21,8 +21,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--system-delay", type=float, help="seconds of automatic review")
     parser.add_argument("--admin-delay", type=float, help="seconds of manual review")
     parser.add_argument("--train-delay", type=float, help="seconds of training (default: none)")
-    parser.add_argument("--lock-seconds", type=float, default=300.0,
-                        help="how long an AK stays locked after repeated failed sign-ins")
+    parser.add_argument(
+        "--lock-seconds",
+        type=float,
+        default=300.0,
+        help="how long an AK stays locked after repeated failed sign-ins",
+    )
     args = parser.parse_args(argv)
 
     ms = LocalMetaStudio({args.ak: args.sk}, args.project_id, lock_seconds=args.lock_seconds)

@@ -53,8 +53,14 @@ def canonical_request(
     block = "".join(f"{name}:{headers.get(name, '').strip()}\n" for name in names)
     payload = headers.get("x-sdk-content-sha256") or hashlib.sha256(body).hexdigest()
     return "\n".join(
-        (method.upper(), canonical_uri(raw_path), canonical_query(raw_query), block,
-         ";".join(names), payload)
+        (
+            method.upper(),
+            canonical_uri(raw_path),
+            canonical_query(raw_query),
+            block,
+            ";".join(names),
+            payload,
+        )
     )
 
 

@@ -18,21 +18,48 @@ CHECKS: tuple[Check, ...] = ("speed", "sound", "snr", "reverb", "dnsmos_ovrl", "
 
 # check: (expected, actual in range, actual out of range, suggestion, suggestion_en)
 _FIGURES: dict[str, tuple[str, str, str, str, str]] = {
-    "speed": ("3.0-6.0 字/秒", "4.6", "7.4",
-              "语速过快，请放慢语速重新录制", "Speech is too fast; record again more slowly"),
-    "sound": ("-30~-15 dBFS", "-21.3", "-38.9",
-              "音量过低，请靠近麦克风录制", "Volume is too low; record closer to the microphone"),
-    "snr": (">=35 dB", "41.2", "18.7",
-            "信噪比过低，请在安静环境中录制",
-            "Signal-to-noise ratio is too low; record somewhere quiet"),
-    "reverb": ("<=0.4 s", "0.21", "0.93",
-               "混响过大，请在吸音良好的房间录制",
-               "Too much reverberation; record in a room that absorbs sound"),
-    "dnsmos_ovrl": (">=3.0", "3.42", "2.31",
-                    "整体音质偏低，请检查录音设备",
-                    "Overall quality is low; check the recording setup"),
-    "dnsmos_bak": (">=3.5", "3.96", "2.64",
-                   "背景噪声偏大，请消除背景噪声", "Background noise is high; remove it"),
+    "speed": (
+        "3.0-6.0 字/秒",
+        "4.6",
+        "7.4",
+        "语速过快，请放慢语速重新录制",
+        "Speech is too fast; record again more slowly",
+    ),
+    "sound": (
+        "-30~-15 dBFS",
+        "-21.3",
+        "-38.9",
+        "音量过低，请靠近麦克风录制",
+        "Volume is too low; record closer to the microphone",
+    ),
+    "snr": (
+        ">=35 dB",
+        "41.2",
+        "18.7",
+        "信噪比过低，请在安静环境中录制",
+        "Signal-to-noise ratio is too low; record somewhere quiet",
+    ),
+    "reverb": (
+        "<=0.4 s",
+        "0.21",
+        "0.93",
+        "混响过大，请在吸音良好的房间录制",
+        "Too much reverberation; record in a room that absorbs sound",
+    ),
+    "dnsmos_ovrl": (
+        ">=3.0",
+        "3.42",
+        "2.31",
+        "整体音质偏低，请检查录音设备",
+        "Overall quality is low; check the recording setup",
+    ),
+    "dnsmos_bak": (
+        ">=3.5",
+        "3.96",
+        "2.64",
+        "背景噪声偏大，请消除背景噪声",
+        "Background noise is high; remove it",
+    ),
 }
 
 
@@ -51,21 +78,30 @@ def assess_result(out_of_range: Iterable[str]) -> dict[str, Any]:
             "status": 1 if fails else 0,
         }
     result["suggestion"] = (
-        "音频存在质量问题，建议按各项建议重新录制后再提交" if failing
+        "音频存在质量问题，建议按各项建议重新录制后再提交"
+        if failing
         else "音频质量良好，可以提交训练"
     )
     return result
 
 
-QuotaField = Literal["flexus", "basic", "middle", "middle_on_demand", "advance",
-                     "third_party_cmww"]
+QuotaField = Literal["flexus", "basic", "middle", "middle_on_demand", "advance", "third_party_cmww"]
 QUOTA_FIELDS: tuple[QuotaField, ...] = (
-    "flexus", "basic", "middle", "middle_on_demand", "advance", "third_party_cmww"
+    "flexus",
+    "basic",
+    "middle",
+    "middle_on_demand",
+    "advance",
+    "third_party_cmww",
 )
 # The ``resource_type`` of each counter's resources.
 _RESOURCE_TYPES: dict[str, str] = {
-    "flexus": "FLEXUS", "basic": "BASIC", "middle": "MIDDLE",
-    "middle_on_demand": "MIDDLE", "advance": "ADVANCE", "third_party_cmww": "THIRD_PARTY",
+    "flexus": "FLEXUS",
+    "basic": "BASIC",
+    "middle": "MIDDLE",
+    "middle_on_demand": "MIDDLE",
+    "advance": "ADVANCE",
+    "third_party_cmww": "THIRD_PARTY",
 }
 
 

@@ -224,8 +224,9 @@ class Edge:
 
         async def answer_fault(error: errors.ApiError) -> None:
             if self.faults.config.error_body == "html":
-                page = HTMLResponse(errors.proxy_page(error.status), error.status,
-                                    headers=error.headers)
+                page = HTMLResponse(
+                    errors.proxy_page(error.status), error.status, headers=error.headers
+                )
                 await page(scope, replay, send)
             else:
                 await answer(error)
@@ -259,9 +260,7 @@ class Edge:
                 await answer_fault(errors.bad_gateway())
             elif config.lost_reply_mode == "late":
                 await answer_fault(errors.bad_gateway())
-                task = asyncio.create_task(
-                    self._apply_later(scope, body, config.lost_reply_delay)
-                )
+                task = asyncio.create_task(self._apply_later(scope, body, config.lost_reply_delay))
                 self._late.add(task)
                 task.add_done_callback(self._late.discard)
             else:

@@ -115,8 +115,12 @@ def bad_gateway() -> ApiError:
 
 def proxy_page(status: int) -> str:
     """The page a reverse proxy in front of the gateway answers with: HTML, not JSON."""
-    title = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-             504: "Gateway Time-out"}.get(status, "Error")
+    title = {
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Time-out",
+    }.get(status, "Error")
     return (
         f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n"
         f"<center><h1>{status} {title}</h1></center>\r\n<hr><center>nginx</center>\r\n"

@@ -241,7 +241,11 @@ def _reasons(failure: AuditFailure) -> str:
 
 
 def review_timeline(
-    job_id: str, round_no: int, start: float, plan: ReviewPlan, outcome: Outcome,
+    job_id: str,
+    round_no: int,
+    start: float,
+    plan: ReviewPlan,
+    outcome: Outcome,
     failure: AuditFailure | None,
 ) -> tuple[_Step, ...]:
     """Every state and op-log one review round reaches, with the time it reaches them."""
@@ -252,9 +256,7 @@ def review_timeline(
     if fail is not None and fail.stage == "system":
         reasons = _reasons(fail)
         log = _Log(at, "AUDIT_NOT_PASS", "SYSTEM", review_id, algorithm_failure_reason=reasons)
-        steps.append(
-            _Step(at, JobState.AUDIT_FAILED, (log,), True, _SystemResult(at, fail.errors))
-        )
+        steps.append(_Step(at, JobState.AUDIT_FAILED, (log,), True, _SystemResult(at, fail.errors)))
         return tuple(steps)
     system_errors = fail.errors if fail is not None else ()
     steps.append(
@@ -286,12 +288,15 @@ def review_timeline(
     steps.append(_Step(at, JobState.PROCESSING))
     at += plan.train_delay
     if plan.train_outcome == "fail":
-        steps.append(_Step(at, JobState.FAILED, failure=(TRAINING_FAILED_CODE,
-                                                         TRAINING_FAILED_REASON)))
+        steps.append(
+            _Step(at, JobState.FAILED, failure=(TRAINING_FAILED_CODE, TRAINING_FAILED_REASON))
+        )
         return tuple(steps)
     asset_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"asset:{job_id}:{round_no}"))
-    done = tuple(_Log(at, action, "SYSTEM") for action in
-                 ("TRAINING_FINISH", "UPLOADING_MODEL", "COMPLETE_JOB"))
+    done = tuple(
+        _Log(at, action, "SYSTEM")
+        for action in ("TRAINING_FINISH", "UPLOADING_MODEL", "COMPLETE_JOB")
+    )
     steps.append(_Step(at, JobState.SUCCEED, done, asset_id=asset_id))
     return tuple(steps)
 
@@ -416,8 +421,7 @@ class JobStore:
                     "create_type": "PACKAGE",
                 },
             )
-            job.detail = _detail(job_id, created_ago, assess_out_of_range, authorization,
-                                 allocated)
+            job.detail = _detail(job_id, created_ago, assess_out_of_range, authorization, allocated)
             job.logs.append(_Log(created, "CREATE_JOB", "USER"))
             self._seed_history(job, now)
             # The count of every review the job failed, the seeded history's included.
@@ -433,12 +437,24 @@ class JobStore:
             return
         if job.state is JobState.AUDIT_FAILED:
             failure = job.failure or DEFAULT_FAILURE
-            steps = review_timeline(job.job_id, 0, job.created, ReviewPlan(
-                system_delay=0.0, admin_delay=0.0), "fail", failure)
+            steps = review_timeline(
+                job.job_id,
+                0,
+                job.created,
+                ReviewPlan(system_delay=0.0, admin_delay=0.0),
+                "fail",
+                failure,
+            )
             self._fold(job, steps)
         elif job.state in POST_REVIEW_STATES:
-            steps = review_timeline(job.job_id, 0, job.created, ReviewPlan(
-                system_delay=0.0, admin_delay=0.0), "pass", None)
+            steps = review_timeline(
+                job.job_id,
+                0,
+                job.created,
+                ReviewPlan(system_delay=0.0, admin_delay=0.0),
+                "pass",
+                None,
+            )
             self._fold(job, steps)
         if job.state is JobState.SUCCEED:
             job.asset_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"asset:{job.job_id}:0"))
@@ -574,8 +590,9 @@ class JobStore:
             if query.sort_key == "update_time":
                 views.sort(key=lambda v: (v.updated, v.job.seq), reverse=query.sort_dir == "desc")
             else:
-                views.sort(key=lambda v: (v.job.created, v.job.seq),
-                           reverse=query.sort_dir == "desc")
+                views.sort(
+                    key=lambda v: (v.job.created, v.job.seq), reverse=query.sort_dir == "desc"
+                )
             page = views[query.offset : query.offset + query.limit]
             return {"count": len(views), "jobs": [self._job_json(v) for v in page]}
 
@@ -625,7 +642,10 @@ class JobStore:
 
 
 def _detail(
-    job_id: str, created_ago: float, out_of_range: Iterable[str], authorization: bool,
+    job_id: str,
+    created_ago: float,
+    out_of_range: Iterable[str],
+    authorization: bool,
     allocated: bool,
 ) -> Json:
     base = f"https://metastudio-voice.obs.example.invalid/{job_id}"

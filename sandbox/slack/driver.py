@@ -414,9 +414,15 @@ class SlackDriver:
             "type": "event_callback",
             "event_id": event_id,
             "event_time": int(time.time()),
-            "authorizations": [{"enterprise_id": None, "team_id": team,
-                                "user_id": self.slack.bot_user_id, "is_bot": True,
-                                "is_enterprise_install": False}],
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team,
+                    "user_id": self.slack.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
             "is_ext_shared_channel": False,
         }
         if self.mode == "socket":
@@ -424,12 +430,16 @@ class SlackDriver:
             envelope_id, ack = await self.slack.socket.deliver(
                 "events_api", envelope, self.ack_timeout, retry_attempt=retry_num
             )
-            return DeliveryResult(200 if ack is not None else None, "", envelope,
-                                  time.monotonic() - started, envelope_id=envelope_id,
-                                  timed_out=ack is None)
+            return DeliveryResult(
+                200 if ack is not None else None,
+                "",
+                envelope,
+                time.monotonic() - started,
+                envelope_id=envelope_id,
+                timed_out=ack is None,
+            )
         body = json.dumps(envelope).encode()
-        headers = {**self.sign(body), "Content-Type": "application/json",
-                   "User-Agent": USER_AGENT}
+        headers = {**self.sign(body), "Content-Type": "application/json", "User-Agent": USER_AGENT}
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)
             headers["X-Slack-Retry-Reason"] = "http_timeout"
@@ -442,9 +452,13 @@ class SlackDriver:
     ) -> DeliveryResult:
         """The user opens the app's Home tab: ``app_home_opened``, with the view they have."""
         self.slack.state.ensure_user(user)
-        event: JSON = {"type": "app_home_opened", "user": user,
-                       "channel": "D" + user[1:], "tab": "home",
-                       "event_ts": f"{time.time():.6f}"}
+        event: JSON = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D" + user[1:],
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
         shown = self.slack.home(user)
         if shown is not None:
             event["view"] = shown
@@ -460,12 +474,14 @@ class SlackDriver:
         found_block_id, element = find_element(view["blocks"], action_id, block_id)
         trigger = self.slack.state.issue_trigger(user)
         payload: JSON = {"type": "block_actions", **self._common(user, None, None)}
-        payload.update({
-            "container": {"type": "view", "view_id": view["id"]},
-            "trigger_id": trigger.id,
-            "view": view,
-            "actions": [self._action(found_block_id, element, value)],
-        })
+        payload.update(
+            {
+                "container": {"type": "view", "view_id": view["id"]},
+                "trigger_id": trigger.id,
+                "view": view,
+                "actions": [self._action(found_block_id, element, value)],
+            }
+        )
         result = await self._deliver("interactive", payload, {"payload": json.dumps(payload)})
         result.trigger_id = trigger.id
         return result

@@ -103,7 +103,13 @@ class HomeActionAct(_Act):
 
 
 Act = Annotated[
-    CommandAct | ActionAct | ViewActionAct | SuggestAct | SubmitAct | CloseAct | HomeOpenAct
+    CommandAct
+    | ActionAct
+    | ViewActionAct
+    | SuggestAct
+    | SubmitAct
+    | CloseAct
+    | HomeOpenAct
     | HomeActionAct,
     Field(discriminator="kind"),
 ]
@@ -264,7 +270,11 @@ class Playground:
                 )
             elif isinstance(act, ActionAct):
                 result = await driver.block_action(
-                    act.user, act.channel, act.ts, act.action_id, act.value,
+                    act.user,
+                    act.channel,
+                    act.ts,
+                    act.action_id,
+                    act.value,
                     block_id=act.block_id,
                 )
             elif isinstance(act, ViewActionAct):

@@ -38,9 +38,7 @@ log = logging.getLogger("bot.slack")
 AfterDecision = Callable[[Principal, ApprovalRequest], Awaitable[None]]
 
 
-def refusal_text(
-    outcome: DecisionOutcome, request_id: str, request: ApprovalRequest | None
-) -> str:
+def refusal_text(outcome: DecisionOutcome, request_id: str, request: ApprovalRequest | None) -> str:
     """Why a click decided nothing."""
     if outcome == DecisionOutcome.EXPIRED:
         return messages.request_expired(request_id)
@@ -87,8 +85,9 @@ class ApprovalButtons:
         await ack()
         if not await self._replies.first_of(body):
             return
-        await self.decide(body, body_channel(body), str(action.get("value", "")),
-                          approve=True, reason=None)
+        await self.decide(
+            body, body_channel(body), str(action.get("value", "")), approve=True, reason=None
+        )
 
     async def on_reject(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
@@ -97,8 +96,7 @@ class ApprovalButtons:
         await ack()
         if not await self._replies.first_of(body):
             return
-        await self.open_reject_form(body, body_channel(body), str(action.get("value", "")),
-                                    client)
+        await self.open_reject_form(body, body_channel(body), str(action.get("value", "")), client)
 
     async def open_reject_form(
         self, body: dict[str, Any], channel: str, value: str, client: AsyncWebClient
@@ -123,10 +121,17 @@ class ApprovalButtons:
                 return
             # The form's submission is checked against this: who opened it, for which
             # request, from which channel and workspace.
-            meta = json.dumps({"value": value, "channel": channel,
-                               "user": principal.user, "tenant": principal.tenant})
-            await client.views_open(trigger_id=body["trigger_id"],
-                                    view=modal.reject_modal(private_metadata=meta))
+            meta = json.dumps(
+                {
+                    "value": value,
+                    "channel": channel,
+                    "user": principal.user,
+                    "tenant": principal.tenant,
+                }
+            )
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=modal.reject_modal(private_metadata=meta)
+            )
 
         await self._replies.guard(reply, open_form(), channel=channel)
 
@@ -147,8 +152,7 @@ class ApprovalButtons:
             await self._replies.ephemeral(channel, principal.user, messages.payload_changed())
             return
         reason = modal.reject_reason(view.get("state", {}).get("values", {}))
-        await self.decide(body, channel, str(meta.get("value", "")), approve=False,
-                          reason=reason)
+        await self.decide(body, channel, str(meta.get("value", "")), approve=False, reason=reason)
 
     async def decide(
         self,

@@ -55,8 +55,9 @@ class HomeTab:
                 user_id=principal.user, view=home.home_view(inbox, page)
             )
         except SlackApiError as error:
-            log.warning("home tab of %s not published: %s", principal.user,
-                        error.response.get("error"))
+            log.warning(
+                "home tab of %s not published: %s", principal.user, error.response.get("error")
+            )
         except Exception:  # the tab is a convenience: a failure here must not fail the click
             log.warning("home tab of %s not published", principal.user, exc_info=True)
 

@@ -106,8 +106,9 @@ class Replies:
                 failure = type(error).__name__
             if failure is None:
                 return
-            log.warning("response_url post failed (%s); answering %s with an ephemeral",
-                        failure, user)
+            log.warning(
+                "response_url post failed (%s); answering %s with an ephemeral", failure, user
+            )
             await self.ephemeral(channel, user, message.text)
 
         return reply
@@ -127,7 +128,6 @@ class Replies:
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
         message = blocks.text_message(text)
         try:
-            await self._client.chat_postEphemeral(channel=channel, user=user,
-                                                  **message.as_kwargs())
+            await self._client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
         except Exception:  # nowhere left to say it: the log is the record
             log.warning("could not tell %s in %s: %s", user, channel, text)

@@ -104,10 +104,14 @@ class SlashCommand:
             ok = await self._replies.guard(reply, work, channel=channel)
         else:
             job_id = getattr(parsed, "job_id", None) or ""
-            ok = await self._replies.after_ack(self._replies.guard(
-                reply, self._dispatch(parsed, principal, command, reply),
-                channel=channel, job_id=job_id,
-            ))
+            ok = await self._replies.after_ack(
+                self._replies.guard(
+                    reply,
+                    self._dispatch(parsed, principal, command, reply),
+                    channel=channel,
+                    job_id=job_id,
+                )
+            )
         self._metrics.commands.labels(name, "ok" if ok else "failed").inc()
 
     def _observe_ack(self, started: float) -> None:
@@ -141,22 +145,22 @@ class SlashCommand:
             else:
                 await reply(blocks.user_roles_message(found.user, found.roles, found.sources))
         elif isinstance(parsed, Grant | Revoke):
-            await reply(blocks.text_message(await self._grant_or_revoke(
-                principal, channel, parsed
-            )))
+            await reply(
+                blocks.text_message(await self._grant_or_revoke(principal, channel, parsed))
+            )
         elif isinstance(parsed, Policy):
             if parsed.channel_id is not None and parsed.approvals is not None:
                 await self._admin.set_policy(
                     principal, channel, parsed.channel_id, parsed.approvals
                 )
-                await reply(blocks.text_message(
-                    messages.policy_set(parsed.channel_id, parsed.approvals)
-                ))
+                await reply(
+                    blocks.text_message(messages.policy_set(parsed.channel_id, parsed.approvals))
+                )
             else:
                 policies = await self._admin.policies(principal)
-                await reply(blocks.text_message(
-                    messages.policies_text(policies.default, policies.channels)
-                ))
+                await reply(
+                    blocks.text_message(messages.policies_text(policies.default, policies.channels))
+                )
         elif isinstance(parsed, Audit):
             events = await self._admin.audit_trail(principal, channel, parsed.job_id)
             await reply(blocks.audit_message(events, job_id=parsed.job_id))

@@ -70,9 +70,12 @@ class SubmitForm:
         # The command's response_url answers the requester where the bot is not a member
         # (an ephemeral there would be refused), so the form carries it to its submission.
         meta = json.dumps(
-            {"channel": channel, "team": command.get("team_id"),
-             "enterprise": command.get("enterprise_id"),
-             "response_url": command.get("response_url")}
+            {
+                "channel": channel,
+                "team": command.get("team_id"),
+                "enterprise": command.get("enterprise_id"),
+                "response_url": command.get("response_url"),
+            }
         )
         label = messages.MODAL_SUBMIT if self._require_approval else messages.MODAL_SUBMIT_DIRECT
         view = modal.submit_modal(None, private_metadata=meta, dry_run=dry_run, submit_label=label)
@@ -88,10 +91,14 @@ class SubmitForm:
         except (TimeoutError, MetaStudioError) as error:
             refused = isinstance(error, CredentialsHeld | CredentialsRejected)
             text = messages.PICKER_CREDENTIALS if refused else messages.PICKER_UNAVAILABLE
-            await ack(options=[{
-                "text": {"type": "plain_text", "text": text},
-                "value": ERROR_OPTION_VALUE,
-            }])
+            await ack(
+                options=[
+                    {
+                        "text": {"type": "plain_text", "text": text},
+                        "value": ERROR_OPTION_VALUE,
+                    }
+                ]
+            )
             return
         # Only submittable jobs, even if MetaStudio ignores the state filter.
         ready = [job for job in found.jobs if job.state in SUBMITTABLE_STATES]
@@ -132,10 +139,14 @@ class SubmitForm:
         response_url = meta.get("response_url")
         respond = AsyncRespond(response_url=response_url if isinstance(response_url, str) else None)
         reply = self._replies.responder(respond, channel, principal.user)
-        await self._replies.after_ack(self._replies.guard(
-            reply, self._submit.submit(intent, parsed.dry_run, reply),
-            channel=channel, job_id=parsed.job_id,
-        ))
+        await self._replies.after_ack(
+            self._replies.guard(
+                reply,
+                self._submit.submit(intent, parsed.dry_run, reply),
+                channel=channel,
+                job_id=parsed.job_id,
+            )
+        )
 
     async def _job_problem(self, intent: SubmitIntent) -> str | None:
         """A job that does not exist or is not ready is a field error, when MetaStudio
