@@ -48,8 +48,15 @@ class ServerThread:
         self._sock.bind((host, port))
         self.host = host
         self.port: int = self._sock.getsockname()[1]
+        # A request still running at stop (a handler stuck on a peer that went away) is
+        # cancelled after a second rather than held until the thread join gives up.
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", ws="websockets-sansio", access_log=False
+            app,
+            log_level="warning",
+            lifespan="on",
+            ws="websockets-sansio",
+            access_log=False,
+            timeout_graceful_shutdown=1,
         )
         self._server = _PromptServer(config)
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
