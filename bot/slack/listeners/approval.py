@@ -24,6 +24,7 @@ from bot.slack import blocks, messages, modal
 from bot.slack.listeners.replying import (
     Ack,
     Replies,
+    Reply,
     body_channel,
     body_principal,
     metadata,
@@ -98,21 +99,33 @@ class ApprovalButtons:
             return
         await self.open_reject_form(body, body_channel(body), str(action.get("value", "")), client)
 
+    async def _clicked(
+        self, body: dict[str, Any], channel: str, value: str
+    ) -> tuple[Principal, Reply, tuple[str, str]] | None:
+        """Who clicked, how to answer them, and the (request id, payload hash) the button
+        names; None, having said why, when the payload names no workspace or the button
+        value is not one of ours."""
+        try:
+            principal = body_principal(body)
+        except ValueError:
+            await self._replies.unknown_caller(body, channel)
+            return None
+        reply = self._replies.ephemeral_to(channel, principal.user)
+        parsed = blocks.parse_approval_value(value)
+        if parsed is None:
+            await reply(blocks.text_message(messages.payload_changed()))
+            return None
+        return principal, reply, parsed
+
     async def open_reject_form(
         self, body: dict[str, Any], channel: str, value: str, client: AsyncWebClient
     ) -> None:
         """Open the reject form for a click on ``value`` counted as made in ``channel``
         (call it once per delivery)."""
-        try:
-            principal = body_principal(body)
-        except ValueError:
-            await self._replies.unknown_caller(body, channel)
+        clicked = await self._clicked(body, channel, value)
+        if clicked is None:
             return
-        reply = self._replies.ephemeral_to(channel, principal.user)
-        parsed = blocks.parse_approval_value(value)
-        if parsed is None:
-            await reply(blocks.text_message(messages.payload_changed()))
-            return
+        principal, reply, parsed = clicked
 
         async def open_form() -> None:
             refused = await self._submissions.may_decide(principal, channel, parsed[0])
@@ -163,16 +176,10 @@ class ApprovalButtons:
         approve: bool,
         reason: str | None,
     ) -> None:
-        try:
-            principal = body_principal(body)
-        except ValueError:
-            await self._replies.unknown_caller(body, channel)
+        clicked = await self._clicked(body, channel, value)
+        if clicked is None:
             return
-        reply = self._replies.ephemeral_to(channel, principal.user)
-        parsed = blocks.parse_approval_value(value)
-        if parsed is None:
-            await reply(blocks.text_message(messages.payload_changed()))
-            return
+        principal, reply, parsed = clicked
         request_id, payload_hash = parsed
 
         async def decide() -> None:
