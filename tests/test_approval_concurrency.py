@@ -227,8 +227,9 @@ async def test_worker_killed_mid_review_loses_nothing(
             await click_as_shown(driver, slack, APPROVER, card, APPROVE)
         for card in cards:
             await replies_with(slack, card, "Submitted job")
-        # Slow reads keep steps in flight; kill while at least one is.
-        metastudio.faults = FaultConfig(latency=0.3)
+        # Slow reads keep steps in flight (a second each, so a loaded machine still kills
+        # one mid-read); kill while at least one is.
+        metastudio.faults = FaultConfig(latency=1.0)
         in_flight = f"arq:in-progress:{redis_prefix}track:*"
         await wait_until(lambda: _exists(redis_client, in_flight), interval=0.01)
         first.kill()
