@@ -20,6 +20,7 @@ from bot.approvals import (
     ApprovalRequest,
     ApprovalStatus,
     ApprovalStore,
+    Decision,
     DecisionOutcome,
     allowed,
     payload_hash,
@@ -82,6 +83,27 @@ async def new_request(
         app_user_id=app_user_id,
         auto_approve=auto_approve,
         **job,  # type: ignore[arg-type]
+    )
+
+
+async def click(
+    store: ApprovalStore,
+    request: ApprovalRequest,
+    actor: str,
+    *,
+    approve: bool,
+    reason: str | None = None,
+) -> Decision:
+    """``actor`` clicks Approve or Reject on ``request``'s card, in its own workspace and
+    channel, with the hash its buttons carry."""
+    return await store.decide(
+        request.id,
+        payload_hash=request.payload_hash,
+        actor=actor,
+        tenant="T1",
+        channel="C_APPROVALS",
+        approve=approve,
+        reason=reason,
     )
 
 
@@ -177,15 +199,7 @@ async def test_approve(
     request = await new_request(store)
     clock.now += 5
 
-    decision = await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason=None,
-    )
+    decision = await click(store, request, "U_BOSS", approve=True)
 
     assert decision.outcome is DecisionOutcome.APPROVED
     assert decision.decided
@@ -280,30 +294,14 @@ async def test_self_approval_refused_by_default(
     request = await new_request(store, requester="U_REQ")
 
     for approve in (True, False):
-        decision = await store.decide(
-            request.id,
-            payload_hash=request.payload_hash,
-            actor="U_REQ",
-            tenant="T1",
-            channel="C_APPROVALS",
-            approve=approve,
-            reason=None,
-        )
+        decision = await click(store, request, "U_REQ", approve=approve)
         assert decision.outcome is DecisionOutcome.SELF_APPROVAL
         assert decision.request is not None
         assert decision.request.status is S.PENDING
 
     entries = await redis_client.xrange(f"{redis_prefix}audit")
     assert entries[-1][1]["detail"] == "self_approval"
-    by_other = await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason=None,
-    )
+    by_other = await click(store, request, "U_BOSS", approve=True)
     assert by_other.outcome is DecisionOutcome.APPROVED
 
 
@@ -313,15 +311,7 @@ async def test_self_approval_allowed_when_configured(
     store = ApprovalStore(redis_client, redis_prefix, ttl_seconds=TTL, allow_self_approval=True)
     request = await new_request(store, requester="U_REQ")
 
-    decision = await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_REQ",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason=None,
-    )
+    decision = await click(store, request, "U_REQ", approve=True)
 
     assert decision.outcome is DecisionOutcome.APPROVED
     assert decision.request is not None
@@ -334,30 +324,14 @@ async def test_click_after_expiry_expires_the_request(
     request = await new_request(store)
     clock.now = request.expires_at
 
-    decision = await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason=None,
-    )
+    decision = await click(store, request, "U_BOSS", approve=True)
 
     assert decision.outcome is DecisionOutcome.EXPIRED
     assert decision.request is not None
     assert decision.request.status is S.EXPIRED
     assert decision.request.version == 1
     assert await redis_client.zscore(f"{redis_prefix}approvals:expiry", request.id) is None
-    again = await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=False,
-        reason=None,
-    )
+    again = await click(store, request, "U_BOSS", approve=False)
     assert again.outcome is DecisionOutcome.EXPIRED
     assert await audit_actions(redis_client, redis_prefix, request.id) == ["requested", "expired"]
     assert await store.claim_submit(request.id) is None
@@ -368,15 +342,7 @@ async def test_expire_due_sweeps_only_pending_requests_past_expiry(
 ) -> None:
     early = [await new_request(store, job_id=f"job-early-{i}") for i in range(3)]
     decided = await new_request(store, job_id="job-decided")
-    await store.decide(
-        decided.id,
-        payload_hash=decided.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason=None,
-    )
+    await click(store, decided, "U_BOSS", approve=True)
     clock.now += 60
     late = await new_request(store, job_id="job-late")
     auto = await new_request(store, job_id="job-auto", auto_approve=True)
@@ -424,18 +390,7 @@ async def test_hundred_concurrent_approvals_from_two_processes(
     request = await new_request(stores[0])
 
     decisions = await asyncio.gather(
-        *(
-            stores[i % 2].decide(
-                request.id,
-                payload_hash=request.payload_hash,
-                actor=f"U_APPROVER_{i}",
-                tenant="T1",
-                channel="C_APPROVALS",
-                approve=True,
-                reason=None,
-            )
-            for i in range(100)
-        )
+        *(click(stores[i % 2], request, f"U_APPROVER_{i}", approve=True) for i in range(100))
     )
 
     outcomes = [d.outcome for d in decisions]
@@ -463,24 +418,8 @@ async def test_simultaneous_approve_and_reject_make_one_decision(
     rounds = await asyncio.gather(
         *(
             asyncio.gather(
-                approver.decide(
-                    r.id,
-                    payload_hash=r.payload_hash,
-                    actor="U_A",
-                    tenant="T1",
-                    channel="C_APPROVALS",
-                    approve=True,
-                    reason=None,
-                ),
-                rejecter.decide(
-                    r.id,
-                    payload_hash=r.payload_hash,
-                    actor="U_B",
-                    tenant="T1",
-                    channel="C_APPROVALS",
-                    approve=False,
-                    reason="no",
-                ),
+                click(approver, r, "U_A", approve=True),
+                click(rejecter, r, "U_B", approve=False, reason="no"),
             )
             for r in requests
         )
@@ -507,15 +446,7 @@ async def test_claim_submit_exactly_once_under_concurrency(
     ]
     request = await new_request(stores[0])
     assert await stores[0].claim_submit(request.id) is None  # still pending
-    await stores[0].decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason=None,
-    )
+    await click(stores[0], request, "U_BOSS", approve=True)
 
     claims = await asyncio.gather(*(stores[i % 2].claim_submit(request.id) for i in range(50)))
 
@@ -536,16 +467,8 @@ async def test_auto_approved_request_skips_the_decision(
 
     assert request.status is S.AUTO_APPROVED
     assert await redis_client.zscore(f"{redis_prefix}approvals:expiry", request.id) is None
-    click = await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=False,
-        reason=None,
-    )
-    assert click.outcome is DecisionOutcome.ALREADY_DECIDED
+    refused = await click(store, request, "U_BOSS", approve=False)
+    assert refused.outcome is DecisionOutcome.ALREADY_DECIDED
     claimed = await store.claim_submit(request.id)
     assert claimed is not None
     assert claimed.status is S.SUBMITTING
@@ -584,15 +507,7 @@ async def test_happy_path_through_review_with_audit_trail(
     store: ApprovalStore, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     request = await new_request(store)
-    await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_BOSS",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason="ok",
-    )
+    await click(store, request, "U_BOSS", approve=True, reason="ok")
     assert await store.claim_submit(request.id) is not None
 
     submitted = await store.transition(
@@ -667,15 +582,7 @@ async def drive_to(store: ApprovalStore, status: ApprovalStatus) -> ApprovalRequ
     if status in (S.PENDING, S.AUTO_APPROVED):
         return request
     if status in (S.APPROVED, S.REJECTED):
-        decision = await store.decide(
-            request.id,
-            payload_hash=request.payload_hash,
-            actor="U_BOSS",
-            tenant="T1",
-            channel="C_APPROVALS",
-            approve=status is S.APPROVED,
-            reason=None,
-        )
+        decision = await click(store, request, "U_BOSS", approve=status is S.APPROVED)
         assert decision.request is not None
         return decision.request
     path = {
@@ -692,15 +599,7 @@ async def drive_to(store: ApprovalStore, status: ApprovalStatus) -> ApprovalRequ
     current: ApprovalRequest | None = request
     for step in path:
         if step is S.APPROVED:
-            decision = await store.decide(
-                request.id,
-                payload_hash=request.payload_hash,
-                actor="U_BOSS",
-                tenant="T1",
-                channel="C_APPROVALS",
-                approve=True,
-                reason=None,
-            )
+            decision = await click(store, request, "U_BOSS", approve=True)
             current = decision.request
         else:
             current = await store.transition(request.id, step)
@@ -745,15 +644,7 @@ async def test_every_script_that_moves_a_request_checks_the_graph(
     for source in S:
         for approve, target in ((True, S.APPROVED), (False, S.REJECTED)):
             request = await drive_to(store, source)
-            decision = await store.decide(
-                request.id,
-                payload_hash=request.payload_hash,
-                actor="U_BOSS",
-                tenant="T1",
-                channel="C_APPROVALS",
-                approve=approve,
-                reason=None,
-            )
+            decision = await click(store, request, "U_BOSS", approve=approve)
             after = await store.get(request.id)
             assert after is not None
             if allowed(source, target):
@@ -857,15 +748,7 @@ async def test_with_self_approval_the_requester_counts_at_most_once(
     request = await new_request(store, requester="U_REQ", required_approvals=2)
 
     async def approve(actor: str) -> DecisionOutcome:
-        decision = await store.decide(
-            request.id,
-            payload_hash=request.payload_hash,
-            actor=actor,
-            tenant="T1",
-            channel="C_APPROVALS",
-            approve=True,
-            reason=None,
-        )
+        decision = await click(store, request, actor, approve=True)
         return decision.outcome
 
     assert await approve("U_REQ") is DecisionOutcome.COUNTED
@@ -882,15 +765,7 @@ async def test_with_self_approval_the_requester_counts_at_most_once(
 async def test_without_self_approval_the_requester_never_counts(store: ApprovalStore) -> None:
     request = await new_request(store, requester="U_REQ", required_approvals=2)
 
-    decision = await store.decide(
-        request.id,
-        payload_hash=request.payload_hash,
-        actor="U_REQ",
-        tenant="T1",
-        channel="C_APPROVALS",
-        approve=True,
-        reason=None,
-    )
+    decision = await click(store, request, "U_REQ", approve=True)
 
     assert decision.outcome is DecisionOutcome.SELF_APPROVAL
     assert decision.request is not None
