@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.audit import AuditEvent, AuditLog
+from bot.i18n import Language
 from bot.permissions import (
     DIRECT,
     Action,
@@ -61,10 +62,18 @@ class AdminService:
         return await self._policies.policies(principal.tenant)
 
     async def set_policy(
-        self, principal: Principal, channel_id: str, target_channel: str, approvals: int
+        self,
+        principal: Principal,
+        channel_id: str,
+        target_channel: str,
+        *,
+        approvals: int | None = None,
+        language: Language | None = None,
     ) -> None:
-        """Set a channel's required approvals (the store checks the admin)."""
-        await self._policies.set_approvals(principal, channel_id, target_channel, approvals)
+        """Set a channel's required approvals and/or language (the store checks the admin)."""
+        await self._policies.set_policy(
+            principal, channel_id, target_channel, approvals=approvals, language=language
+        )
 
     async def standing(self, principal: Principal) -> Standing:
         try:

@@ -12,6 +12,7 @@ from bot.inbox import InboxService
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack.deliveries import Deliveries
+from bot.slack.languages import UserLanguages, language_middleware
 from bot.slack.listeners import register_listeners
 
 
@@ -21,6 +22,13 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         signing_secret=settings.secret("slack_signing_secret"),
         process_before_response=False,
     )
+    languages = UserLanguages(
+        services.slack,
+        services.redis,
+        settings.redis_prefix,
+        ttl_seconds=settings.user_locale_cache_seconds,
+    )
+    app.use(language_middleware(languages))
     register_listeners(
         app,
         client=services.slack,
@@ -38,5 +46,6 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
             policies=services.policies,
         ),
         approvals=services.approvals,
+        languages=languages,
     )
     return app

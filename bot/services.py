@@ -96,6 +96,7 @@ async def open_services(
         redis,
         prefix,
         default_approvals=settings.required_approvals,
+        default_language=settings.language,
         permissions=permissions,
         audit=audit,
     )

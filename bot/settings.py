@@ -16,6 +16,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.i18n import Language
+
 METASTUDIO_REGIONS = ("cn-north-4", "cn-east-3")
 HUAWEI_CREDENTIALS = (
     "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
@@ -138,6 +140,13 @@ class Settings(BaseSettings):
         default=60.0, ge=0, validation_alias=_env("VOICEBOT_USERGROUP_CACHE_SECONDS")
     )
     approval_ttl: int = Field(default=86400, gt=0, validation_alias=_env("VOICEBOT_APPROVAL_TTL"))
+    # The language of posts in channels (cards, thread posts); `/voice policy` sets a
+    # channel's. What one user sees follows their Slack locale, read with users.info and kept
+    # this long (seconds).
+    language: Language = Field(default="en", validation_alias=_env("VOICEBOT_LANGUAGE"))
+    user_locale_cache_seconds: float = Field(
+        default=86400.0, ge=0, validation_alias=_env("VOICEBOT_USER_LOCALE_CACHE_SECONDS")
+    )
     # Refuse to ask for a job without the voice owner's authorization letter, or whose audio
     # MetaStudio assessed out of range: either would fail review.
     block_without_authorization: bool = Field(

@@ -197,6 +197,17 @@ async def test_ephemerals_users_and_conversations(
         await client.users_info(user="U404")
     assert nobody.value.response["error"] == "user_not_found"
 
+    # The locale comes only when asked for, as in real Slack; it needs users:read.
+    assert "locale" not in alice["user"]
+    slack.users.set_locale("U1", "zh-CN")
+    alice = await client.users_info(user="U1", include_locale=True)
+    assert alice["user"]["locale"] == "zh-CN"
+    slack.scopes = slack.scopes - {"users:read"}
+    with pytest.raises(SlackApiError) as unscoped:
+        await client.users_info(user="U1", include_locale=True)
+    assert unscoped.value.response["error"] == "missing_scope"
+    slack.scopes = slack.scopes | {"users:read"}
+
     info = await client.conversations_info(channel=CHANNEL)
     assert info["channel"]["name"] == "voice-approvals"
     dm = await client.chat_postMessage(channel="U1", text="direct")

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bot.approvals.model import TERMINAL_STATUSES, ApprovalStatus
+from bot.i18n import Language
 
 # A button value may carry a shortened hash; anything shorter would be guessable.
 MIN_HASH_PREFIX = 16
@@ -94,6 +95,8 @@ class ApprovalRequest(BaseModel):
     required_approvals: int = 1
     # Who has approved so far, space-separated user ids in click order (decide.lua).
     approvers: str | None = None
+    # The language of the card and the thread: the channel's when the request was made.
+    language: Language = "en"
     updated_at: float
     version: int = 0
 
@@ -182,6 +185,7 @@ FIELD_CODES: Mapping[str, str] = {
     "submit_sent_at": "ss",
     "required_approvals": "n",
     "approvers": "ap",
+    "language": "lg",
 }
 _NAMES: Mapping[str, str] = {code: name for name, code in FIELD_CODES.items()}
 # Fields not stored when equal to another (the usual case): read back as that one.

@@ -46,6 +46,7 @@ from bot.approvals.model import (
 from bot.approvals.scripts import build_sources
 from bot.audit import AUDIT_FIELDS, AuditLog, index_request_ids
 from bot.durability import ReplicaWait
+from bot.i18n import Language
 from bot.redis import Keys, StoreUnavailable, unavailable_on_redis_errors
 
 S = ApprovalStatus
@@ -257,6 +258,7 @@ class ApprovalStore:
         app_user_id: str | None,
         auto_approve: bool,
         required_approvals: int = 1,
+        language: Language = "en",
         job_state: str | None = None,
         job_reject_times: int | None = None,
         job_updated: int | None = None,
@@ -279,6 +281,7 @@ class ApprovalStore:
             payload_hash=payload_hash(job_id, body, app_user_id),
             status=S.AUTO_APPROVED if auto_approve else S.PENDING,
             required_approvals=required_approvals,
+            language=language,
             job_state=job_state,
             baseline_state=job_state,
             baseline_reject_times=job_reject_times,

@@ -21,6 +21,7 @@ from typing import ClassVar, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bot.i18n import Language as I18nLanguage
 from bot.metastudio.models import CommitJobRequest, JobTag, Language, Sex
 from bot.slack import messages
 
@@ -55,6 +56,22 @@ JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{8,64}")
 USER_ID_PATTERN = re.compile(r"[UW][A-Z0-9]{2,20}")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]{2,20})(?:\|[^<>]*)?>|([CG][A-Z0-9]{2,20})")
 MAX_APPROVALS = 10
+POLICY_KEYS = ("approvals", "language")
+# What `policy #ch language=...` accepts, lower-cased, for the bot's two languages.
+POLICY_LANGUAGES: dict[str, I18nLanguage] = {
+    "en": "en",
+    "english": "en",
+    "英文": "en",
+    "英语": "en",
+    "zh": "zh",
+    "zh-cn": "zh",
+    "cn": "zh",
+    "chinese": "zh",
+    "中文": "zh",
+    "汉语": "zh",
+    "简体中文": "zh",
+    "普通话": "zh",
+}
 
 
 # -- models ------------------------------------------------------------------------------
@@ -119,6 +136,7 @@ class Policy(_Frozen):
     subcommand: ClassVar[str] = "policy"
     channel_id: str | None = None
     approvals: int | None = None
+    language: I18nLanguage | None = None
 
 
 Command: TypeAlias = (
@@ -172,6 +190,30 @@ FIELD_RULES: dict[str, FieldRule] = {
     "custom_text": FieldRule("custom_text", 512, multiline=True),
 }
 
+# Enum values may be typed in Chinese too: each alias stands for the API value. Keys and
+# subcommands stay ASCII in every language.
+ENUM_ALIASES: dict[str, dict[str, str]] = {
+    "sex": {
+        "女": "FEMALE",
+        "女性": "FEMALE",
+        "女声": "FEMALE",
+        "男": "MALE",
+        "男性": "MALE",
+        "男声": "MALE",
+    },
+    "language": {"中文": "CN", "汉语": "CN", "普通话": "CN", "英文": "EN", "英语": "EN"},
+    "tag": {
+        "电商": "ECOMMERCE",
+        "新闻": "NEWS",
+        "营销": "MARKETING",
+        "直播": "LIVE",
+        "教育": "EDUCATION",
+        "客服": "CUSTOMER",
+        "故事": "STORYTELLING",
+        "讲故事": "STORYTELLING",
+    },
+}
+
 _PHONE = re.compile(r"\+?[0-9]{5,20}")
 _APP_USER_ID = re.compile(r"[\x21-\x7e]{1,64}")
 _OUTPUT_LANGUAGE = re.compile(r"[A-Za-z][A-Za-z_-]{0,15}")
@@ -219,6 +261,8 @@ def validate_field(name: str, raw: str) -> str | Problem:
     if not value:
         return Problem(field=name, message=messages.missing_value(name))
     if rule.enum is not None:
+        if value in ENUM_ALIASES.get(name, {}):
+            return ENUM_ALIASES[name][value]
         allowed = [m.value.lower() for m in rule.enum]
         if value.lower() not in allowed:
             suggestion = suggest(value, allowed)
@@ -521,29 +565,36 @@ def _parse_policy(tokens: list[Token]) -> Command | ParseFailure:
         return Policy()
     problems: list[Problem] = []
     channel: str | Problem | None = None
-    approvals: int | None = None
+    settings: dict[str, object] = {}
     for token in tokens:
-        if token.key is None and channel is None:
+        key = token.key.lower() if token.key is not None else None
+        if key is None and channel is None:
             channel = parse_channel(token.value)
-        elif token.key is None:
+        elif key is None:
             problems.append(Problem(message=messages.bare_word(token.value, "policy")))
-        elif token.key.lower() != "approvals":
-            message = messages.unknown_policy_key(token.key)
+        elif key not in POLICY_KEYS:
+            message = messages.unknown_policy_key(key)
             problems.append(Problem(field=token.key, message=message))
-        elif not token.value.isdigit() or not 1 <= int(token.value) <= MAX_APPROVALS:
-            message = messages.bad_approvals(token.value, MAX_APPROVALS)
-            problems.append(Problem(field="approvals", message=message))
+        elif key == "approvals":
+            if not token.value.isdigit() or not 1 <= int(token.value) <= MAX_APPROVALS:
+                message = messages.bad_approvals(token.value, MAX_APPROVALS)
+                problems.append(Problem(field="approvals", message=message))
+            else:
+                settings["approvals"] = int(token.value)
+        elif (language := POLICY_LANGUAGES.get(token.value.strip().lower())) is None:
+            message = messages.bad_policy_language(token.value)
+            problems.append(Problem(field="language", message=message))
         else:
-            approvals = int(token.value)
+            settings["language"] = language
     if isinstance(channel, Problem):
         problems.append(channel)
     elif channel is None:
         problems.append(Problem(field="channel", message=messages.missing_policy_channel()))
-    if approvals is None and not problems:
+    if not settings and not problems:
         problems.append(Problem(field="approvals", message=messages.missing_approvals()))
     if problems or not isinstance(channel, str):
         return _fail("policy", *problems)
-    return Policy(channel_id=channel, approvals=approvals)
+    return Policy.model_validate({"channel_id": channel, **settings})
 
 
 def _parse_submit(tokens: list[Token]) -> Command | ParseFailure:

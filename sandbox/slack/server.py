@@ -47,7 +47,7 @@ Handler = Callable[[JSON], JSON]
 
 # What the manifests in config/ ask for. ``chat:write.public`` would let the bot post in
 # public channels it was never invited to; a LocalSlack given it behaves that way.
-BOT_SCOPES = ("commands", "chat:write", "usergroups:read")
+BOT_SCOPES = ("commands", "chat:write", "usergroups:read", "users:read")
 
 
 @dataclass
@@ -175,8 +175,9 @@ class LocalSlack:
         name: str | None = None,
         real_name: str | None = None,
         is_admin: bool = False,
+        locale: str = "en-US",
     ) -> User:
-        return self.state.add_user(user_id, name, real_name, is_admin=is_admin)
+        return self.state.add_user(user_id, name, real_name, is_admin=is_admin, locale=locale)
 
     def add_channel(
         self,
@@ -587,7 +588,14 @@ class LocalSlack:
             return self.state.home_publishes.get(user, 0)
 
     def _users_info(self, params: JSON) -> JSON:
-        return {"ok": True, "user": self.state.user(_text(params.get("user"))).to_api()}
+        # Real Slack: needs users:read; the locale comes only when asked for.
+        if "users:read" not in self.scopes:
+            raise SlackError("missing_scope")
+        user = self.state.user(_text(params.get("user")))
+        return {
+            "ok": True,
+            "user": user.to_api(include_locale=_truthy(params.get("include_locale"))),
+        }
 
     def _conversations_info(self, params: JSON) -> JSON:
         channel = self.state.resolve_channel(_text(params.get("channel")))
@@ -622,8 +630,14 @@ class UserDirectory:
         name: str | None = None,
         real_name: str | None = None,
         is_admin: bool = False,
+        locale: str = "en-US",
     ) -> User:
-        return self._state.add_user(user_id, name, real_name, is_admin=is_admin)
+        return self._state.add_user(user_id, name, real_name, is_admin=is_admin, locale=locale)
+
+    def set_locale(self, user_id: str, locale: str) -> None:
+        """The user changes their Slack language (Preferences > Language & region)."""
+        with self._state.lock:
+            self._state.user(user_id).locale = locale
 
     def get(self, user_id: str) -> User | None:
         with self._state.lock:

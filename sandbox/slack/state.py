@@ -41,9 +41,11 @@ class User:
     team_id: str
     is_admin: bool = False
     is_bot: bool = False
+    # Slack's BCP 47-ish locale, as users.info reports it with include_locale=true.
+    locale: str = "en-US"
 
-    def to_api(self) -> JSON:
-        return {
+    def to_api(self, *, include_locale: bool = False) -> JSON:
+        user: JSON = {
             "id": self.id,
             "team_id": self.team_id,
             "name": self.name,
@@ -60,6 +62,9 @@ class User:
                 "team": self.team_id,
             },
         }
+        if include_locale:
+            user["locale"] = self.locale
+        return user
 
 
 @dataclass
@@ -325,6 +330,7 @@ class SlackState:
         *,
         is_admin: bool = False,
         is_bot: bool = False,
+        locale: str = "en-US",
     ) -> User:
         with self.lock:
             user = User(
@@ -334,6 +340,7 @@ class SlackState:
                 team_id=self.team_id,
                 is_admin=is_admin,
                 is_bot=is_bot,
+                locale=locale,
             )
             self.users[user_id] = user
             return user

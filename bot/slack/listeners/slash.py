@@ -149,18 +149,22 @@ class SlashCommand:
                 blocks.text_message(await self._grant_or_revoke(principal, channel, parsed))
             )
         elif isinstance(parsed, Policy):
-            if parsed.channel_id is not None and parsed.approvals is not None:
+            if parsed.channel_id is not None:
                 await self._admin.set_policy(
-                    principal, channel, parsed.channel_id, parsed.approvals
+                    principal,
+                    channel,
+                    parsed.channel_id,
+                    approvals=parsed.approvals,
+                    language=parsed.language,
                 )
-                await reply(
-                    blocks.text_message(messages.policy_set(parsed.channel_id, parsed.approvals))
-                )
+                said = messages.policy_set(parsed.channel_id, parsed.approvals, parsed.language)
+                await reply(blocks.text_message(said))
             else:
-                policies = await self._admin.policies(principal)
-                await reply(
-                    blocks.text_message(messages.policies_text(policies.default, policies.channels))
+                p = await self._admin.policies(principal)
+                shown = messages.policies_text(
+                    p.default, p.channels, p.default_language, p.languages
                 )
+                await reply(blocks.text_message(shown))
         elif isinstance(parsed, Audit):
             events = await self._admin.audit_trail(principal, channel, parsed.job_id)
             await reply(blocks.audit_message(events, job_id=parsed.job_id))
