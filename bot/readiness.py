@@ -14,46 +14,70 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.i18n import N_, _, current
 from bot.metastudio import MetaStudioClient, MetaStudioError, TrainingJob, TrainingQuotas
 
 log = logging.getLogger("bot.readiness")
 
 # The check names people read, by the API's names.
 CHECK_NAMES: dict[str, str] = {
-    "speed": "Speaking speed",
-    "sound": "Volume",
-    "snr": "Signal-to-noise ratio",
-    "reverb": "Reverberation",
-    "dnsmos_ovrl": "Overall quality (DNSMOS)",
-    "dnsmos_bak": "Background noise (DNSMOS)",
+    "speed": N_("Speaking speed"),
+    "sound": N_("Volume"),
+    "snr": N_("Signal-to-noise ratio"),
+    "reverb": N_("Reverberation"),
+    "dnsmos_ovrl": N_("Overall quality (DNSMOS)"),
+    "dnsmos_bak": N_("Background noise (DNSMOS)"),
 }
+
+
+def check_label(name: str) -> str:
+    """The check's name in the language spoken now; a check newer than the bot by its API
+    name."""
+    return _(CHECK_NAMES[name]) if name in CHECK_NAMES else name
+
+
+def pick_suggestion(zh: str | None, en: str | None) -> str | None:
+    """MetaStudio's advice, which it writes in both languages, in the one spoken now (the
+    other when that one is empty)."""
+    if current() == "zh":
+        return zh or en
+    return en or zh
 
 
 @dataclass(frozen=True)
 class FailedCheck:
-    """One assessment check out of range, as MetaStudio reported it."""
+    """One assessment check out of range, as MetaStudio reported it: its advice in both of
+    MetaStudio's languages (``suggestion`` picks the one spoken when it is shown)."""
 
     name: str
     actual: str | None
     expected: str | None
-    suggestion: str | None
+    suggestion_zh: str | None
+    suggestion_en: str | None
 
     @property
     def label(self) -> str:
-        return CHECK_NAMES.get(self.name, self.name)
+        return check_label(self.name)
+
+    @property
+    def suggestion(self) -> str | None:
+        return pick_suggestion(self.suggestion_zh, self.suggestion_en)
 
 
 @dataclass(frozen=True)
 class Readiness:
     """The risks of submitting one job. ``quota_left`` is None when the job's type has no
     counter (or the quota was not read); ``quota_unread`` when the read failed or took too
-    long."""
+    long. The checks in range and MetaStudio's overall advice are kept as MetaStudio gave
+    them (API names, both languages); ``passed_checks`` and ``suggestion`` put them in the
+    language spoken when they are shown."""
 
     job_type: str | None
     assessed: bool
     failed_checks: tuple[FailedCheck, ...]
-    passed_checks: tuple[str, ...]
-    suggestion: str | None
+    passed_names: tuple[str, ...]
+    suggestion_zh: str | None
+    suggestion_en: str | None
     authorization: bool
     reject_times: int
     allocated: bool
@@ -61,6 +85,14 @@ class Readiness:
     # Whether the quota was read (``quota_left`` means something), or the read failed.
     quota_checked: bool = False
     quota_unread: bool = False
+
+    @property
+    def passed_checks(self) -> tuple[str, ...]:
+        return tuple(check_label(name) for name in self.passed_names)
+
+    @property
+    def suggestion(self) -> str | None:
+        return pick_suggestion(self.suggestion_zh, self.suggestion_en)
 
     @property
     def no_quota(self) -> bool:
@@ -82,20 +114,19 @@ class Readiness:
             if check.out_of_range:
                 failed.append(
                     FailedCheck(
-                        name,
-                        check.actual,
-                        check.expected,
-                        check.suggestion_en or check.suggestion,
+                        name, check.actual, check.expected, check.suggestion, check.suggestion_en
                     )
                 )
             else:
-                passed.append(CHECK_NAMES.get(name, name))
+                passed.append(name)
+        overall = assess if assess is not None and failed else None
         return cls(
             job_type=str(job.job_type) if job.job_type else None,
             assessed=assess is not None and bool(assess.checks()),
             failed_checks=tuple(failed),
-            passed_checks=tuple(passed),
-            suggestion=assess.suggestion if assess is not None and failed else None,
+            passed_names=tuple(passed),
+            suggestion_zh=overall.suggestion if overall is not None else None,
+            suggestion_en=overall.suggestion_en if overall is not None else None,
             authorization=job.has_authorization,
             reject_times=job.reject_times or 0,
             allocated=job.allocated_resource is not None,

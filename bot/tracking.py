@@ -20,6 +20,7 @@ from bot.approvals import (
     ApprovalStore,
 )
 from bot.backoff import backoff
+from bot.i18n import N_
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     APIError,
@@ -51,6 +52,14 @@ TRANSIENT = (TransportError, ServerError, Throttled, SubmitOutcomeUnknown)
 REFUSED = (CredentialsRejected, CredentialsHeld)
 # Statuses whose submit has not been sent yet (or was refused outright): these are held.
 _HOLDABLE = frozenset({S.APPROVED, S.AUTO_APPROVED, S.SUBMITTING})
+
+# The bot's own sentences stored on a request (its submit error and hint, its outcome, the
+# audit detail) are stored in English, their message ids, and translated where shown;
+# MetaStudio's text is stored as it wrote it.
+CONFIRMED_BY_READ = N_("confirmed by reading the job")
+SUBMIT_UNCLEAR = N_("the job's state does not show whether an earlier attempt went through")
+SUBMIT_UNCLEAR_HINT = N_("Check the job with `/voice status` before submitting again.")
+JOB_GONE = N_("the job no longer exists in MetaStudio")
 
 
 @dataclass(frozen=True)
@@ -186,9 +195,7 @@ class Tracker:
             job = await self._metastudio.show_job(request.job_id, request.app_user_id)
             landed = self._landed(request, job)
             if landed is True:
-                confirmed = await self._submitted(
-                    request, str(job.state), "confirmed by reading the job"
-                )
+                confirmed = await self._submitted(request, str(job.state), CONFIRMED_BY_READ)
                 return await self._review_step(confirmed, job)
             settling = self._settling(request)
             if settling > 0:
@@ -196,11 +203,7 @@ class Tracker:
                 look = self._policy.interval * self._rng.uniform(0.9, 1.0)
                 return Step(request, job, next_poll=min(settling, look))
             if landed is None:
-                failed = await self._submit_failed(
-                    request,
-                    "the job's state does not show whether an earlier attempt went through",
-                    "Check the job with `/voice status` before submitting again.",
-                )
+                failed = await self._submit_failed(request, SUBMIT_UNCLEAR, SUBMIT_UNCLEAR_HINT)
                 return Step(failed, job)
             if not await self._approvals.claim_holds(request.id):
                 # The claim was lost (a failover): the request is claimed afresh, confirmed.
@@ -227,18 +230,16 @@ class Tracker:
             if resumed:
                 job = await self._metastudio.show_job(request.job_id, request.app_user_id)
                 if self._landed(request, job) is True:
-                    confirmed = await self._submitted(
-                        request, str(job.state), "confirmed by reading the job"
-                    )
+                    confirmed = await self._submitted(request, str(job.state), CONFIRMED_BY_READ)
                     return await self._review_step(confirmed, job)
-            return Step(await self._submit_failed(request, _failure_text(refusal), refusal.hint))
+            return Step(await self._submit_failed(request, _failure_text(refusal), refusal.hint_en))
         except APIError as error:
             if isinstance(error, (*TRANSIENT, *REFUSED)):
                 raise
             # A definite refusal: nothing of ours landed (a resumed submit checked first).
-            return Step(await self._submit_failed(request, _failure_text(error), error.hint))
+            return Step(await self._submit_failed(request, _failure_text(error), error.hint_en))
         state = result.job.state if result.job else JobState.SYSTEM_AUDITING
-        detail = "confirmed by reading the job" if result.verified_by_read else ""
+        detail = CONFIRMED_BY_READ if result.verified_by_read else ""
         submitted = await self._submitted(request, str(state), detail)
         return await self._review_step(submitted, result.job)
 
@@ -336,7 +337,7 @@ class Tracker:
                 request.id,
                 target,
                 audit_action="review_failed" if target == S.FAILED else None,
-                outcome="the job no longer exists in MetaStudio",
+                outcome=JOB_GONE,
             )
             return Step(moved or await self._reload(request))
         category = job.category

@@ -19,7 +19,9 @@ Hierarchy::
         └── ServerError             5xx
 
 ``str(error)`` is safe to show to a user: it never holds a secret, an Authorization value
-or the gateway's echo of the canonical request. ``error.hint`` says what to do about it.
+or the gateway's echo of the canonical request. ``error.hint`` says what to do about it, in
+the language spoken now; ``error.hint_en`` is the same in English, its message id, for a
+hint stored to be shown later.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from bot.i18n import N_, _
 
 MAX_MESSAGE = 300
 
@@ -68,31 +72,31 @@ CREDENTIAL_KINDS = (SIGNATURE, CLOCK, UNKNOWN_AK, LOCKED, TOKEN, IAM)
 
 # What an operator should check, by the kind of authentication failure.
 _CREDENTIAL_HINTS = {
-    SIGNATURE: (
+    SIGNATURE: N_(
         "Configuration problem: MetaStudio did not accept the request signature. Ask an "
         "operator to check that HUAWEICLOUD_SDK_SK is the secret key of HUAWEICLOUD_SDK_AK "
         "(rotated, mistyped, extra spaces), and that the Huawei Cloud account is not in "
         "arrears or frozen."
     ),
-    CLOCK: (
+    CLOCK: N_(
         "Configuration problem: the bot host's clock is more than 15 minutes off, so its "
         "signatures look expired. Ask an operator to check the host's clock (NTP)."
     ),
-    UNKNOWN_AK: (
+    UNKNOWN_AK: N_(
         "Configuration problem: MetaStudio does not know the access key. Ask an operator to "
         "check HUAWEICLOUD_SDK_AK (deleted, or of another account)."
     ),
-    LOCKED: (
+    LOCKED: N_(
         "MetaStudio has locked the bot's AK/SK for five minutes after repeated failed "
         "sign-ins. The bot waits for the lock to lift and then tries once; meanwhile ask an "
         "operator to check HUAWEICLOUD_SDK_SK and whatever else uses this key."
     ),
-    TOKEN: (
+    TOKEN: N_(
         "Configuration problem: MetaStudio refused the IAM token even after a fresh one was "
         "fetched. Ask an operator to check the VOICEBOT_IAM_* settings, the region, and that "
         "the account is not in arrears or frozen."
     ),
-    IAM: (
+    IAM: N_(
         "Configuration problem: IAM refused the bot's user name, password, account (domain) "
         "or project. Ask an operator to check the VOICEBOT_IAM_* settings."
     ),
@@ -113,14 +117,21 @@ def credentials_kind(error_msg: str) -> str:
     return SIGNATURE
 
 
-def credentials_hint(kind: str) -> str:
+def credentials_hint_en(kind: str) -> str:
     return _CREDENTIAL_HINTS.get(kind, _CREDENTIAL_HINTS[SIGNATURE])
+
+
+def credentials_hint(kind: str) -> str:
+    """What an operator should check, in the language spoken now."""
+    return _(credentials_hint_en(kind))
 
 
 class MetaStudioError(Exception):
     """Base of every client error; the message is safe to show to a user."""
 
-    hint = "Try again later. If it keeps happening, ask the bot's operators to look at the logs."
+    hint_en = N_(
+        "Try again later. If it keeps happening, ask the bot's operators to look at the logs."
+    )
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -132,11 +143,16 @@ class MetaStudioError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
 
+    @property
+    def hint(self) -> str:
+        """What to do about it, in the language spoken now."""
+        return _(self.hint_en)
+
 
 class TransportError(MetaStudioError):
     """No answer came back. ``maybe_sent`` is False only when the request surely never left."""
 
-    hint = "MetaStudio did not answer. Try again in a few minutes."
+    hint_en = N_("MetaStudio did not answer. Try again in a few minutes.")
 
     def __init__(self, message: str, *, maybe_sent: bool = True) -> None:
         super().__init__(message)
@@ -154,7 +170,7 @@ class SubmitOutcomeUnknown(MetaStudioError):
     connection lost after sending), False when that exchange was over (another 5xx).
     """
 
-    hint = (
+    hint_en = N_(
         "It is not known whether the submit went through. Check the job's state in a minute "
         "before submitting it again."
     )
@@ -236,8 +252,8 @@ class CredentialsRejected(APIError):
         return credentials_kind(self.error_msg)
 
     @property
-    def hint(self) -> str:  # type: ignore[override]
-        return credentials_hint(self.kind)
+    def hint_en(self) -> str:  # type: ignore[override]
+        return credentials_hint_en(self.kind)
 
 
 class SignatureRejected(CredentialsRejected):
@@ -266,8 +282,8 @@ class CredentialsHeld(MetaStudioError):
         self.retry_in = retry_in
 
     @property
-    def hint(self) -> str:  # type: ignore[override]
-        return credentials_hint(self.kind)
+    def hint_en(self) -> str:  # type: ignore[override]
+        return credentials_hint_en(self.kind)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -282,7 +298,7 @@ class CredentialsHeld(MetaStudioError):
 
 class ProjectMismatch(APIError):
     summary = "MetaStudio refused the project id"
-    hint = (
+    hint_en = N_(
         "Configuration problem: HUAWEICLOUD_SDK_PROJECT_ID is not the project of these "
         "credentials in this region. Ask an operator to check it."
     )
@@ -290,7 +306,7 @@ class ProjectMismatch(APIError):
 
 class JobNotFound(APIError):
     summary = "MetaStudio has no such training job"
-    hint = (
+    hint_en = N_(
         "Check the job id, and that the job belongs to the project and region the bot is "
         "configured for."
     )
@@ -298,7 +314,7 @@ class JobNotFound(APIError):
 
 class JobNotSubmittable(APIError):
     summary = "The job cannot be submitted in its current state"
-    hint = (
+    hint_en = N_(
         "A job can be submitted once its data is uploaded (or uploaded again after a failed "
         "review), and not while it is already in review or training. Check the job's state."
     )
@@ -306,27 +322,27 @@ class JobNotSubmittable(APIError):
 
 class InvalidParameter(APIError):
     summary = "MetaStudio rejected a parameter"
-    hint = "Check the values given (voice_name, sex, language, tag) and try again."
+    hint_en = N_("Check the values given (voice_name, sex, language, tag) and try again.")
 
 
 class QuotaExceeded(APIError):
     summary = "MetaStudio quota exceeded"
 
     @property
-    def hint(self) -> str:  # type: ignore[override]
+    def hint_en(self) -> str:  # type: ignore[override]
         if self.error_code == RESOURCE_QUOTA_CODE:
-            return "The account has no voice-training resources left. Buy more, then try again."
-        return "Too many jobs are in training at once. Wait for earlier jobs to finish."
+            return N_("The account has no voice-training resources left. Buy more, then try again.")
+        return N_("Too many jobs are in training at once. Wait for earlier jobs to finish.")
 
 
 class Throttled(APIError):
     summary = "MetaStudio is rate limiting requests"
-    hint = "MetaStudio is busy. Try again in a minute."
+    hint_en = N_("MetaStudio is busy. Try again in a minute.")
 
 
 class ServerError(APIError):
     summary = "MetaStudio had an internal error"
-    hint = "MetaStudio failed on its side. Try again in a few minutes."
+    hint_en = N_("MetaStudio failed on its side. Try again in a few minutes.")
 
 
 def _rebuild(

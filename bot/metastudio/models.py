@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.i18n import N_, _
+
 
 class JobState(StrEnum):
     """A job's ``state``. A name MetaStudio added after SDK 3.1.219 becomes a pseudo-member
@@ -91,22 +93,22 @@ STATE_CATEGORY: dict[JobState, StateCategory] = {
 }
 
 STATE_WORDS: dict[JobState, str] = {
-    JobState.CREATING: "being created",
-    JobState.UPLOADING: "uploading training data",
-    JobState.SYSTEM_AUDITING: "in automatic review",
-    JobState.AUDITING: "in manual review",
-    JobState.AUDIT_FAILED: "review failed, waiting for the data to be uploaded again",
-    JobState.WAITING_SPLIT: "review passed, waiting for audio splitting",
-    JobState.SPLITTING: "review passed, splitting audio",
-    JobState.SPLIT_FAILED: "audio splitting failed",
-    JobState.ANNOTATING: "review passed, annotating",
-    JobState.WAITING: "review passed, waiting for training",
-    JobState.PROCESSING: "training",
-    JobState.RESULT_REVIEW: "training result under review",
-    JobState.USER_RESULT_REVIEW: "training result awaiting your review",
-    JobState.USER_REVIEW_REJECT: "training result rejected by the user",
-    JobState.FAILED: "failed",
-    JobState.SUCCEED: "succeeded",
+    JobState.CREATING: N_("being created"),
+    JobState.UPLOADING: N_("uploading training data"),
+    JobState.SYSTEM_AUDITING: N_("in automatic review"),
+    JobState.AUDITING: N_("in manual review"),
+    JobState.AUDIT_FAILED: N_("review failed, waiting for the data to be uploaded again"),
+    JobState.WAITING_SPLIT: N_("review passed, waiting for audio splitting"),
+    JobState.SPLITTING: N_("review passed, splitting audio"),
+    JobState.SPLIT_FAILED: N_("audio splitting failed"),
+    JobState.ANNOTATING: N_("review passed, annotating"),
+    JobState.WAITING: N_("review passed, waiting for training"),
+    JobState.PROCESSING: N_("training"),
+    JobState.RESULT_REVIEW: N_("training result under review"),
+    JobState.USER_RESULT_REVIEW: N_("training result awaiting your review"),
+    JobState.USER_REVIEW_REJECT: N_("training result rejected by the user"),
+    JobState.FAILED: N_("failed"),
+    JobState.SUCCEED: N_("succeeded"),
 }
 
 # States from which a submit (commit) is accepted: the job exists and its data is uploaded
@@ -118,13 +120,34 @@ TERMINAL_STATES = frozenset(
 )
 
 
+# The categories in words, as a status reply shows them next to the state.
+CATEGORY_WORDS: dict[StateCategory, str] = {
+    StateCategory.PRE_SUBMIT: N_("pre-submit"),
+    StateCategory.UNDER_REVIEW: N_("under review"),
+    StateCategory.REVIEW_FAILED: N_("review failed"),
+    StateCategory.REVIEW_PASSED: N_("review passed, preparing"),
+    StateCategory.TRAINING: N_("training"),
+    StateCategory.SUCCEEDED: N_("succeeded"),
+    StateCategory.FAILED: N_("failed"),
+    StateCategory.UNKNOWN: N_("unknown"),
+}
+
+
 def category_of(state: JobState) -> StateCategory:
     return STATE_CATEGORY.get(state, StateCategory.UNKNOWN)
 
 
+def category_words(category: StateCategory) -> str:
+    """The category in words, in the language spoken now."""
+    return _(CATEGORY_WORDS[category])
+
+
 def state_words(state: JobState) -> str:
-    """The state in words; a state newer than the bot is shown by its raw name."""
-    return STATE_WORDS.get(state, f"in state {state.value}")
+    """The state in words, in the language spoken now; a state newer than the bot is shown
+    by its raw name."""
+    if state in STATE_WORDS:
+        return _(STATE_WORDS[state])
+    return _("in state {state}").format(state=state.value)
 
 
 class JobTag(StrEnum):
@@ -226,7 +249,10 @@ class AssessResult(_ApiModel):
     reverb: AssessProperty | None = None
     dnsmos_ovrl: AssessProperty | None = None
     dnsmos_bak: AssessProperty | None = None
+    # The overall advice. The API documents one string; an English one beside it, should
+    # MetaStudio send it, is shown to those who read English, as each check's is.
     suggestion: str | None = None
+    suggestion_en: str | None = None
 
     def checks(self) -> list[tuple[str, AssessProperty]]:
         """The checks MetaStudio reported, by API name, in its order."""

@@ -26,7 +26,15 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bot.metastudio.errors import AUTH_CODES, TOKEN, MetaStudioError, credentials_kind
+from bot.i18n import N_
+from bot.metastudio.errors import (
+    AUTH_CODES,
+    IAM,
+    TOKEN,
+    MetaStudioError,
+    credentials_hint_en,
+    credentials_kind,
+)
 
 logger = logging.getLogger("bot.metastudio.token")
 
@@ -55,15 +63,13 @@ class IAMAuthError(MetaStudioError):
         super().__init__(message)
         self.status_code = status_code
         if status_code is not None and 400 <= status_code < 500:
-            self.hint = (
-                "Configuration problem: IAM refused the bot's user name, password, account "
-                "(domain) or project. Ask an operator to check the VOICEBOT_IAM_* settings."
-            )
+            self.hint_en = credentials_hint_en(IAM)
         else:
-            self.hint = "The IAM service did not answer. Try again in a few minutes."
+            self.hint_en = N_("The IAM service did not answer. Try again in a few minutes.")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message,), {"status_code": self.status_code, "hint": self.hint})
+        state = {"status_code": self.status_code, "hint_en": self.hint_en}
+        return (type(self), (self.message,), state)
 
 
 @dataclass(frozen=True, slots=True)

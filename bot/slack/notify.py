@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import AFTER_AUTO_APPROVAL, ApprovalRequest, ApprovalStatus, ApprovalStore
+from bot.i18n import _
 from bot.metastudio import (
     CommitJobRequest,
     MetaStudioClient,
@@ -131,7 +132,7 @@ def card_message(
         job_name=request.body.get("voice_name"),
         job_state=request.job_state,
         decided_by=request.decided_by,
-        reason=request.reason or request.submit_error or request.outcome,
+        reason=request.reason or _stored(request.submit_error) or _stored(request.outcome),
         expires_at=request.expires_at if request.status == S.PENDING else None,
         note=note,
         readiness=readiness,
@@ -149,6 +150,13 @@ def addressed(message: OutgoingMessage, user_id: str) -> OutgoingMessage:
             block["text"]["text"] = f"{messages.mention(user_id)} {block['text']['text']}"
             break
     return OutgoingMessage(text=f"{messages.mention(user_id)} {message.text}", blocks=out)
+
+
+def _stored(text: str | None) -> str | None:
+    """A text stored on the request, in the language spoken now: the bot's own sentences
+    are stored in English (their message ids, see ``bot.tracking``); MetaStudio's text has
+    no translation and stays as MetaStudio wrote it."""
+    return _(text) if text else text
 
 
 def _admin_reason(logs: OperationLogList) -> str | None:
@@ -341,7 +349,7 @@ class Notifier:
                 request.job_id,
                 name,
                 audit,
-                reason=_admin_reason(logs) or request.outcome,
+                reason=_admin_reason(logs) or _stored(request.outcome),
                 reject_times=reject_times,
             )
         if status in (S.SUCCEEDED, S.TRAINING_FAILED):
@@ -350,9 +358,10 @@ class Notifier:
         if status == S.SUBMIT_FAILED:
             code, sep, text = (request.submit_error or "").partition(": ")
             if not sep:
-                code, text = "", code
+                # No MetaStudio code: the bot's own sentence.
+                code, text = "", _stored(code) or ""
             return blocks.submit_failed_message(
-                request.job_id, code or None, text or None, request.submit_hint
+                request.job_id, code or None, text or None, _stored(request.submit_hint)
             )
         return blocks.text_message(messages.request_expired(request.id))
 
