@@ -210,18 +210,21 @@ class SubmissionService:
         required = await self._policies.required_approvals(
             intent.principal.tenant, intent.channel_id
         )
+        card_channel = self.card_channel(intent.channel_id)
+        language = await self._policies.channel_language(intent.principal.tenant, card_channel)
         request = self._approvals.draft(
             tenant=intent.principal.tenant,
             team_id=intent.team_id,
             enterprise_id=intent.enterprise_id,
             requester=intent.principal.user,
             origin_channel=intent.channel_id,
-            card_channel=self.card_channel(intent.channel_id),
+            card_channel=card_channel,
             job_id=intent.job_id,
             body=intent.request.body(),
             app_user_id=intent.app_user_id,
             auto_approve=not self._settings.require_approval,
             required_approvals=required,
+            language=language,
             job_state=str(job.state),
             job_reject_times=job.reject_times,
             job_updated=job.lastupdate_time,

@@ -28,7 +28,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
+from bot.audit import AuditLog
 from bot.permissions import PermissionStore, Principal, Role
+from bot.policies import PolicyStore
 from bot.redis import connect
 from bot.settings import Settings
 from bot.web import build_web
@@ -53,6 +55,9 @@ SEED_FILE = Path(__file__).resolve().parents[1] / "config" / "sandbox-jobs.json"
 DEV_REVIEW = ReviewPlan(system_delay=4.0, admin_delay=5.0, wait_delay=2.0, train_delay=6.0)
 DEV_CHANNEL = "C0VOICEDEV"
 DEV_CHANNEL_NAME = "voice-training"
+# A second channel whose cards and threads are in Chinese (``/voice policy ... language=zh``).
+DEV_CHANNEL_ZH = "C0VOICEZH1"
+DEV_CHANNEL_ZH_NAME = "voice-training-zh"
 KEY_PREFIX_ROOT = "voicebot-dev"
 DEFAULT_PREFIX: str = Settings.model_fields["redis_prefix"].default
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -68,6 +73,8 @@ class DemoUser:
     real_name: str
     label: str
     roles: tuple[Role, ...] = ()
+    # Their Slack language: what only they see (replies, the form, Home) follows it.
+    locale: str = "en-US"
 
     def playground_user(self) -> PlaygroundUser:
         return PlaygroundUser(
@@ -78,7 +85,15 @@ class DemoUser:
 DEMO_ADMIN = DemoUser("U0DEVADMIN", "ada", "Ada Admin", "admin")
 DEMO_REQUESTER = DemoUser("U0DEVREQST", "rin", "Rin Requester", "requester", (Role.requester,))
 DEMO_APPROVER = DemoUser("U0DEVAPPRV", "abe", "Abe Approver", "approver", (Role.approver,))
-DEMO_USERS: tuple[DemoUser, ...] = (DEMO_REQUESTER, DEMO_APPROVER, DEMO_ADMIN)
+DEMO_ZH = DemoUser(
+    "U0DEVZHCN1",
+    "lina",
+    "李娜 Li Na",
+    "requester, approver · zh-CN",
+    (Role.requester, Role.approver),
+    locale="zh-CN",
+)
+DEMO_USERS: tuple[DemoUser, ...] = (DEMO_REQUESTER, DEMO_APPROVER, DEMO_ADMIN, DEMO_ZH)
 
 # Used only when the seed file is missing (an installed package without the repository).
 FALLBACK_SEED: dict[str, object] = {
@@ -117,6 +132,8 @@ class StackOptions:
     users: tuple[DemoUser, ...] = DEMO_USERS
     channel: str = DEV_CHANNEL
     channel_name: str = DEV_CHANNEL_NAME
+    chinese_channel: str | None = DEV_CHANNEL_ZH
+    chinese_channel_name: str = DEV_CHANNEL_ZH_NAME
 
 
 # -- deciding whether to run locally at all ---------------------------------------------------
@@ -261,6 +278,29 @@ async def grant_demo_roles(settings: Settings, team_id: str, users: Sequence[Dem
         await client.aclose()
 
 
+async def speak_chinese_in(settings: Settings, team_id: str, channel: str) -> None:
+    """Set ``channel``'s language to Chinese, as ``/voice policy #channel language=zh`` would."""
+    if not settings.admins:
+        return
+    client = connect(settings.redis_url)
+    try:
+        prefix = settings.redis_prefix
+        audit = AuditLog(client, prefix)
+        permissions = PermissionStore(client, prefix, settings.admins, audit=audit)
+        policies = PolicyStore(
+            client,
+            prefix,
+            default_approvals=settings.required_approvals,
+            default_language=settings.language,
+            permissions=permissions,
+            audit=audit,
+        )
+        admin = Principal.from_ids(None, team_id, settings.admins[0])
+        await policies.set_policy(admin, channel, channel, language="zh")
+    finally:
+        await client.aclose()
+
+
 async def delete_run_keys(redis_url: str, prefix: str, queue_name: str) -> int:
     """Delete the keys this run wrote: those carrying its prefix, and the arq bookkeeping of
     jobs still in its queue (cron job ids carry no prefix of ours)."""
@@ -371,8 +411,16 @@ class DevStack:
         bot_token = f"xoxb-local-{secrets.token_hex(8)}"
         self.slack = LocalSlack(bot_token=bot_token, signing_secret=secrets.token_hex(16))
         self.slack.add_channel(options.channel, options.channel_name)
+        if options.chinese_channel is not None:
+            self.slack.add_channel(options.chinese_channel, options.chinese_channel_name)
         for user in options.users:
-            self.slack.add_user(user.id, user.name, user.real_name, is_admin=user.label == "admin")
+            self.slack.add_user(
+                user.id,
+                user.name,
+                user.real_name,
+                is_admin=user.label == "admin",
+                locale=user.locale,
+            )
         slack_server = self._exits.enter_context(_serve(self.slack.app, options.port))
         self.slack.base_url = slack_server.url
         self.url = slack_server.url
@@ -388,6 +436,10 @@ class DevStack:
             options=options,
         )
         run_isolated(grant_demo_roles(self.settings, self.slack.team_id, options.users))
+        if options.chinese_channel is not None:
+            run_isolated(
+                speak_chinese_in(self.settings, self.slack.team_id, options.chinese_channel)
+            )
         web = self._exits.enter_context(ServerThread(build_web(self.settings)))
         self.bot_url = f"{web.url}/slack/events"
         log.info("bot web app on %s", web.url)

@@ -313,9 +313,11 @@ async def grant(driver: SlackDriver, slack: LocalSlack, user: str, role: str) ->
 
 
 async def prefixed_keys(redis_client: aioredis.Redis, prefix: str) -> list[str]:
-    """The bot's keys, less the delivery log (``seen:``) every delivery writes to."""
+    """The bot's keys, less the delivery log (``seen:``) every delivery writes to and the
+    cache of users' Slack locales (``locale:``) every first command of a user writes to."""
     found = [k async for k in redis_client.scan_iter(match=f"{prefix}*", count=500)]
-    return sorted(k for k in found if not k.startswith(f"{prefix}seen:"))
+    caches = (f"{prefix}seen:", f"{prefix}locale:")
+    return sorted(k for k in found if not k.startswith(caches))
 
 
 # -- approval flow helpers: what a user does, and what Slack, MetaStudio and Redis show -----

@@ -28,7 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import AFTER_AUTO_APPROVAL, ApprovalRequest, ApprovalStatus, ApprovalStore
-from bot.i18n import _
+from bot.i18n import _, speaking
 from bot.metastudio import (
     CommitJobRequest,
     MetaStudioClient,
@@ -117,7 +117,14 @@ def card_message(
     request: ApprovalRequest, *, note: str | None = None, readiness: Readiness | None = None
 ) -> OutgoingMessage:
     """The card of ``request``; ``readiness`` is the job's risks as just read (None when
-    MetaStudio did not answer: the card then says so)."""
+    MetaStudio did not answer: the card then says so). In the request's language."""
+    with speaking(request.language):
+        return _card(request, note, readiness)
+
+
+def _card(
+    request: ApprovalRequest, note: str | None, readiness: Readiness | None
+) -> OutgoingMessage:
     if note is None and request.held:
         note = messages.held_note(request.held)
     if note is None and request.decided_by is None and request.status in AFTER_AUTO_APPROVAL:
@@ -324,6 +331,12 @@ class Notifier:
     async def _message_for(
         self, request: ApprovalRequest, marker: str, job: TrainingJob | None
     ) -> OutgoingMessage:
+        with speaking(request.language):
+            return await self._in_language(request, marker, job)
+
+    async def _in_language(
+        self, request: ApprovalRequest, marker: str, job: TrainingJob | None
+    ) -> OutgoingMessage:
         if marker == DECISION:
             return decision_reply(request)
         if marker == HELD:
@@ -367,7 +380,12 @@ class Notifier:
 
 
 def decision_reply(request: ApprovalRequest) -> OutgoingMessage:
-    """The thread reply for an approve or reject click."""
+    """The thread reply for an approve or reject click, in the request's language."""
+    with speaking(request.language):
+        return _decision(request)
+
+
+def _decision(request: ApprovalRequest) -> OutgoingMessage:
     decider = request.decided_by or "?"
     if request.status == S.REJECTED:
         # The reason is the approver's own words: shown as typed, below the sentence.
