@@ -155,7 +155,8 @@ async def test_the_home_tab_is_in_the_users_language(
         assert opened.acked
     await wait_until(lambda: slack.home(APPROVER) and slack.home(REQUESTER))
     zh_home, en_home = slack.home(APPROVER), slack.home(REQUESTER)
-    assert zh_home is not None and en_home is not None
+    assert zh_home is not None
+    assert en_home is not None
     assert han(json.dumps(zh_home["blocks"], ensure_ascii=False)) > 5
     assert han(json.dumps(en_home["blocks"], ensure_ascii=False)) == 0
 
@@ -235,7 +236,8 @@ async def test_policy_language_accepts_chinese_and_refuses_other_languages(
     assert f"<#{CHANNEL}>" in ok
     refused = await say(driver, slack, f"policy <#{CHANNEL}|voice> language=fr", user=ADMIN)
     assert in_english(messages.bad_policy_language, "fr") in refused
-    assert "`en`" in refused and "`zh`" in refused
+    assert "`en`" in refused
+    assert "`zh`" in refused
     not_admin = await say(driver, slack, f"policy <#{CHANNEL}|voice> language=en", user=APPROVER)
     assert "*admin*" in not_admin
     assert ephemeral_texts(slack, ADMIN) == []

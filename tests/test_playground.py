@@ -23,6 +23,9 @@ from bot.settings import load_settings
 from sandbox.dev import (
     DEMO_APPROVER,
     DEMO_REQUESTER,
+    DEMO_ZH,
+    DEV_CHANNEL_ZH,
+    DEV_CHANNEL_ZH_NAME,
     DevStack,
     StackOptions,
     delete_run_keys,
@@ -43,6 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 FAST_REVIEW = ReviewPlan(system_delay=0.3, admin_delay=0.3, wait_delay=0.2, train_delay=0.4)
 UI_TIMEOUT_MS = 10_000
@@ -428,3 +432,42 @@ async def test_the_home_tab_shows_what_waits_and_approves_from_it(
     card = stack.slack.messages(stack.options.channel)[0]
     assert job in card.text
     await stack.slack.wait_for_async(lambda: stack.metastudio.commit_count(job) == 1, timeout=15)
+
+
+async def test_a_chinese_user_submits_in_the_chinese_channel_and_sees_a_chinese_card(
+    stack: DevStack, page: Any
+) -> None:
+    """李娜 reads Slack in Chinese and submits in #voice-training-zh, whose language is zh."""
+    tab = page
+    job = _job_named(stack, "news_anchor_m_02")
+    await tab.goto(f"{stack.url}/?as={DEMO_ZH.id}")
+    await tab.get_by_text("voicebot is connected").wait_for()
+    await tab.locator("#channel-list li").get_by_text(DEV_CHANNEL_ZH_NAME).click()
+    await tab.fill("#composer-input", f"/voice submit {job} voice_name=新闻主播 sex=男")
+    await tab.press("#composer-input", "Enter")
+    card = await stack.slack.wait_for_async(
+        lambda: next((m for m in stack.slack.messages(DEV_CHANNEL_ZH) if job in m.text), None),
+        timeout=10,
+    )
+    assert card is not None
+    shown = tab.locator(f'#messages .msg[data-ts="{card.ts}"]')
+    header = shown.locator(".b-header").first
+    await header.wait_for()
+    assert _HAN.search(await header.inner_text())
+    # MetaStudio's own suggestion, in the Chinese it wrote it in.
+    assert _HAN.search(await shown.inner_text())
+    assert "Signal-to-noise" not in await shown.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await shown.scroll_into_view_if_needed()
+    await shown.screenshot(path=str(ARTIFACTS / "playground-card-zh.png"))
+
+    await _act_as(tab, DEMO_APPROVER.id)
+    await tab.locator("#channel-list li").get_by_text(DEV_CHANNEL_ZH_NAME).click()
+    await shown.locator("[data-testid=button-approval_approve]").click()
+    await tab.locator("#confirm [data-testid=confirm-ok]").click()
+    await stack.slack.wait_for_async(lambda: stack.metastudio.commit_count(job) == 1, timeout=15)
+    replies = await stack.slack.wait_for_async(
+        lambda: stack.slack.thread(DEV_CHANNEL_ZH, card.ts)[1:], timeout=10
+    )
+    assert all(_HAN.search(reply.text) for reply in replies)
+    await tab.locator("#channel-pane").screenshot(path=str(ARTIFACTS / "playground-channel-zh.png"))
