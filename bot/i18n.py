@@ -62,6 +62,16 @@ def speaking(language: Language) -> Iterator[Language]:
         _current.reset(token)
 
 
+def speak_from_now(language: Language) -> None:
+    """Speak ``language`` for the rest of the current task (and the tasks it starts).
+
+    For a Bolt middleware: Bolt runs the listener after the middleware chain has returned,
+    in the same task, so a ``with`` block around ``next()`` would end too early. Each
+    incoming request is dispatched in a task of its own, or after its own middleware has
+    set the language again."""
+    _current.set(language)
+
+
 @cache
 def _catalog(language: Language) -> _gettext.NullTranslations:
     if language == "en":

@@ -240,4 +240,6 @@ async def test_policy_language_accepts_chinese_and_refuses_other_languages(
     assert "`zh`" in refused
     not_admin = await say(driver, slack, f"policy <#{CHANNEL}|voice> language=en", user=APPROVER)
     assert "*admin*" in not_admin
-    assert ephemeral_texts(slack, ADMIN) == []
+    # Neither the refused language nor the approver's attempt changed the channel's.
+    shown = await say(driver, slack, "policy", user=ADMIN)
+    assert f"<#{CHANNEL}>: Simplified Chinese" in shown

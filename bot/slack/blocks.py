@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.i18n import N_, _
 from bot.metastudio.models import (
     ASSESS_CHECKS,
     STATE_WORDS,
@@ -23,6 +24,7 @@ from bot.metastudio.models import (
     TrainingJob,
     TrainingQuotas,
     category_of,
+    category_words,
     state_words,
 )
 from bot.readiness import Readiness
@@ -161,8 +163,19 @@ def pack_lines(
     return blocks
 
 
+_OMITTED: dict[str, str] = {
+    "entries": N_("…and {count} more entries not shown."),
+    "resources": N_("…and {count} more resources not shown."),
+    "problems": N_("…and {count} more problems not shown."),
+    "roles": N_("…and {count} more roles not shown."),
+    "events": N_("…and {count} more events not shown."),
+}
+
+
 def _omitted(count: int, what: str) -> str:
-    return f"…and {count} more {escape(what)} not shown."
+    if what in _OMITTED:
+        return _(_OMITTED[what]).format(count=count)
+    return _("…and {count} more {what} not shown.").format(count=count, what=escape(what))
 
 
 def slack_date(when: datetime | float | None) -> str | None:
@@ -186,27 +199,27 @@ def slack_date(when: datetime | float | None) -> str | None:
 
 def _state_words(state: str | None) -> str:
     if not state:
-        return "unknown"
+        return _("unknown")
     try:
         parsed = JobState(state)
     except ValueError:
         return code(state)
     if not parsed.known:
         # A state newer than the bot: its raw name is all there is to show.
-        return f"{code(parsed.value)} (not known to this bot)"
-    return f"{STATE_WORDS[parsed]} (`{parsed.value}`)"
+        return _("{state} (not known to this bot)").format(state=code(parsed.value))
+    return _("{words} (`{state}`)").format(words=_(STATE_WORDS[parsed]), state=parsed.value)
 
 
 _FIELD_LABELS: dict[str, str] = {
-    "voice_name": "Voice name",
-    "sex": "Sex",
-    "language": "Language",
-    "tag": "Tag",
-    "phone": "Phone",
-    "app_user_id": "App user ID",
-    "output_language": "Output language",
-    "description": "Description",
-    "custom_text": "Audition text",
+    "voice_name": N_("Voice name"),
+    "sex": N_("Sex"),
+    "language": N_("Language"),
+    "tag": N_("Tag"),
+    "phone": N_("Phone"),
+    "app_user_id": N_("App user ID"),
+    "output_language": N_("Output language"),
+    "description": N_("Description"),
+    "custom_text": N_("Audition text"),
 }
 
 
@@ -214,7 +227,7 @@ def request_fields(request: CommitJobRequest) -> list[tuple[str, str]]:
     """The fields a submit will send, as (label, value as typed) pairs."""
     body = request.body()
     order = [k for k in _FIELD_LABELS if k in body] + [k for k in body if k not in _FIELD_LABELS]
-    return [(_FIELD_LABELS.get(k, k), body[k]) for k in order]
+    return [(_(_FIELD_LABELS[k]) if k in _FIELD_LABELS else k, body[k]) for k in order]
 
 
 def _as_typed(text: str) -> dict[str, Any]:
@@ -257,13 +270,15 @@ def parse_approval_value(value: str) -> tuple[str, str] | None:
 
 def approval_decision_line(status: str, decided_by: str | None) -> str:
     emoji = _STATUS_EMOJI.get(status, ":grey_question:")
-    line = f"{emoji} *{messages.approval_status(status)}*"
+    words = messages.approval_status(status)
     if decided_by and status in ("approved", "rejected"):
-        line += f" by {mention(decided_by)}"
+        line = _("*{status}* by {user}").format(status=words, user=mention(decided_by))
     elif decided_by:
         # Later states keep the trail of who let the request through.
-        line += f" · approved by {mention(decided_by)}"
-    return line
+        line = _("*{status}* · approved by {user}").format(status=words, user=mention(decided_by))
+    else:
+        line = f"*{words}*"
+    return f"{emoji} {line}"
 
 
 def _decision_context(status: str, decided_by: str | None, reason: str | None) -> dict[str, Any]:
@@ -276,12 +291,16 @@ def _decision_context(status: str, decided_by: str | None, reason: str | None) -
 
 def approval_card(card: ApprovalCard) -> OutgoingMessage:
     job = code(card.job_id, 64)
-    name = code(card.job_name, 64) if card.job_name else "name unknown"
+    name = code(card.job_name, 64) if card.job_name else _("name unknown")
     blocks: list[dict[str, Any]] = [
-        header("Voice training submit request"),
+        header(_("Voice training submit request")),
         section(
-            f"{mention(card.requester_id)} asks to submit job {job} to MetaStudio.\n"
-            f"Job: {name}, {_state_words(card.job_state)}",
+            _("{requester} asks to submit job {job} to MetaStudio.\nJob: {name}, {state}").format(
+                requester=mention(card.requester_id),
+                job=job,
+                name=name,
+                state=_state_words(card.job_state),
+            ),
             verbatim=True,
         ),
     ]
@@ -291,7 +310,7 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
         blocks.append(typed_fields_section(short))
     blocks += [typed_section(label, value) for label, value in long]
     if not short and not long:
-        blocks.append(section("_No fields set: MetaStudio keeps the job's current values._"))
+        blocks.append(section(_("_No fields set: MetaStudio keeps the job's current values._")))
     if card.status != "pending":
         blocks.append(context(messages.risks_after_decision(card.job_id)))
     elif card.readiness is not None:
@@ -300,19 +319,23 @@ def approval_card(card: ApprovalCard) -> OutgoingMessage:
         blocks.append(context(messages.readiness_unread()))
     if card.note:
         blocks.append(section(f":information_source: {escape(card.note)}"))
-    details = [f"Payload {code(card.payload_hash[:12])}", f"request {code(card.request_id)}"]
+    details = [
+        _("Payload {hash}").format(hash=code(card.payload_hash[:12])),
+        _("request {request}").format(request=code(card.request_id)),
+    ]
     expires = slack_date(card.expires_at)
     if expires and card.status == "pending":
-        details.append(f"expires {expires}")
+        details.append(_("expires {date}").format(date=expires))
     blocks.append(context(" · ".join(details)))
     if card.required_approvals > 1:
         blocks.append(approval_progress(card))
     if card.status == "pending":
         blocks.append(_approval_actions(card))
     blocks.append(_decision_context(card.status, card.decided_by, card.reason))
-    text = (
-        f"Submit request for job {escape(card.job_id)} from {mention(card.requester_id)}: "
-        f"{messages.approval_status(card.status)}"
+    text = _("Submit request for job {job} from {requester}: {status}").format(
+        job=escape(card.job_id),
+        requester=mention(card.requester_id),
+        status=messages.approval_status(card.status),
     )
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
@@ -341,14 +364,14 @@ def readiness_blocks(readiness: Readiness, *, quota: bool = True) -> list[dict[s
     risks = risk_lines(readiness, quota=quota)
     out = [section(messages.risks_heading(risks) if risks else messages.no_risks())]
     facts = [
-        ("Type", messages.job_type_words(readiness.job_type)),
-        ("Authorization letter", messages.authorization_words(readiness.authorization)),
-        ("Earlier reviews", messages.reject_times_words(readiness.reject_times)),
+        (_("Type"), messages.job_type_words(readiness.job_type)),
+        (_("Authorization letter"), messages.authorization_words(readiness.authorization)),
+        (_("Earlier reviews"), messages.reject_times_words(readiness.reject_times)),
     ]
     if quota and readiness.quota_checked:
         facts.append(
             (
-                "Trainings left",
+                _("Trainings left"),
                 messages.quota_words(readiness.quota_left, readiness.job_type, readiness.allocated),
             )
         )
@@ -400,7 +423,8 @@ def quotas_message(quotas: TrainingQuotas | None) -> OutgoingMessage:
     ]
     if lines:
         out += pack_lines(lines, MAX_MESSAGE_BLOCKS - len(out), what="resources")
-    text = "Voice trainings left: " + ", ".join(f"{k} {v}" for k, v in pairs)
+    counts_text = ", ".join(f"{k} {v}" for k, v in pairs)
+    text = _("Voice trainings left: {counts}").format(counts=counts_text)
     return OutgoingMessage(text=_fallback(escape(text)), blocks=out)
 
 
@@ -414,16 +438,17 @@ def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
     value = approval_button_value(card.request_id, card.payload_hash)
     voice = card.request.voice_name or card.job_name or card.job_id
     confirm = {
-        "title": _plain("Submit to MetaStudio?"),
+        "title": _plain(_("Submit to MetaStudio?")),
         "text": _plain(
             truncate(
-                f"Job {card.job_id} ({voice}) goes into review at MetaStudio. "
-                "This can't be undone.",
+                _(
+                    "Job {job} ({voice}) goes into review at MetaStudio. This can't be undone."
+                ).format(job=card.job_id, voice=voice),
                 300,
             )
         ),
-        "confirm": _plain("Approve"),
-        "deny": _plain("Cancel"),
+        "confirm": _plain(_("Approve")),
+        "deny": _plain(_("Cancel")),
     }
     return {
         "type": "actions",
@@ -432,7 +457,7 @@ def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
             {
                 "type": "button",
                 "action_id": ACTION_APPROVE,
-                "text": _plain("Approve"),
+                "text": _plain(_("Approve")),
                 "style": "primary",
                 "value": value,
                 "confirm": confirm,
@@ -440,7 +465,7 @@ def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
             {
                 "type": "button",
                 "action_id": ACTION_REJECT,
-                "text": _plain("Reject"),
+                "text": _plain(_("Reject")),
                 "style": "danger",
                 "value": value,
             },
@@ -452,36 +477,41 @@ def _approval_actions(card: ApprovalCard) -> dict[str, Any]:
 
 
 def _job_title(job_id: str, voice_name: str | None) -> str:
-    name = f" *{escape(voice_name)}*" if voice_name else ""
-    return f"Job {code(job_id, 64)}{name}"
+    if voice_name:
+        return _("Job {job} *{voice}*").format(job=code(job_id, 64), voice=escape(voice_name))
+    return _("Job {job}").format(job=code(job_id, 64))
 
 
 def status_message(job: TrainingJob, readiness: Readiness | None = None) -> OutgoingMessage:
-    category = str(category_of(job.state))
+    category = category_words(category_of(job.state))
     pairs: list[tuple[str, str]] = [
-        ("State", _state_words(job.state)),
-        ("Category", escape(category)),
+        (_("State"), _state_words(job.state)),
+        (_("Category"), escape(category)),
     ]
     for label, value in (
-        ("Type", job.job_type),
-        ("Sex", job.sex),
-        ("Language", job.language),
-        ("Tag", job.tag),
-        ("App user ID", job.app_user_id),
-        ("Asset ID", job.asset_id),
-        ("Failure", _failure(job.job_failed_code, job.job_failed_reason) or None),
+        (N_("Type"), job.job_type),
+        (N_("Sex"), job.sex),
+        (N_("Language"), job.language),
+        (N_("Tag"), job.tag),
+        (N_("App user ID"), job.app_user_id),
+        (N_("Asset ID"), job.asset_id),
     ):
         if value:
-            pairs.append((label, escape(value) if label != "Failure" else value))
+            pairs.append((_(label), escape(value)))
+    failure = _failure(job.job_failed_code, job.job_failed_reason)
+    if failure:
+        pairs.append((_("Failure"), failure))
     if job.reject_times:
-        pairs.append(("Rejected", f"{job.reject_times} time(s)"))
+        pairs.append((_("Rejected"), _("{n} time(s)").format(n=job.reject_times)))
     updated = slack_date(job.lastupdate_time)
     if updated:
-        pairs.append(("Updated", updated))
+        pairs.append((_("Updated"), updated))
     blocks = [section(_job_title(job.job_id, job.voice_name)), fields_section(pairs)]
     if readiness is not None:
         blocks += readiness_blocks(readiness)
-    text = f"Job {escape(job.job_id)} is {escape(state_words(job.state))} ({escape(category)})"
+    text = _("Job {job} is {state} ({category})").format(
+        job=escape(job.job_id), state=escape(state_words(job.state)), category=escape(category)
+    )
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
@@ -514,21 +544,33 @@ def dry_run_message(
     blocks = [section(messages.dry_run_intro())]
     if len(shown) > room:
         blocks.append(section("```" + truncate(shown, room) + "```"))
-        blocks.append(context(f"The request is {len(raw)} characters long; the rest is cut here."))
+        blocks.append(
+            context(
+                _("The request is {n} characters long; the rest is cut here.").format(n=len(raw))
+            )
+        )
     else:
         blocks.append(section("```" + shown + "```"))
-    text = f"Dry run: {escape(method.upper())} {escape(url)} (nothing was sent)"
+    text = _("Dry run: {method} {url} (nothing was sent)").format(
+        method=escape(method.upper()), url=escape(url)
+    )
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
 def review_passed_message(
     job_id: str, voice_name: str | None, state: str | None = None
 ) -> OutgoingMessage:
+    title = _job_title(job_id, voice_name)
     blocks = [
-        section(f":tada: {_job_title(job_id, voice_name)} passed review at MetaStudio."),
-        context(f"State: {_state_words(state)}. Training follows; I'll post when it finishes."),
+        section(":tada: " + _("{job} passed review at MetaStudio.").format(job=title)),
+        context(
+            _("State: {state}. Training follows; I'll post when it finishes.").format(
+                state=_state_words(state)
+            )
+        ),
     ]
-    return OutgoingMessage(text=_fallback(f"Job {escape(job_id)} passed review"), blocks=blocks)
+    text = _("Job {job} passed review").format(job=escape(job_id))
+    return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
 def review_failed_message(
@@ -541,37 +583,50 @@ def review_failed_message(
 ) -> OutgoingMessage:
     """Every system-review error (file, code, message) and the reviewer's message."""
     blocks: list[dict[str, Any]] = [
-        section(f":x: {_job_title(job_id, voice_name)} did not pass review at MetaStudio.")
+        section(
+            ":x: "
+            + _("{job} did not pass review at MetaStudio.").format(
+                job=_job_title(job_id, voice_name)
+            )
+        )
     ]
     admin = audit.admin_audit_result if audit else None
     admin_message = (admin.message if admin else None) or reason
     if admin_message:
         quoted = "\n".join(f"> {line}" for line in escape(admin_message).splitlines())
-        blocks.append(section(f"*Reviewer's message*\n{quoted}"))
+        blocks.append(section(_("*Reviewer's message*\n{message}").format(message=quoted)))
     if admin and admin.attachment_url and admin.attachment_url.startswith(("https://", "http://")):
-        label = escape(admin.attachment_name or "attachment").replace("|", "/")
+        label = escape(admin.attachment_name or _("attachment")).replace("|", "/")
         url = escape(admin.attachment_url).replace("|", "%7C")
-        blocks.append(section(f"*Reviewer's attachment*: <{url}|{label}>"))
+        blocks.append(
+            section(_("*Reviewer's attachment*: <{url}|{label}>").format(url=url, label=label))
+        )
     errors = audit.system_audit_result.errors if audit and audit.system_audit_result else []
     lines = []
     for e in errors:
-        files = " / ".join(code(f) for f in (e.audio_name, e.text_name) if f) or "(no file named)"
-        said = escape(e.error_message or "no message")
-        lines.append(f"• {files}: {code(e.error_code or 'no code')} {said}")
+        files = " / ".join(code(f) for f in (e.audio_name, e.text_name) if f) or _(
+            "(no file named)"
+        )
+        said = escape(e.error_message or _("no message"))
+        lines.append(f"• {files}: {code(e.error_code or _('no code'))} {said}")
     if lines:
-        blocks.append(section(f"*Automatic review found {len(lines)} problem(s):*"))
+        blocks.append(section(_("*Automatic review found {n} problem(s):*").format(n=len(lines))))
         budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1
         blocks += pack_lines(lines, budget, what="problems")
     if not admin_message and not lines:
-        blocks.append(section("MetaStudio gave no reason."))
-    again = f" (rejected {reject_times} time(s) so far)" if reject_times else ""
-    blocks.append(
-        context(
-            f"What to do: fix the files above, upload the data again, then "
-            f"`/voice submit {escape(job_id)}` again{again}."
-        )
-    )
-    text = _fallback(f"Job {escape(job_id)} did not pass review")
+        blocks.append(section(_("MetaStudio gave no reason.")))
+    if reject_times:
+        todo = _(
+            "What to do: fix the files above, upload the data again, then "
+            "`/voice submit {job}` again (rejected {n} time(s) so far)."
+        ).format(job=escape(job_id), n=reject_times)
+    else:
+        todo = _(
+            "What to do: fix the files above, upload the data again, then "
+            "`/voice submit {job}` again."
+        ).format(job=escape(job_id))
+    blocks.append(context(todo))
+    text = _fallback(_("Job {job} did not pass review").format(job=escape(job_id)))
     return OutgoingMessage(text=text, blocks=blocks)
 
 
@@ -585,14 +640,20 @@ def submit_failed_message(
 ) -> OutgoingMessage:
     """MetaStudio refused the submit: its code, its message, and what to do."""
     blocks = [
-        section(f":x: Submitting job {code(job_id, 64)} failed."),
+        section(":x: " + _("Submitting job {job} failed.").format(job=code(job_id, 64))),
         section(messages.metastudio_error(error_code, error_message, hint)),
         context(
             messages.submit_failed_todo()
-            + (f" MetaStudio request id {code(request_id)}." if request_id else "")
+            + (
+                " " + _("MetaStudio request id {request}.").format(request=code(request_id))
+                if request_id
+                else ""
+            )
         ),
     ]
-    text = f"Submitting job {escape(job_id)} failed: {escape(error_code or 'error')}"
+    text = _("Submitting job {job} failed: {error}").format(
+        job=escape(job_id), error=escape(error_code or _("error"))
+    )
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
@@ -600,18 +661,20 @@ def training_outcome_message(job: TrainingJob) -> OutgoingMessage:
     """The terminal outcome of a job: the asset on SUCCEED, the code and reason otherwise."""
     title = _job_title(job.job_id, job.voice_name)
     if job.state == JobState.SUCCEED:
-        asset = code(job.asset_id, 64) if job.asset_id else "not reported"
+        asset = code(job.asset_id, 64) if job.asset_id else _("not reported")
         blocks = [
-            section(f":white_check_mark: {title} finished training."),
-            fields_section([("Asset ID", asset), ("State", _state_words(job.state))]),
+            section(":white_check_mark: " + _("{job} finished training.").format(job=title)),
+            fields_section([(_("Asset ID"), asset), (_("State"), _state_words(job.state))]),
         ]
-        return OutgoingMessage(text=_fallback(f"Job {escape(job.job_id)} succeeded"), blocks=blocks)
-    why = _failure(job.job_failed_code, job.job_failed_reason) or "MetaStudio gave no reason."
+        text = _("Job {job} succeeded").format(job=escape(job.job_id))
+        return OutgoingMessage(text=_fallback(text), blocks=blocks)
+    why = _failure(job.job_failed_code, job.job_failed_reason) or _("MetaStudio gave no reason.")
+    state = escape(state_words(job.state))
     blocks = [
-        section(f":x: {title} ended: {escape(state_words(job.state))}."),
-        section(f"*Reason*\n{why}"),
+        section(":x: " + _("{job} ended: {state}.").format(job=title, state=state)),
+        section(_("*Reason*\n{reason}").format(reason=why)),
     ]
-    text = f"Job {escape(job.job_id)} {escape(state_words(job.state))}"
+    text = _("Job {job} {state}").format(job=escape(job.job_id), state=state)
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 
@@ -622,14 +685,14 @@ def roles_message(members: Mapping[str, Collection[str]]) -> OutgoingMessage:
     """Who holds each role: ``{role: user ids}``."""
     lines = []
     for role, users in members.items():
-        who = messages.mentions(sorted(users)) if users else "_nobody_"
+        who = messages.mentions(sorted(users)) if users else _("_nobody_")
         lines.append(f"*{escape(role)}*: {who}")
-    blocks = [section("*Roles*")] + (
+    blocks = [section(_("*Roles*"))] + (
         pack_lines(lines, MAX_MESSAGE_BLOCKS - 1, what="roles")
         if lines
-        else [section("_No roles granted._")]
+        else [section(_("_No roles granted._"))]
     )
-    return OutgoingMessage(text="Roles", blocks=blocks)
+    return OutgoingMessage(text=_("Roles"), blocks=blocks)
 
 
 def user_roles_message(
@@ -638,9 +701,10 @@ def user_roles_message(
     """The roles a user holds; ``sources`` names where a role comes from when not (only)
     from a direct grant."""
     if roles:
-        text = f"{mention(user_id)} has: " + ", ".join(
+        held = ", ".join(
             messages.role_with_source(r, (sources or {}).get(r, ())) for r in sorted(roles)
         )
+        text = _("{user} has: {roles}").format(user=mention(user_id), roles=held)
     else:
         text = messages.no_roles(user_id)
     return OutgoingMessage(text=_fallback(text), blocks=[section(text)])
@@ -666,8 +730,8 @@ def _audit_line(event: object) -> str:
         when = None
     parts = [when or "?"]
     actor = _get(event, "actor")
-    parts.append(mention(str(actor)) if actor else "system")
-    parts.append(f"*{escape(str(_get(event, 'action') or 'event'))}*")
+    parts.append(mention(str(actor)) if actor else _("system"))
+    parts.append(f"*{escape(str(_get(event, 'action') or _('event')))}*")
     role = _get(event, "role")
     if role:
         # Grants and revocations: who (a user or a user group) and which role.
@@ -677,7 +741,7 @@ def _audit_line(event: object) -> str:
         parts.append(code(str(job_id), 64))
     payload_hash = _get(event, "payload_hash")
     if payload_hash:
-        parts.append(f"payload {code(str(payload_hash)[:12])}")
+        parts.append(_("payload {hash}").format(hash=code(str(payload_hash)[:12])))
     detail = _get(event, "detail")
     if detail:
         parts.append(escape(truncate(str(detail), 300)))
@@ -687,15 +751,21 @@ def _audit_line(event: object) -> str:
 def audit_message(events: Sequence[object], *, job_id: str | None = None) -> OutgoingMessage:
     """An audit trail, newest last. Events are mappings or objects with ts, actor, action,
     job_id, payload_hash and detail."""
-    scope = f" for job {code(job_id, 64)}" if job_id else ""
-    blocks: list[dict[str, Any]] = [section(f"*Audit trail{scope}* ({len(events)} events)")]
+    if job_id:
+        heading = _("*Audit trail for job {job}* ({n} events)").format(
+            job=code(job_id, 64), n=len(events)
+        )
+        text = _("Audit trail for job {job}: {n} events").format(job=escape(job_id), n=len(events))
+    else:
+        heading = _("*Audit trail* ({n} events)").format(n=len(events))
+        text = _("Audit trail: {n} events").format(n=len(events))
+    blocks: list[dict[str, Any]] = [section(heading)]
     if events:
         blocks += pack_lines(
             [_audit_line(e) for e in events], MAX_MESSAGE_BLOCKS - 1, what="events"
         )
     else:
-        blocks.append(section("_No events recorded._"))
-    text = f"Audit trail{' for job ' + escape(job_id) if job_id else ''}: {len(events)} events"
+        blocks.append(section(_("_No events recorded._")))
     return OutgoingMessage(text=_fallback(text), blocks=blocks)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.approvals import ApprovalRequest
+from bot.i18n import _
 from bot.inbox import Inbox
 from bot.permissions import Role
 from bot.slack import messages
@@ -42,13 +43,19 @@ def thread_link(request: ApprovalRequest) -> str | None:
 
 def _title(request: ApprovalRequest) -> str:
     name = request.body.get("voice_name")
-    named = f" ({code(name, 64)})" if name else ""
-    return f"Job {code(request.job_id, 64)}{named}"
+    job = code(request.job_id, 64)
+    if name:
+        return _("Job {job} ({voice})").format(job=job, voice=code(name, 64))
+    return _("Job {job}").format(job=job)
 
 
 def _waiting_item(request: ApprovalRequest) -> Item:
-    lines = [f"*{_title(request)}* from {mention(request.requester)}"]
-    details = [f"in <#{request.card_channel}>"]
+    lines = [
+        _("*{title}* from {requester}").format(
+            title=_title(request), requester=mention(request.requester)
+        )
+    ]
+    details = [_("in {channel}").format(channel=f"<#{request.card_channel}>")]
     if request.required_approvals > 1:
         details.append(
             messages.approval_progress(
@@ -57,19 +64,19 @@ def _waiting_item(request: ApprovalRequest) -> Item:
         )
     expires = slack_date(request.expires_at)
     if expires:
-        details.append(f"expires {expires}")
+        details.append(_("expires {date}").format(date=expires))
     link = thread_link(request)
     if link:
-        details.append(f"<{link}|open the card>")
+        details.append(_("<{link}|open the card>").format(link=link))
     value = approval_button_value(request.id, request.short_hash)
     confirm = {
-        "title": {"type": "plain_text", "text": "Submit to MetaStudio?"},
+        "title": {"type": "plain_text", "text": _("Submit to MetaStudio?")},
         "text": {
             "type": "plain_text",
-            "text": f"Job {request.job_id[:200]} goes into review at MetaStudio.",
+            "text": _("Job {job} goes into review at MetaStudio.").format(job=request.job_id[:200]),
         },
-        "confirm": {"type": "plain_text", "text": "Approve"},
-        "deny": {"type": "plain_text", "text": "Cancel"},
+        "confirm": {"type": "plain_text", "text": _("Approve")},
+        "deny": {"type": "plain_text", "text": _("Cancel")},
     }
     return [
         section("\n".join(lines), verbatim=True),
@@ -82,7 +89,7 @@ def _waiting_item(request: ApprovalRequest) -> Item:
                     "type": "button",
                     "action_id": ACTION_HOME_APPROVE,
                     "style": "primary",
-                    "text": {"type": "plain_text", "text": "Approve"},
+                    "text": {"type": "plain_text", "text": _("Approve")},
                     "value": value,
                     "confirm": confirm,
                 },
@@ -90,7 +97,7 @@ def _waiting_item(request: ApprovalRequest) -> Item:
                     "type": "button",
                     "action_id": ACTION_HOME_REJECT,
                     "style": "danger",
-                    "text": {"type": "plain_text", "text": "Reject"},
+                    "text": {"type": "plain_text", "text": _("Reject")},
                     "value": value,
                 },
             ],
@@ -103,7 +110,7 @@ def _mine_item(request: ApprovalRequest) -> Item:
     parts = [f"*{_title(request)}*: {status}"]
     link = thread_link(request)
     if link:
-        parts.append(f"<{link}|open the thread>")
+        parts.append(_("<{link}|open the thread>").format(link=link))
     return [section(" · ".join(parts), verbatim=True)]
 
 
@@ -113,23 +120,23 @@ def home_items(inbox: Inbox) -> list[Item]:
     if inbox.problem is not None:
         items.append([section(messages.group_lookup_failed(inbox.problem, "error"))])
     if inbox.waiting is not None:
-        items.append([header("Waiting for your approval")])
+        items.append([header(_("Waiting for your approval"))])
         if not inbox.waiting:
-            items.append([section("_Nothing waits for you._")])
+            items.append([section(_("_Nothing waits for you._"))])
         items += [_waiting_item(r) for r in inbox.waiting]
     if inbox.mine or Role.requester in inbox.roles:
-        items.append([header("Your requests")])
+        items.append([header(_("Your requests"))])
         if not inbox.mine:
-            items.append([section("_You have made no requests lately._")])
+            items.append([section(_("_You have made no requests lately._"))])
         items += [_mine_item(r) for r in inbox.mine]
     if inbox.policies is not None:
-        items.append([header("Approval policies")])
-        items.append(
-            [section(messages.policies_text(inbox.policies.default, inbox.policies.channels))]
-        )
-        items.append([header("Role holders")])
+        items.append([header(_("Approval policies"))])
+        p = inbox.policies
+        shown = messages.policies_text(p.default, p.channels, p.default_language, p.languages)
+        items.append([section(shown)])
+        items.append([header(_("Role holders"))])
         for role, holders in inbox.holders.items():
-            who = messages.mentions(sorted(holders)) if holders else "_nobody_"
+            who = messages.mentions(sorted(holders)) if holders else _("_nobody_")
             items.append([section(f"*{escape(role)}*: {who}")])
     if len(items) == 1:
         items.append([section(messages.home_no_roles())])
@@ -157,7 +164,7 @@ def home_view(inbox: Inbox, page: int = 0) -> dict[str, Any]:
                 {
                     "type": "button",
                     "action_id": f"{ACTION_HOME_PAGE}_prev",
-                    "text": {"type": "plain_text", "text": "Previous page"},
+                    "text": {"type": "plain_text", "text": _("Previous page")},
                     "value": str(page - 1),
                 }
             )
@@ -166,10 +173,10 @@ def home_view(inbox: Inbox, page: int = 0) -> dict[str, Any]:
                 {
                     "type": "button",
                     "action_id": f"{ACTION_HOME_PAGE}_next",
-                    "text": {"type": "plain_text", "text": "Next page"},
+                    "text": {"type": "plain_text", "text": _("Next page")},
                     "value": str(page + 1),
                 }
             )
-        blocks.append(context(f"Page {page + 1} of {len(pages)}"))
+        blocks.append(context(_("Page {page} of {pages}").format(page=page + 1, pages=len(pages))))
         blocks.append({"type": "actions", "block_id": "home_pages", "elements": buttons})
     return {"type": "home", "blocks": blocks}

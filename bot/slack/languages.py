@@ -7,9 +7,9 @@ a user costs one lookup, bounded by ``lookup_timeout`` (the 3 s ack budget is sh
 lookup that fails (Slack down, scope missing, slow) means English and is remembered briefly,
 so a Slack outage does not add a slow call to every command.
 
-``language_middleware`` makes the acting user's language current for everything a listener
-says to them; cards and thread posts set their channel's language themselves
-(``bot.slack.notify``).
+``language_middleware`` makes the acting user's language current for the rest of the
+dispatch, so for everything a listener says to them; cards and thread posts set their
+channel's language themselves (``bot.slack.notify``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.i18n import Language, language_of_locale, speaking
+from bot.i18n import DEFAULT, Language, language_of_locale, speak_from_now
 from bot.redis import Keys
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,11 @@ def language_middleware(
     """A Bolt global middleware: the acting user's language is current for the listener."""
 
     async def speak_the_users_language(context: AsyncBoltContext, next: Next) -> Any:
+        # Bolt's next() only marks the chain as continued; the listener runs after this
+        # returns, in this task, so the language is set for the rest of the dispatch.
         user_id, team_id = context.user_id, context.enterprise_id or context.team_id
-        if not user_id or not team_id:
-            return await next()
-        with speaking(await languages.of(team_id, user_id)):
-            return await next()
+        found = await languages.of(team_id, user_id) if user_id and team_id else DEFAULT
+        speak_from_now(found)
+        return await next()
 
     return speak_the_users_language

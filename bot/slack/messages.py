@@ -77,8 +77,8 @@ _USAGE_LINES: dict[str, str] = {
     "revoke": N_("`{c} revoke @user &lt;role&gt;`: take a role away from a user"),
     "audit": N_("`{c} audit [job_id]`: show the audit trail, for one job or for all"),
     "policy": N_(
-        "`{c} policy [#channel approvals=N]`: show the approval policies; admins set how many"
-        " approvers a channel's requests need"
+        "`{c} policy [#channel approvals=N language=en|zh]`: show the approval policies;"
+        " admins set how many approvers a channel's requests need, and its language"
     ),
 }
 
@@ -627,10 +627,21 @@ def bad_channel(word: str) -> str:
     return _("{word} is not a channel: pick one with #, e.g. `#voice`.").format(word=code(word, 40))
 
 
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": N_("English"),
+    "zh": N_("Simplified Chinese"),
+}
+
+
+def _language_name(language: str) -> str:
+    return _(LANGUAGE_NAMES[language]) if language in LANGUAGE_NAMES else code(language, 16)
+
+
 def unknown_policy_key(key: str) -> str:
-    return _("{key} is not a policy setting: the one setting is `approvals=N`.").format(
-        key=code(key, 40)
-    )
+    return _(
+        "{key} is not a policy setting: the settings are `approvals=N` (1 to 10) and "
+        "`language=en` or `language=zh`."
+    ).format(key=code(key, 40))
 
 
 def bad_approvals(value: str, most: int) -> str:
@@ -639,40 +650,74 @@ def bad_approvals(value: str, most: int) -> str:
     )
 
 
+def bad_policy_language(value: str) -> str:
+    return _(
+        "{value} is not a language I speak: the languages are `en` (English) and `zh` "
+        "(Simplified Chinese), e.g. `language=zh`."
+    ).format(value=code(value, 40))
+
+
 def missing_policy_channel() -> str:
     return _("Name the channel the policy is for, e.g. `policy #voice approvals=2`.")
 
 
 def missing_approvals() -> str:
-    return _("Say how many approvals the channel's requests need, e.g. `approvals=2`.")
+    return _(
+        "Say what to set for the channel: how many approvals its requests need "
+        "(`approvals=2`), its language (`language=zh`), or both."
+    )
 
 
-def policy_set(channel_id: str, approvals: int) -> str:
-    return ngettext(
-        "Requests made in {channel} now need {n} approval from different approvers. "
-        "Requests already open keep the policy they were made with.",
-        "Requests made in {channel} now need {n} approvals from different approvers. "
-        "Requests already open keep the policy they were made with.",
-        approvals,
-    ).format(channel=f"<#{channel_id}>", n=approvals)
+def policy_set(channel_id: str, approvals: int | None, language: str | None) -> str:
+    channel = f"<#{channel_id}>"
+    said: list[str] = []
+    if approvals is not None:
+        said.append(
+            ngettext(
+                "Requests made in {channel} now need {n} approval from different approvers.",
+                "Requests made in {channel} now need {n} approvals from different approvers.",
+                approvals,
+            ).format(channel=channel, n=approvals)
+        )
+        said.append(_("Requests already open keep the policy they were made with."))
+    if language is not None:
+        said.append(
+            _("Cards and thread posts in {channel} are now in {language}.").format(
+                channel=channel, language=_language_name(language)
+            )
+        )
+    return " ".join(said)
 
 
-def policies_text(default: int, channels: Mapping[str, int]) -> str:
+def policies_text(
+    default: int,
+    channels: Mapping[str, int],
+    default_language: str = "en",
+    languages: Mapping[str, str] | None = None,
+) -> str:
+    languages = languages or {}
     lines = [
         ngettext(
-            "*Approval policies:* every channel needs {n} approval, unless set here:",
-            "*Approval policies:* every channel needs {n} approvals, unless set here:",
+            "*Approval policies:* every channel needs {n} approval and speaks {language}, "
+            "unless set here:",
+            "*Approval policies:* every channel needs {n} approvals and speaks {language}, "
+            "unless set here:",
             default,
-        ).format(n=default)
+        ).format(n=default, language=_language_name(default_language))
     ]
-    if not channels:
+    named = sorted(set(channels) | set(languages))
+    if not named:
         lines.append(_("• no channel has a policy of its own"))
-    lines += [
-        ngettext("• {channel}: {n} approval", "• {channel}: {n} approvals", n).format(
-            channel=f"<#{channel}>", n=n
+    for channel in named:
+        parts: list[str] = []
+        if channel in channels:
+            n = channels[channel]
+            parts.append(ngettext("{n} approval", "{n} approvals", n).format(n=n))
+        if channel in languages:
+            parts.append(_language_name(languages[channel]))
+        lines.append(
+            _("• {channel}: {settings}").format(channel=f"<#{channel}>", settings=", ".join(parts))
         )
-        for channel, n in channels.items()
-    ]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.i18n import _
 from bot.metastudio.models import (
     CommitJobRequest,
     JobTag,
@@ -64,7 +65,7 @@ def job_option_label(job_id: str, voice_name: str | None, state_words: str | Non
     """ "voice_name (job_id) · state", shortened to 75 characters keeping the job id whole."""
     ident = f" ({job_id})"
     state = f" · {state_words}" if state_words else ""
-    name = voice_name or "unnamed"
+    name = voice_name or _("unnamed")
     room = MAX_OPTION_TEXT - len(ident) - len(state)
     if room < 8:
         state = ""
@@ -98,7 +99,7 @@ def _input(
     block: dict[str, Any] = {
         "type": "input",
         "block_id": FIELD_BLOCK_IDS.get(name, name),
-        "label": _plain(messages.MODAL_LABELS[name]),
+        "label": _plain(_(messages.MODAL_LABELS[name])),
         "element": element,
         "optional": optional,
     }
@@ -123,18 +124,19 @@ def _job_block(
         element = {"type": "external_select", "action_id": ACTION_JOB, "min_query_length": 0}
         if initial_job:
             element["initial_option"] = _option(initial_job, initial_job)
-    element["placeholder"] = _plain(messages.MODAL_JOB_PLACEHOLDER)
+    element["placeholder"] = _plain(_(messages.MODAL_JOB_PLACEHOLDER))
     return {
         "type": "input",
         "block_id": BLOCK_JOB,
-        "label": _plain(messages.MODAL_LABELS["job_id"]),
-        "hint": _plain(messages.MODAL_HINTS["job_id"]),
+        "label": _plain(_(messages.MODAL_LABELS["job_id"])),
+        "hint": _plain(_(messages.MODAL_HINTS["job_id"])),
         "element": element,
     }
 
 
 def _select_block(name: str, initial: str | None) -> dict[str, Any]:
-    options = [_option(v, messages.MODAL_OPTION_WORDS.get(v, v)) for v in _SELECT_FIELDS[name]]
+    words = messages.MODAL_OPTION_WORDS
+    options = [_option(v, _(words[v]) if v in words else v) for v in _SELECT_FIELDS[name]]
     element: dict[str, Any] = {"type": "static_select", "action_id": name, "options": options}
     chosen = next((o for o in options if o["value"] == initial), None)
     if chosen is not None:
@@ -152,7 +154,8 @@ def _text_block(name: str, initial: str | None) -> dict[str, Any]:
         element["multiline"] = True
     if initial:
         element["initial_value"] = initial
-    return _input(name, element, optional=name != "voice_name", hint=messages.MODAL_HINTS.get(name))
+    hint = messages.MODAL_HINTS.get(name)
+    return _input(name, element, optional=name != "voice_name", hint=_(hint) if hint else None)
 
 
 def submit_modal(
@@ -166,7 +169,8 @@ def submit_modal(
 ) -> dict[str, Any]:
     """The submit modal. ``job_choices`` are ``(job_id, label)`` pairs for a static select;
     ``None`` (or empty) gives an external select whose options come from block_suggestion.
-    ``submit_label`` is "Submit" where no approval is needed (at most 24 characters)."""
+    ``submit_label`` is ``messages.MODAL_SUBMIT_DIRECT`` where no approval is needed (an
+    English source string, translated here; at most 24 characters)."""
     if len(private_metadata) > MAX_PRIVATE_METADATA:
         raise ValueError(f"private_metadata is longer than {MAX_PRIVATE_METADATA} characters")
     given = initial.model_dump(mode="json", exclude_none=True) if initial else {}
@@ -176,7 +180,7 @@ def submit_modal(
             blocks.append(_select_block(name, given.get(name)))
         else:
             blocks.append(_text_block(name, given.get(name)))
-    dry_run_option = _option(DRY_RUN_VALUE, messages.MODAL_DRY_RUN_OPTION)
+    dry_run_option = _option(DRY_RUN_VALUE, _(messages.MODAL_DRY_RUN_OPTION))
     checkbox: dict[str, Any] = {
         "type": "checkboxes",
         "action_id": ACTION_DRY_RUN,
@@ -188,7 +192,7 @@ def submit_modal(
         {
             "type": "input",
             "block_id": BLOCK_DRY_RUN,
-            "label": _plain(messages.MODAL_LABELS["dry_run"]),
+            "label": _plain(_(messages.MODAL_LABELS["dry_run"])),
             "element": checkbox,
             "optional": True,
         }
@@ -196,9 +200,9 @@ def submit_modal(
     return {
         "type": "modal",
         "callback_id": CALLBACK_ID,
-        "title": _plain(messages.MODAL_TITLE),
-        "submit": _plain(submit_label),
-        "close": _plain(messages.MODAL_CLOSE),
+        "title": _plain(_(messages.MODAL_TITLE)),
+        "submit": _plain(_(submit_label)),
+        "close": _plain(_(messages.MODAL_CLOSE)),
         "private_metadata": private_metadata,
         "blocks": blocks,
     }
@@ -277,16 +281,16 @@ def reject_modal(*, private_metadata: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": REJECT_CALLBACK_ID,
-        "title": _plain("Reject request"),
-        "submit": _plain("Reject"),
-        "close": _plain(messages.MODAL_CLOSE),
+        "title": _plain(_("Reject request")),
+        "submit": _plain(_("Reject")),
+        "close": _plain(_(messages.MODAL_CLOSE)),
         "private_metadata": private_metadata,
         "blocks": [
             {
                 "type": "input",
                 "block_id": BLOCK_REJECT_REASON,
                 "optional": True,
-                "label": _plain("Reason (shown in the thread)"),
+                "label": _plain(_("Reason (shown in the thread)")),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": ACTION_REJECT_REASON,

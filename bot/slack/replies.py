@@ -15,6 +15,7 @@ from bot.approvals import (
     TooManyOpenRequests,
 )
 from bot.durability import NotReplicated
+from bot.i18n import N_, _
 from bot.metastudio import (
     APIError,
     CredentialsHeld,
@@ -44,10 +45,10 @@ from bot.submissions import (
 log = logging.getLogger("bot.slack")
 
 ACTION_WORDS = {
-    "submit": "submit voice-training tasks",
-    "approve": "approve or reject requests",
-    "manage": "manage roles",
-    "view": "use this command",
+    "submit": N_("submit voice-training tasks"),
+    "approve": N_("approve or reject requests"),
+    "manage": N_("manage roles"),
+    "view": N_("use this command"),
 }
 
 
@@ -55,9 +56,9 @@ def denial_text(error: PermissionDenied, channel_id: str | None) -> str:
     if error.channel_blocked:
         return messages.channel_not_allowed(channel_id or "?", list(error.allowed_channels))
     role = str(error.missing_role or "requester")
-    return messages.permission_denied(
-        role, ACTION_WORDS.get(str(error.action), str(error.action)), list(error.grantors)
-    )
+    action = str(error.action)
+    words = _(ACTION_WORDS[action]) if action in ACTION_WORDS else action
+    return messages.permission_denied(role, words, list(error.grantors))
 
 
 def error_text(error: BaseException, *, channel_id: str | None = None, job_id: str = "") -> str:
@@ -74,10 +75,9 @@ def error_text(error: BaseException, *, channel_id: str | None = None, job_id: s
     if isinstance(error, LastAdminError):
         return messages.last_admin(error.user)
     if isinstance(error, BootstrapAdminError):
-        return (
-            f"{messages.mention(error.user)} is an admin through VOICEBOT_ADMINS; "
-            "change that setting to remove them."
-        )
+        return _(
+            "{user} is an admin through VOICEBOT_ADMINS; change that setting to remove them."
+        ).format(user=messages.mention(error.user))
     if isinstance(error, RequestUnconfirmed):
         return messages.request_unconfirmed(error.channel)
     if isinstance(error, CardNotPosted):

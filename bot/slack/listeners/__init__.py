@@ -15,6 +15,7 @@ from bot.inbox import InboxService
 from bot.metastudio import MetaStudioClient
 from bot.metrics import Metrics
 from bot.slack.deliveries import Deliveries
+from bot.slack.languages import UserLanguages
 from bot.slack.listeners.approval import ApprovalButtons
 from bot.slack.listeners.home import HomeTab
 from bot.slack.listeners.replying import Replies
@@ -40,6 +41,7 @@ def register_listeners(
     require_approval: bool,
     inbox: InboxService,
     approvals: ApprovalStore,
+    languages: UserLanguages,
 ) -> None:
     replies = Replies(client, metrics, deliveries)
     submit = SubmitReplies(submissions, client)
@@ -47,7 +49,7 @@ def register_listeners(
     SlashCommand(admin, metastudio, submit, form, replies, metrics, submissions).register(app)
     form.register(app)
     buttons = ApprovalButtons(submissions, notifier, replies, metrics)
-    home = HomeTab(inbox, approvals, buttons, client, replies)
+    home = HomeTab(inbox, approvals, buttons, client, replies, languages)
     buttons.set_after_decision(home.after_decision)
     buttons.register(app)
     home.register(app)

@@ -15,9 +15,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, ApprovalStore
+from bot.i18n import speaking
 from bot.inbox import InboxService
 from bot.permissions import Principal
 from bot.slack import blocks, home
+from bot.slack.languages import UserLanguages
 from bot.slack.listeners.approval import ApprovalButtons
 from bot.slack.listeners.replying import Ack, Replies, body_principal, principal_of
 
@@ -34,7 +36,9 @@ class HomeTab:
         buttons: ApprovalButtons,
         client: AsyncWebClient,
         replies: Replies,
+        languages: UserLanguages,
     ) -> None:
+        self._languages = languages
         self._inbox = inbox
         self._approvals = approvals
         self._buttons = buttons
@@ -48,12 +52,13 @@ class HomeTab:
         app.action(_PAGE_ACTION)(self.on_page)
 
     async def publish(self, principal: Principal, page: int = 0) -> None:
-        """Rebuild ``principal``'s Home tab (best effort: the next open rebuilds it too)."""
+        """Rebuild ``principal``'s Home tab in their language (best effort: the next open
+        rebuilds it too)."""
         try:
             inbox = await self._inbox.inbox(principal)
-            await self._client.views_publish(
-                user_id=principal.user, view=home.home_view(inbox, page)
-            )
+            with speaking(await self._languages.of(principal.tenant, principal.user)):
+                view = home.home_view(inbox, page)
+            await self._client.views_publish(user_id=principal.user, view=view)
         except SlackApiError as error:
             log.warning(
                 "home tab of %s not published: %s", principal.user, error.response.get("error")

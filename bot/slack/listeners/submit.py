@@ -8,6 +8,7 @@ import logging
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import ApprovalRequest, OpenRequestExists
+from bot.i18n import _
 from bot.slack import blocks, messages
 from bot.slack.listeners.replying import Reply
 from bot.submissions import SubmissionService, SubmitIntent
@@ -54,4 +55,4 @@ class SubmitReplies:
         except Exception:  # the link is a convenience; the card is already posted
             log.warning("no permalink for request %s", request.id)
             return ""
-        return f"<{found['permalink']}|Open the approval card>"
+        return _("<{link}|Open the approval card>").format(link=found["permalink"])

@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.i18n import _
 from bot.metastudio import (
     SUBMITTABLE_STATES,
     CredentialsHeld,
@@ -90,7 +91,7 @@ class SubmitForm:
             )
         except (TimeoutError, MetaStudioError) as error:
             refused = isinstance(error, CredentialsHeld | CredentialsRejected)
-            text = messages.PICKER_CREDENTIALS if refused else messages.PICKER_UNAVAILABLE
+            text = _(messages.PICKER_CREDENTIALS if refused else messages.PICKER_UNAVAILABLE)
             await ack(
                 options=[
                     {
