@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from bot.approvals import ApprovalRequest
+from bot.i18n import LANGUAGES, Language, speaking
+from bot.inbox import Inbox
 from bot.metastudio.models import (
     AdminAuditResult,
     AuditResult,
@@ -21,6 +25,8 @@ from bot.metastudio.models import (
     TrainingJob,
     TrainingQuotas,
 )
+from bot.permissions import Role
+from bot.policies import Policies
 from bot.readiness import Readiness
 from bot.slack import messages
 from bot.slack.blocks import (
@@ -45,6 +51,7 @@ from bot.slack.blocks import (
     user_roles_message,
 )
 from bot.slack.commands import Submit, parse
+from bot.slack.home import MAX_HOME_BLOCKS, home_view
 from bot.slack.modal import (
     ACTION_JOB,
     BLOCK_DRY_RUN,
@@ -54,6 +61,7 @@ from bot.slack.modal import (
     job_option_label,
     job_options,
     parse_submission,
+    reject_modal,
     submit_modal,
 )
 
@@ -743,3 +751,127 @@ def test_quota_table_stays_valid_with_many_resources() -> None:
     )
     assert_valid_message(quotas_message(quotas))
     assert_valid_message(quotas_message(None))
+
+
+# -- in both languages -----------------------------------------------------------------------
+
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _longest_messages() -> dict[str, OutgoingMessage]:
+    """The longest message of each kind, built in the language spoken now."""
+    suggestion = "在安静的地方重新录制，避免回声和底噪。" * 200
+    quotas = TrainingQuotas.model_validate({"resource_available_nums": {"advance": 0}})
+    readiness = Readiness.of(assessed_job(suggestion), quotas)
+    long_request = CommitJobRequest(
+        voice_name="声" * 64, description="描" * 512, custom_text="试" * 512, tag="NEWS"
+    )
+    longest: dict[str, OutgoingMessage] = {}
+    for status in ("pending", "approved", "rejected", "under_review", "expired"):
+        longest[f"card {status}"] = approval_card(
+            card(
+                status=status,
+                readiness=readiness,
+                request=long_request,
+                job_name="名" * 64,
+                note="注" * 2000,
+                reason="理由" * 1500,
+                decided_by="U1",
+                required_approvals=10,
+                approvers=tuple(f"U{i:09d}" for i in range(9)),
+            )
+        )
+    longest["review failed"] = review_failed_message(
+        JOB, "声" * 64, audit(2000, admin_message="音频第 3 条噪声过大。" * 300), reject_times=12
+    )
+    longest["status"] = status_message(assessed_job(suggestion), readiness)
+    longest["submit failed"] = submit_failed_message(
+        JOB, "MSS.00000001", "错误" * 3000, "提示" * 500, request_id="r" * 64
+    )
+    longest["training failed"] = training_outcome_message(
+        job(JobState.FAILED, job_failed_code="MSS.1", job_failed_reason="失败" * 3000)
+    )
+    longest["review passed"] = review_passed_message(JOB, "声" * 64, JobState.WAITING_SPLIT)
+    events = [
+        {"ts": 1_767_225_600 + i, "actor": "U0REQ", "action": "approve", "detail": "细" * 300}
+        for i in range(3000)
+    ]
+    longest["audit"] = audit_message(events, job_id=JOB)
+    many = {"BASIC": 1, "MIDDLE": 0, "ADVANCE": 3}
+    resource = {"resource_type": "BASIC", "resource_nums": 9, "expire_time": "x" * 100}
+    longest["quotas"] = quotas_message(
+        TrainingQuotas.model_validate(
+            {"resource_available_nums": many, "resources": [resource] * 400}
+        )
+    )
+    longest["roles"] = roles_message(
+        {f"role{i}": [f"U{j:09d}" for j in range(400)] for i in range(3)}
+    )
+    longest["sentence"] = text_message(
+        messages.submit_blocked(JOB, authorization=False, failed_checks=["snr"] * 6)
+    )
+    return longest
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_longest_messages_stay_valid_in_every_language(language: Language) -> None:
+    with speaking(language):
+        longest = _longest_messages()
+    for kind, message in longest.items():
+        assert_valid_message(message)
+        # The bot's own words are in the language; English has none of the Chinese ones.
+        if language == "zh":
+            assert _HAN.search(message.text), kind
+        else:
+            assert not _HAN.search(message.text.replace("声", "")), kind
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_modals_and_home_stay_valid_in_every_language(language: Language) -> None:
+    choices = [(f"job-{i:04d}-abcdef", "声" * 60) for i in range(150)]
+    waiting = [
+        ApprovalRequest(
+            id=f"r{i:012d}",
+            tenant="T1",
+            requester="UREQ",
+            origin_channel="C0123",
+            card_channel="C0123",
+            card_ts=f"17000000{i:02d}.000100",
+            job_id=f"job-{i:08d}",
+            body={"voice_name": "声" * 64},
+            payload_hash="ab" * 32,
+            status="pending",
+            created_at=1.0,
+            expires_at=2e9,
+            updated_at=1.0,
+            required_approvals=3,
+        )
+        for i in range(80)
+    ]
+    policies = Policies(
+        default=2,
+        channels={f"C{i:08d}": 3 for i in range(40)},
+        default_language="zh",
+        languages={f"C{i:08d}": "en" for i in range(20, 60)},
+    )
+    roles = frozenset({Role.approver, Role.requester, Role.admin})
+    inbox = Inbox("UAPP", roles, waiting, waiting[:30], policies, {"admin": ["UAPP"] * 50})
+    with speaking(language):
+        modals = [
+            submit_modal(choices, private_metadata="C0123|U0REQ", initial_job="job-0007-abcdef"),
+            submit_modal(
+                None, private_metadata="C0123|U0REQ", submit_label=messages.MODAL_SUBMIT_DIRECT
+            ),
+            reject_modal(private_metadata="r1"),
+        ]
+        first = home_view(inbox)
+        pages = [home_view(inbox, page) for page in range(1, 8)]
+    for view in modals:
+        assert_valid_modal(view)
+        title = view["title"]["text"]
+        assert bool(_HAN.search(title)) is (language == "zh"), title
+    for view in [first, *pages]:
+        assert len(view["blocks"]) <= MAX_HOME_BLOCKS
+        assert View(**view).to_dict()["type"] == "home"
+    headers = [b["text"]["text"] for b in first["blocks"] if b["type"] == "header"]
+    assert all(bool(_HAN.search(h)) is (language == "zh") for h in headers[1:]), headers
