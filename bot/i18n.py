@@ -30,9 +30,8 @@ LANGUAGES: Final[tuple[Language, ...]] = get_args(Language)
 DEFAULT: Final[Language] = "en"
 DOMAIN: Final = "voicebot"
 
-# Slack's locales that read Simplified Chinese (Slack has no separate Simplified/Traditional
-# choice for Hong Kong and Taiwan users beyond these; all get the one Chinese catalog).
-_CHINESE_LOCALES: Final = frozenset({"zh-cn", "zh-tw", "zh-hk", "zh-sg", "zh"})
+# The Slack locales that get the Chinese catalog; every other locale reads English.
+_CHINESE_LOCALES: Final = frozenset({"zh-cn", "zh-tw", "zh-hk"})
 
 _current: ContextVar[Language] = ContextVar("voicebot_language", default=DEFAULT)
 

@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
@@ -234,3 +235,21 @@ def test_the_wheel_ships_the_compiled_catalog() -> None:
     patterns = project["tool"]["setuptools"]["package-data"]["bot"]
     shipped = MO.relative_to(ROOT / "bot").as_posix()
     assert any(fnmatch.fnmatch(shipped, pattern) for pattern in patterns), patterns
+
+
+@pytest.mark.parametrize(
+    ("locale", "language"),
+    [
+        ("zh-CN", "zh"),
+        ("zh-TW", "zh"),
+        ("zh-HK", "zh"),
+        ("zh_CN", "zh"),
+        ("en-US", "en"),
+        ("ja-JP", "en"),
+        ("zh-SG", "en"),
+        ("", "en"),
+        (None, "en"),
+    ],
+)
+def test_which_slack_locales_read_chinese(locale: str | None, language: str) -> None:
+    assert i18n.language_of_locale(locale) == language
