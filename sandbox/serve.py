@@ -20,9 +20,10 @@ class _PromptServer(uvicorn.Server):
     """A uvicorn server that stops as soon as it is told to, not at its next 0.1 s tick:
     tests start and stop servers by the hundred."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, settle: float) -> None:
         super().__init__(config)
         self._wake: asyncio.Event | None = None
+        self._settle = settle
 
     async def main_loop(self) -> None:
         self._wake = asyncio.Event()
@@ -36,11 +37,44 @@ class _PromptServer(uvicorn.Server):
         if self._wake is not None:
             self._wake.set()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown with its fixed 0.1 s pause made ``settle`` and its 0.1 s polls
+        made 5 ms: the same steps (stop accepting, ask each connection to close, let running
+        requests finish for up to ``timeout_graceful_shutdown``, then cancel them; then the
+        lifespan's shutdown)."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        state = self.server_state
+        for connection in list(state.connections):
+            connection.shutdown()
+        if self._settle > 0:
+            await asyncio.sleep(self._settle)
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                # uvicorn keeps plain sets of connections and tasks, with no event to wait on.
+                while (state.connections or state.tasks) and not self.force_exit:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+                for server in self.servers:
+                    await server.wait_closed()
+        except TimeoutError:
+            for task in state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
 
 class ServerThread:
     """``with ServerThread(app) as server: httpx.get(server.url + "/healthz")``."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, settle: float = 0.1
+    ) -> None:
+        """``settle``: how long a stop lets work the app runs apart from its requests go on
+        before the app's lifespan ends (the bot's Bolt listeners run after their ack, as tasks
+        of their own); uvicorn's own pause is 0.1 s. The stand-ins run no such work, and tests
+        stop them with 0."""
         # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
         # proto says TCP, and without it Nagle plus delayed ACKs add ~40 ms to every reply.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -58,7 +92,7 @@ class ServerThread:
             access_log=False,
             timeout_graceful_shutdown=1,
         )
-        self._server = _PromptServer(config)
+        self._server = _PromptServer(config, settle)
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
 

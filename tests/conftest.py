@@ -103,7 +103,7 @@ TEAM = "T0LOCAL"
 @pytest.fixture
 def metastudio() -> Iterator[LocalMetaStudio]:
     ms = LocalMetaStudio(review=ReviewPlan(system_delay=0.2, admin_delay=0.2))
-    with ServerThread(ms.app) as server:
+    with ServerThread(ms.app, settle=0.0) as server:
         ms.url = server.url  # type: ignore[attr-defined]
         yield ms
 
@@ -525,3 +525,9 @@ async def stops_cleanly(worker: WorkerProcess, processes: Processes) -> None:
     assert worker.process is not None
     worker.process.terminate()
     assert worker.process.wait(30) == 0, processes.report()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: spread over the workers from the start, they no longer leave one
+    worker finishing a long test alone at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

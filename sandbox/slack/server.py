@@ -158,8 +158,9 @@ class LocalSlack:
 
     @contextmanager
     def serve(self) -> Iterator[ServerThread]:
-        """Run the app on a loopback port and remember its URL for response_urls."""
-        with ServerThread(self.app) as server:
+        """Run the app on a loopback port and remember its URL for response_urls. It runs
+        nothing apart from its requests, so it stops without a pause."""
+        with ServerThread(self.app, settle=0.0) as server:
             self.base_url = server.url
             yield server
 
