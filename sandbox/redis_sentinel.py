@@ -13,6 +13,7 @@ the failover too, as a deployment that keeps that setting does.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import socket
@@ -74,8 +75,14 @@ class Node:
             return False
 
 
-def _start(binary: str, workdir: Path, args: list[str], password: str | None = None) -> Node:
-    port = _free_port()
+def _start(
+    binary: str,
+    workdir: Path,
+    args: list[str],
+    password: str | None = None,
+    port: int | None = None,
+) -> Node:
+    port = port or _free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(  # noqa: S603 - redis-server from PATH
         [
@@ -135,26 +142,41 @@ class SentinelGroup:
             raise RuntimeError("redis-server is not installed")
         started: list[Node] = []
         try:
-            auth = ["--requirepass", password, "--masterauth", password] if password else []
-            primary = _start(binary, directory / "primary", auth, password)
+            data_args = ["--requirepass", password, "--masterauth", password] if password else []
+            # A primary waits 5 s by default for more replicas before a diskless full sync;
+            # every data node here may become the primary, and starts syncing at once.
+            data_args += ["--repl-diskless-sync-delay", "0"]
+            primary = _start(binary, directory / "primary", data_args, password)
             started.append(primary)
             copies = []
             for index in range(replicas):
                 copy = _start(
                     binary,
                     directory / f"replica{index}",
-                    ["--replicaof", "127.0.0.1", str(primary.port), *auth],
+                    ["--replicaof", "127.0.0.1", str(primary.port), *data_args],
                     password,
                 )
                 started.append(copy)
                 copies.append(copy)
             watchers = []
+            # Each sentinel is told the others (their ids and ports, as a sentinel writes them
+            # to its own configuration once it has heard their hellos), so the group is whole
+            # at once rather than after a round of hellos.
+            ports = [_free_port() for _ in range(3)]
+            ids = [secrets.token_hex(20) for _ in range(3)]
             for index in range(3):
                 conf = directory / f"sentinel{index}" / "sentinel.conf"
                 conf.parent.mkdir(parents=True, exist_ok=True)
+                others = "".join(
+                    f"sentinel known-sentinel {MASTER} 127.0.0.1 {ports[i]} {ids[i]}\n"
+                    for i in range(3)
+                    if i != index
+                )
                 conf.write_text(
+                    f"sentinel myid {ids[index]}\n"
                     f"sentinel monitor {MASTER} 127.0.0.1 {primary.port} 2\n"
-                    f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
+                    + others
+                    + f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                     f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
                     f"sentinel parallel-syncs {MASTER} {max(1, replicas)}\n"
                     + (f"sentinel auth-pass {MASTER} {password}\n" if password else "")
@@ -165,7 +187,13 @@ class SentinelGroup:
                         else ""
                     )
                 )
-                watcher = _start(binary, conf.parent, [str(conf), "--sentinel"], sentinel_password)
+                watcher = _start(
+                    binary,
+                    conf.parent,
+                    [str(conf), "--sentinel"],
+                    sentinel_password,
+                    port=ports[index],
+                )
                 started.append(watcher)
                 watchers.append(watcher)
         except BaseException:
