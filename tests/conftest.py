@@ -528,6 +528,7 @@ async def stops_cleanly(worker: WorkerProcess, processes: Processes) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first: spread over the workers from the start, they no longer leave one
-    worker finishing a long test alone at the end of the run."""
+    """The slow tests first: handed out to the workers from the start (``scripts/test`` has
+    them take two tests at a time), they no longer leave one worker finishing a long test
+    alone at the end of the run."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -42,6 +42,7 @@ def requester_granted(driver: SlackDriver, slack: LocalSlack) -> None:
     asyncio.run(grant(driver, slack, REQUESTER, "requester"))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=80,
     deadline=None,
