@@ -13,7 +13,9 @@ import copy
 import pytest
 import redis.asyncio as aioredis
 
+from bot.approvals import ApprovalStore
 from bot.audit import AuditLog
+from bot.slack.notify import due_markers
 from sandbox.metastudio import FaultConfig, LocalMetaStudio, ReviewPlan
 from sandbox.slack import LocalSlack, SlackDriver
 from sandbox.slack.state import Message
@@ -45,6 +47,13 @@ OUTCOMES = ("passed review", "did not pass review", "Submitting job")
 def count(slack: LocalSlack, card: Message, needles: tuple[str, ...] | str) -> int:
     wanted = (needles,) if isinstance(needles, str) else needles
     return sum(any(n in text for n in wanted) for text in thread_replies(slack, card))
+
+
+async def _replies_marked(store: ApprovalStore, job: str) -> bool:
+    """Every reply the job's request has come to is marked as posted."""
+    (request,) = await store.for_job(job)
+    _, done = await store.shown(request.id, due_markers(request))
+    return all(done.values())
 
 
 async def _exists(redis_client: aioredis.Redis, pattern: str) -> bool:
@@ -227,6 +236,12 @@ async def test_worker_killed_mid_review_loses_nothing(
             await click_as_shown(driver, slack, APPROVER, card, APPROVE)
         for card in cards:
             await replies_with(slack, card, "Submitted job")
+        # A reply counts as posted once its marker is stored, a moment after Slack has it:
+        # a kill in that moment would post it again (the worker cannot read the thread to
+        # tell), which is not what this test is about.
+        store = ApprovalStore(redis_client, redis_prefix, ttl_seconds=60, allow_self_approval=False)
+        for job in jobs:
+            await wait_until(lambda job=job: _replies_marked(store, job))
         # Slow reads keep steps in flight (a second each, so a loaded machine still kills
         # one mid-read); kill while at least one is.
         metastudio.faults = FaultConfig(latency=1.0)

@@ -223,7 +223,7 @@ async def test_chinese_enum_values_are_accepted(
     assert card is not None
     await click_as_shown(driver, slack, APPROVER, copy.deepcopy(card), APPROVE)
     await wait_until(lambda: metastudio.commit_count(job) == 1, within=15)
-    # A loaded machine may time a submit out and send it again; every send is the same.
+    # Applied once; a POST the bot knew never reached MetaStudio may be sent again, the same.
     sent = [r for r in metastudio.requests if r.method == "POST" and job in r.path]
     assert sent
     body = json.loads(sent[0].body)
