@@ -253,3 +253,24 @@ def test_the_wheel_ships_the_compiled_catalog() -> None:
 )
 def test_which_slack_locales_read_chinese(locale: str | None, language: str) -> None:
     assert i18n.language_of_locale(locale) == language
+
+
+# *bold*, _italic_ and `code` spans in mrkdwn, outside any <…> link or mention.
+_MARKED = re.compile(r"`[^`\n]+`|\*[^*\n]+\*|(?<!\w)_[^_\n]+_(?!\w)")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_mrkdwn_spans_are_set_apart_from_chinese_characters() -> None:
+    """Slack formats ``*bold*`` or a `code` span only where it stands apart from the words
+    around it, and Chinese has no spaces between words: each span has a space, punctuation
+    or a line's end on both sides."""
+    wrong = []
+    for entry in _translated():
+        for form in entry.forms:
+            unlinked = _LINK.sub(lambda m: " " * len(m.group()), form)
+            for span in _MARKED.finditer(unlinked):
+                before = unlinked[span.start() - 1] if span.start() else " "
+                after = unlinked[span.end()] if span.end() < len(unlinked) else " "
+                if _HAN.match(before) or _HAN.match(after):
+                    wrong.append(f"{entry} -> {form!r}: {span.group()!r}")
+    assert not wrong, f"mrkdwn spans touching Chinese characters {_listing(wrong)}"
