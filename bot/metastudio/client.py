@@ -7,8 +7,10 @@ under a ``RetryPolicy``; the submit (commit) is never blindly repeated, see ``co
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -156,6 +158,14 @@ def _transport_error(exc: httpx.TransportError, method: str, path: str) -> Trans
     )
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The TLS context every client of this process verifies MetaStudio with: httpx's own
+    default (certifi's CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), built once, as
+    loading a CA bundle costs more CPU than a request."""
+    return httpx.create_ssl_context()
+
+
 class MetaStudioClient:
     """Async client for the voice-training task API of one project.
 
@@ -186,6 +196,7 @@ class MetaStudioClient:
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": user_agent},
+            verify=_tls(),
         )
 
     def __repr__(self) -> str:
