@@ -88,6 +88,31 @@ async def record_request(
     return await store.create(request, card_channel=request.card_channel, card_ts=card_ts)
 
 
+def pending_requests(
+    count: int, *, channel: str, voice_name: str, required_approvals: int
+) -> list[ApprovalRequest]:
+    """``count`` pending requests as a Home tab lists them, each for a job of its own."""
+    return [
+        ApprovalRequest(
+            id=f"r{i:012d}",
+            tenant="T1",
+            requester="UREQ",
+            origin_channel=channel,
+            card_channel=channel,
+            card_ts=f"17000000{i:02d}.000100",
+            job_id=f"job-{i:08d}",
+            body={"voice_name": voice_name},
+            payload_hash="ab" * 32,
+            status="pending",
+            created_at=1.0,
+            expires_at=2e9,
+            updated_at=1.0,
+            required_approvals=required_approvals,
+        )
+        for i in range(count)
+    ]
+
+
 # -- the whole bot: local Slack, local MetaStudio, the web app, the worker ------------------
 
 

@@ -7,7 +7,6 @@ import json
 
 from slack_sdk.models.views import View
 
-from bot.approvals import ApprovalRequest
 from bot.inbox import Inbox
 from bot.permissions import Role
 from bot.slack.home import MAX_HOME_BLOCKS, home_view
@@ -21,6 +20,7 @@ from tests.conftest import (
     WorkerProcess,
     grant_flow_roles,
     nothing_more_happens,
+    pending_requests,
     replies_with,
     say,
     submit_job,
@@ -91,25 +91,7 @@ async def test_a_retried_home_event_does_its_work_once(
 
 
 def test_a_long_inbox_is_paged_under_slacks_limit_of_100_blocks() -> None:
-    waiting = [
-        ApprovalRequest(
-            id=f"r{i:012d}",
-            tenant="T1",
-            requester="UREQ",
-            origin_channel=CHANNEL,
-            card_channel=CHANNEL,
-            card_ts=f"17000000{i:02d}.000100",
-            job_id=f"job-{i:08d}",
-            body={"voice_name": "narrator"},
-            payload_hash="ab" * 32,
-            status="pending",
-            created_at=1.0,
-            expires_at=2e9,
-            updated_at=1.0,
-            required_approvals=2,
-        )
-        for i in range(80)
-    ]
+    waiting = pending_requests(80, channel=CHANNEL, voice_name="narrator", required_approvals=2)
     inbox = Inbox("UAPP", frozenset({Role.approver}), waiting, [])
     first = home_view(inbox)
     pages = int(first["blocks"][-2]["elements"][0]["text"].rsplit(" ", 1)[1])

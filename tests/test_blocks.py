@@ -12,7 +12,6 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.approvals import ApprovalRequest
 from bot.i18n import LANGUAGES, Language, speaking
 from bot.inbox import Inbox
 from bot.metastudio.models import (
@@ -64,6 +63,7 @@ from bot.slack.modal import (
     reject_modal,
     submit_modal,
 )
+from tests.conftest import pending_requests
 
 JOB = "26f06524-4f75-4b3a-a853-b649a21aaf66"
 HOSTILE = "<!channel> & <@U999> <https://evil.example|click>"
@@ -829,25 +829,7 @@ def test_the_longest_messages_stay_valid_in_every_language(language: Language) -
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_modals_and_home_stay_valid_in_every_language(language: Language) -> None:
     choices = [(f"job-{i:04d}-abcdef", "声" * 60) for i in range(150)]
-    waiting = [
-        ApprovalRequest(
-            id=f"r{i:012d}",
-            tenant="T1",
-            requester="UREQ",
-            origin_channel="C0123",
-            card_channel="C0123",
-            card_ts=f"17000000{i:02d}.000100",
-            job_id=f"job-{i:08d}",
-            body={"voice_name": "声" * 64},
-            payload_hash="ab" * 32,
-            status="pending",
-            created_at=1.0,
-            expires_at=2e9,
-            updated_at=1.0,
-            required_approvals=3,
-        )
-        for i in range(80)
-    ]
+    waiting = pending_requests(80, channel="C0123", voice_name="声" * 64, required_approvals=3)
     policies = Policies(
         default=2,
         channels={f"C{i:08d}": 3 for i in range(40)},
