@@ -12,12 +12,11 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from bot.i18n import N_, _
 from bot.metastudio.models import (
     ASSESS_CHECKS,
-    STATE_WORDS,
     AuditResult,
     CommitJobRequest,
     JobState,
@@ -139,8 +138,12 @@ def _fallback(text: str) -> str:
     return truncate(text, MAX_FALLBACK_TEXT)
 
 
+# What a packed list is of, for the note on what did not fit.
+Listed = Literal["entries", "resources", "problems", "roles", "events"]
+
+
 def pack_lines(
-    lines: Sequence[str], max_blocks: int, *, what: str = "entries"
+    lines: Sequence[str], max_blocks: int, *, what: Listed = "entries"
 ) -> list[dict[str, Any]]:
     """Pack lines into as few sections as fit 3,000 characters each, using at most
     ``max_blocks`` blocks; when they don't all fit, the last block says how many were left."""
@@ -163,7 +166,7 @@ def pack_lines(
     return blocks
 
 
-_OMITTED: dict[str, str] = {
+_OMITTED: dict[Listed, str] = {
     "entries": N_("…and {count} more entries not shown."),
     "resources": N_("…and {count} more resources not shown."),
     "problems": N_("…and {count} more problems not shown."),
@@ -172,10 +175,8 @@ _OMITTED: dict[str, str] = {
 }
 
 
-def _omitted(count: int, what: str) -> str:
-    if what in _OMITTED:
-        return _(_OMITTED[what]).format(count=count)
-    return _("…and {count} more {what} not shown.").format(count=count, what=escape(what))
+def _omitted(count: int, what: Listed) -> str:
+    return _(_OMITTED[what]).format(count=count)
 
 
 def slack_date(when: datetime | float | None) -> str | None:
@@ -207,7 +208,7 @@ def _state_words(state: str | None) -> str:
     if not parsed.known:
         # A state newer than the bot: its raw name is all there is to show.
         return _("{state} (not known to this bot)").format(state=code(parsed.value))
-    return _("{words} (`{state}`)").format(words=_(STATE_WORDS[parsed]), state=parsed.value)
+    return _("{words} (`{state}`)").format(words=state_words(parsed), state=parsed.value)
 
 
 _FIELD_LABELS: dict[str, str] = {

@@ -573,7 +573,7 @@ def _parse_policy(tokens: list[Token]) -> Command | ParseFailure:
         elif key is None:
             problems.append(Problem(message=messages.bare_word(token.value, "policy")))
         elif key not in POLICY_KEYS:
-            message = messages.unknown_policy_key(key)
+            message = messages.unknown_policy_key(key, MAX_APPROVALS)
             problems.append(Problem(field=token.key, message=message))
         elif key == "approvals":
             if not token.value.isdigit() or not 1 <= int(token.value) <= MAX_APPROVALS:

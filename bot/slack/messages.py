@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from bot.i18n import N_, _, ngettext
+from bot.i18n import N_, Language, _, ngettext
 
 COMMAND = "/voice"
 
@@ -627,21 +627,21 @@ def bad_channel(word: str) -> str:
     return _("{word} is not a channel: pick one with #, e.g. `#voice`.").format(word=code(word, 40))
 
 
-LANGUAGE_NAMES: dict[str, str] = {
+LANGUAGE_NAMES: dict[Language, str] = {
     "en": N_("English"),
     "zh": N_("Simplified Chinese"),
 }
 
 
-def _language_name(language: str) -> str:
-    return _(LANGUAGE_NAMES[language]) if language in LANGUAGE_NAMES else code(language, 16)
+def _language_name(language: Language) -> str:
+    return _(LANGUAGE_NAMES[language])
 
 
-def unknown_policy_key(key: str) -> str:
+def unknown_policy_key(key: str, most: int) -> str:
     return _(
-        "{key} is not a policy setting: the settings are `approvals=N` (1 to 10) and "
+        "{key} is not a policy setting: the settings are `approvals=N` (1 to {most}) and "
         "`language=en` or `language=zh`."
-    ).format(key=code(key, 40))
+    ).format(key=code(key, 40), most=most)
 
 
 def bad_approvals(value: str, most: int) -> str:
@@ -668,7 +668,7 @@ def missing_approvals() -> str:
     )
 
 
-def policy_set(channel_id: str, approvals: int | None, language: str | None) -> str:
+def policy_set(channel_id: str, approvals: int | None, language: Language | None) -> str:
     channel = f"<#{channel_id}>"
     said: list[str] = []
     if approvals is not None:
@@ -692,10 +692,9 @@ def policy_set(channel_id: str, approvals: int | None, language: str | None) -> 
 def policies_text(
     default: int,
     channels: Mapping[str, int],
-    default_language: str = "en",
-    languages: Mapping[str, str] | None = None,
+    default_language: Language,
+    languages: Mapping[str, Language],
 ) -> str:
-    languages = languages or {}
     lines = [
         ngettext(
             "*Approval policies:* every channel needs {n} approval and speaks {language}, "
