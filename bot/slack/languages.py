@@ -2,10 +2,12 @@
 
 ``users.info`` with ``include_locale`` (scope ``users:read``) says a user's locale; it is
 cached in Redis per workspace and user for ``VOICEBOT_USER_LOCALE_CACHE_SECONDS``, so a
-burst of commands costs one call. Slack's payloads carry no locale, so the first command of
-a user costs one lookup, bounded by ``lookup_timeout`` (the 3 s ack budget is shared). A
-lookup that fails (Slack down, scope missing, slow) means English and is remembered briefly,
-so a Slack outage does not add a slow call to every command.
+burst of commands costs one call, and in each process for up to a minute of that, so the
+lookup made before the ack costs no round trip for a user seen lately. Slack's payloads
+carry no locale, so the first command of a user costs one lookup, bounded by
+``lookup_timeout`` (the 3 s ack budget is shared). A lookup that fails (Slack down, scope
+missing, slow) means English and is remembered briefly, so a Slack outage does not add a slow
+call to every command.
 
 ``language_middleware`` makes the acting user's language current for the rest of the
 dispatch, so for everything a listener says to them; cards and thread posts set their
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -35,6 +38,10 @@ log = logging.getLogger(__name__)
 # How long a failed lookup's English is kept before Slack is asked again.
 _UNKNOWN_TTL_SECONDS: Final = 300
 _UNKNOWN: Final = ""
+# A process also keeps what it read for up to a minute, so a burst of one user's requests
+# costs no Redis round trip before the ack; the most users it keeps before starting afresh.
+_MEMORY_SECONDS: Final = 60.0
+_MEMORY_USERS: Final = 10_000
 
 
 class UserLanguages:
@@ -52,6 +59,8 @@ class UserLanguages:
         self._keys = Keys(prefix)
         self._ttl = max(int(ttl_seconds), 1)
         self._timeout = lookup_timeout
+        self._memory_seconds = min(_MEMORY_SECONDS, ttl_seconds)
+        self._memory: dict[tuple[str, str], tuple[float, str | None]] = {}
 
     def key(self, team_id: str, user_id: str) -> str:
         return self._keys("locale", team_id, user_id)
@@ -62,6 +71,18 @@ class UserLanguages:
 
     async def locale(self, team_id: str, user_id: str) -> str | None:
         """``user_id``'s Slack locale (``zh-CN``), cached; None when it cannot be read."""
+        now = time.monotonic()
+        remembered = self._memory.get((team_id, user_id))
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        locale = await self._shared_locale(team_id, user_id)
+        if len(self._memory) >= _MEMORY_USERS:
+            self._memory.clear()
+        self._memory[(team_id, user_id)] = (now + self._memory_seconds, locale)
+        return locale
+
+    async def _shared_locale(self, team_id: str, user_id: str) -> str | None:
+        """The locale as Redis has it for every process, asking Slack when it has none."""
         key = self.key(team_id, user_id)
         try:
             cached = await self._redis.get(key)
